@@ -1,0 +1,20 @@
+"""Layer kinds. Importing this package registers every kind (one module each)."""
+
+from . import (  # noqa: F401 - imported to register the kinds
+    activation,
+    batchnorm,
+    binary_conv2d,
+    conv2d,
+    dense,
+    dropout,
+    flatten,
+    input,
+    lrn,
+    merge,
+    pool,
+    scale_bias,
+    softmax,
+)
+from .base import Attr, LayerKind, Shape, TensorSpec, all_kinds, get_kind, register
+
+__all__ = ["Attr", "LayerKind", "Shape", "TensorSpec", "all_kinds", "get_kind", "register"]

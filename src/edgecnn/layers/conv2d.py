@@ -1,0 +1,75 @@
+"""2-D convolution, grouped and depthwise included.
+
+out[n, y, x, o] = bias[o] + sum_{i, ky, kx} w[o, i, ky, kx] * in_pad[n, y*sh + ky*dh, x*sw + kx*dw, g*cin_g + i]
+where g = o // (C_out / groups) and cin_g = C_in / groups.
+"""
+
+import numpy as np
+
+from ..errors import GraphError
+from .base import Attr, LayerKind, TensorSpec, fmt_hw, pad_nhwc, register, window_out, windows
+
+
+@register
+class Conv2d(LayerKind):
+    kind = "conv2d"
+    title = "Convolution"
+    attrs = (
+        Attr("filters", "int", doc="output channels"),
+        Attr("kernel", "int2"),
+        Attr("stride", "int2", 1),
+        Attr("padding", "pad4", 0),
+        Attr("dilation", "int2", 1),
+        Attr("groups", "int", 1),
+        Attr("bias", "bool", True),
+    )
+
+    def output_shape(self, a, ins):
+        h, w, c = ins[0]
+        g = a["groups"]
+        if g < 1 or c % g or a["filters"] % g:
+            raise GraphError(f"groups={g} must divide input channels {c} and filters {a['filters']}")
+        t, l, b, r = a["padding"]
+        oh = window_out(h, a["kernel"][0], a["stride"][0], t, b, dilation=a["dilation"][0])
+        ow = window_out(w, a["kernel"][1], a["stride"][1], l, r, dilation=a["dilation"][1])
+        if oh < 1 or ow < 1:
+            raise GraphError(f"kernel {fmt_hw(a['kernel'])} does not fit input {h}x{w}")
+        return (oh, ow, a["filters"])
+
+    def tensors(self, a, ins):
+        cin = ins[0][2] // a["groups"]
+        t = {"weight": TensorSpec((a["filters"], cin, *a["kernel"]), "weight", "he")}
+        if a["bias"]:
+            t["bias"] = TensorSpec((a["filters"],), "bias", "zeros")
+        return t
+
+    def macs(self, a, ins, out):
+        kh, kw = a["kernel"]
+        return out[0] * out[1] * out[2] * kh * kw * (ins[0][2] // a["groups"])
+
+    def border(self, a):
+        t, l, b, r = a["padding"]
+        return (max(t, b), max(l, r))
+
+    def describe(self, a):
+        return f"size={fmt_hw(a['kernel'])}, stride={a['stride'][0]}"
+
+    def forward(self, a, xs, w):
+        x = pad_nhwc(xs[0], a["padding"])
+        n, _, _, c = x.shape
+        oh, ow, co = self.output_shape(a, [(xs[0].shape[1], xs[0].shape[2], c)])
+        win = windows(x, a["kernel"], a["stride"], (oh, ow), a["dilation"])  # N,OH,OW,kh,kw,C
+        g = a["groups"]
+        cig, cog = c // g, co // g
+        wt = w["weight"].astype(np.float32)
+        if g == c and g > 1:  # depthwise: each input channel has its own `cog` filters
+            wd = wt.reshape(c, cog, *a["kernel"])
+            out = np.einsum("nyxhwc,cmhw->nyxcm", win, wd, optimize=True).reshape(n, oh, ow, co)
+        else:
+            out = np.concatenate([
+                np.einsum("nyxhwc,ochw->nyxo", win[..., gi * cig:(gi + 1) * cig],
+                          wt[gi * cog:(gi + 1) * cog], optimize=True)
+                for gi in range(g)], axis=-1)
+        if a["bias"]:
+            out = out + w["bias"].astype(np.float32)
+        return out.astype(np.float32, copy=False)

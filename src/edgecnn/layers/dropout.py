@@ -1,0 +1,17 @@
+"""Dropout: the identity at inference (the rate matters only to training)."""
+
+from .base import Attr, LayerKind, register
+
+
+@register
+class Dropout(LayerKind):
+    kind = "dropout"
+    title = "Dropout"
+    attrs = (Attr("rate", "float", 0.5),)
+    elementwise = True
+
+    def describe(self, a):
+        return f"rate={a['rate']:g}"
+
+    def forward(self, a, xs, w):
+        return xs[0]
