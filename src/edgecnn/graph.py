@@ -18,6 +18,7 @@ from .errors import GraphError
 from .layers import get_kind
 from .layers.base import LayerKind, Shape, TensorSpec
 
+RESIZE_POLICIES = ("center_crop", "central_fraction", "stretch")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
@@ -42,9 +43,13 @@ class Preprocessing:
     """How an image becomes the model's input tensor.
 
     pixel = uint8 value / 255 * (range_hi - range_lo) + range_lo, then (pixel - mean) / std per
-    channel (in the model's channel order). ``resize``: "center_crop" takes the central
-    ``crop_fraction`` of the shorter side as a square, then resizes to the input size;
-    "stretch" resizes the whole image ignoring aspect ratio.
+    channel (in the model's channel order). ``resize``:
+    - "center_crop": the central square whose side is ``crop_fraction`` of the shorter side
+      (torchvision's resize-256-crop-224 is crop_fraction 0.875; ELL crops the square, 1.0), then
+      a resize to the input size;
+    - "central_fraction": the central ``crop_fraction`` of the height and of the width (TF-slim's
+      ``central_crop``; the aspect ratio is kept until the final resize stretches it);
+    - "stretch": the whole image resized to the input size, ignoring its aspect ratio.
     """
 
     channel_order: str = "RGB"
@@ -59,8 +64,8 @@ class Preprocessing:
         if self.channel_order not in ("RGB", "BGR"):
             raise GraphError(f"preprocessing: channel_order must be RGB or BGR, "
                              f"got {self.channel_order!r}")
-        if self.resize not in ("center_crop", "stretch"):
-            raise GraphError(f"preprocessing: resize must be center_crop or stretch, "
+        if self.resize not in RESIZE_POLICIES:
+            raise GraphError(f"preprocessing: resize must be one of {', '.join(RESIZE_POLICIES)}, "
                              f"got {self.resize!r}")
         if self.interpolation not in ("bilinear", "nearest", "bicubic"):
             raise GraphError(f"preprocessing: unknown interpolation {self.interpolation!r}")
