@@ -14,7 +14,7 @@ from .labels import class_names
 from .preprocess import list_images, load_image, preprocess
 from .progress import Progress
 
-BACKENDS = ("reference", "compiled")
+BACKENDS = ("reference", "compiled", "torch")
 
 
 @dataclass
@@ -42,7 +42,24 @@ def backend_fn(g: Graph, backend: str) -> Callable[[np.ndarray], np.ndarray]:
         from . import compile as compile_model
 
         return compile_model(g).predict
+    if backend == "torch":
+        return _torch_fn(g)
     raise EdgecnnError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+
+
+def _torch_fn(g: Graph) -> Callable[[np.ndarray], np.ndarray]:
+    from .errors import require
+    from .torch_backend import to_module
+
+    torch = require("torch", "torch")
+    module = to_module(g).eval()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            y = module(torch.from_numpy(x).permute(0, 3, 1, 2))  # NHWC -> NCHW
+            return y.permute(0, 2, 3, 1).reshape(len(x), -1).numpy()  # (H, W, C) order
+
+    return run
 
 
 def probabilities(g: Graph, y: np.ndarray) -> np.ndarray:
