@@ -63,8 +63,9 @@ def _torch_fn(g: Graph) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def probabilities(g: Graph, y: np.ndarray) -> np.ndarray:
-    """Model outputs as probabilities: as they are after a softmax layer, else softmax(y)."""
-    if g.output.kind == "softmax":
+    """Model outputs as probabilities: as they are after a softmax layer (or when the model says
+    its outputs are probabilities), else softmax(y)."""
+    if g.output.kind == "softmax" or g.meta.get("output") == "probabilities":
         return y
     z = np.exp(y - y.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
