@@ -9,7 +9,6 @@ from safetensors.numpy import save_file
 from edgecnn import reference
 from edgecnn.errors import ModelFileError
 from edgecnn.modelfile import load, resolve, save
-
 from testutil import tiny_cnn
 
 

@@ -53,7 +53,8 @@ def test_training_learns_far_above_chance(shapes, tmp_path):
     from edgecnn.train import train
 
     out = tmp_path / "m.safetensors"
-    train(small_d_model(), shapes / "train", out, FAST.override(epochs=10, schedule="cosine", lr=0.1), val=shapes / "val")
+    recipe = FAST.override(epochs=10, schedule="cosine", lr=0.1)
+    train(small_d_model(), shapes / "train", out, recipe, val=shapes / "val")
     g = load(out)
     report = evaluate(g, shapes / "val")
     assert report["top1"] > 0.8  # chance is 0.25

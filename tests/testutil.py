@@ -67,7 +67,7 @@ def make_shapes_dataset(root, per_class: int = 50, size: int = 32, seed: int = 0
     rng = np.random.default_rng(seed)
     root = Path(root)
     names = names or SHAPE_CLASSES
-    for kind, name in zip(SHAPE_CLASSES, names):
+    for kind, name in zip(SHAPE_CLASSES, names, strict=False):  # names may be fewer
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             Image.fromarray(shape_image(kind, size, rng)).save(root / name / f"{i:04d}.JPEG",

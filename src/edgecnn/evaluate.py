@@ -13,7 +13,7 @@ import numpy as np
 from .classify import backend_fn
 from .datasets import Sample, eval_pixels, find_samples, label_indices, to_input
 from .errors import EdgecnnError
-from .graph import Graph
+from .graph import Graph, fingerprint
 from .labels import class_names
 from .preprocess import load_image
 from .progress import Progress
@@ -82,7 +82,8 @@ def evaluate(g: Graph, data: str | Path, backend: str = "reference", limit: int 
         per_class[names[i][0]] = {"name": names[i][1], "images": int(m.sum()),
                                   "top1": float(top1[m].mean()), "top5": float(top5[m].mean())}
     return {
-        "model": g.name, "data": str(data), "backend": backend, "images": n,
+        "model": g.name, "fingerprint": fingerprint(g), "data": str(data), "backend": backend,
+        "images": n,
         "skipped": skipped, "limit": limit,
         "top1": float(top1[done].mean()), "top5": float(top5[done].mean()),
         "per_class": per_class,

@@ -7,6 +7,8 @@ last layer is the output.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -306,3 +308,12 @@ class GraphBuilder:
         if init_seed is not None:
             g.init_weights(init_seed)
         return g
+
+
+def fingerprint(g: Graph) -> str:
+    """sha256 of the graph description and weights: which model a report was made with."""
+    h = hashlib.sha256(json.dumps(g.to_json(), sort_keys=True).encode())
+    for k in sorted(g.weights):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(g.weights[k], dtype=np.float32).tobytes())
+    return h.hexdigest()

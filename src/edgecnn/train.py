@@ -264,7 +264,7 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
     if r.channels_last and device_kind == "cuda":
         model = model.to(memory_format=torch.channels_last)
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         (decay if p.ndim > 1 else no_decay).append(p)
     opt = torch.optim.SGD([{"params": decay, "weight_decay": r.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],

@@ -1,0 +1,40 @@
+"""The architecture zoo: registered names, plus any ELL architecture string parsed on the fly.
+
+``get(name)`` returns a Graph without weights (call ``.init_weights(seed)`` for random ones).
+Register a new architecture with ``@register("name")`` on a function returning its Graph.
+"""
+
+from __future__ import annotations
+
+from ..errors import EdgecnnError
+from ..graph import Graph
+from . import alexnet, ell, gallery  # noqa: F401 - imported to register their architectures
+from .registry import is_registered, names, register, unknown_message
+
+
+def get(name: str) -> Graph:
+    """A registered architecture, or an ELL architecture string such as ``dr_I64x64x3CMC1AS``."""
+    from .registry import build
+
+    if is_registered(name):
+        return build(name)
+    if ell.looks_like_ell(name):
+        return ell.to_graph(ell.parse(name))
+    raise EdgecnnError(unknown_message(name))
+
+
+
+def catalog() -> list[dict]:
+    """One entry per registered architecture: name, input (H, W, C), params, MACs, description."""
+    from ..accounting import summarize
+
+    out = []
+    for name in names():
+        g = get(name)
+        s = summarize(g)
+        out.append({"name": name, "input": list(g.input_shape), "params": s.total_params,
+                    "macs": s.total_macs, "description": g.meta.get("description", "")})
+    return out
+
+
+__all__ = ["catalog", "get", "names", "register"]

@@ -1,0 +1,108 @@
+"""Model cards and the gallery: computed figures, reproducible bytes, clear errors."""
+
+import json
+
+import pytest
+
+from edgecnn.accounting import summarize
+from edgecnn.bench import bench
+from edgecnn.card import build, read_bench, render_html, render_markdown, write
+from edgecnn.cli import main
+from edgecnn.errors import EdgecnnError
+from edgecnn.evaluate import evaluate
+from edgecnn.gallery import build_site, pareto
+from edgecnn.modelfile import save
+from edgecnn.zoo import get
+from testutil import make_shapes_dataset, small_d_model
+
+SEED = "dr_I256x256x3CMCMCMCMCMCMCMC1AS"
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """A model file with a real eval report and a real bench report (reference backend)."""
+    d = tmp_path_factory.mktemp("reports")
+    g = small_d_model()
+    model = save(g, d / "small.safetensors")
+    data = make_shapes_dataset(d / "val", per_class=5)
+    (d / "eval.json").write_text(json.dumps(evaluate(g, data)))
+    (d / "bench.json").write_text(json.dumps(bench(g, backends=("reference",), repeats=2,
+                                                   warmup=1, min_time=0.0)))
+    return d, model, g
+
+
+def test_seed_card_without_measurements_says_so(tmp_path):
+    g = get(SEED).init_weights(0)
+    g.meta["weights"] = "untrained: He-initialized (seed 0)"
+    card = build(g)
+    assert card["accuracy"]["measured"] is False and "untrained" in card["accuracy"]["note"]
+    md = render_markdown(card)
+    assert "accuracy needs a trained model" in md and "Performance | not measured" in md
+    rows = [(r["layer"], r["output"]) for r in card["architecture"]]
+    assert rows[0] == ("Input", "256x256x{B,G,R}")
+    assert rows[1] == ("Convolution", "256x256x16") and rows[2] == ("Pooling", "130x130x16")
+    assert rows[-1] == ("Softmax", "1x1x1000")
+
+
+def test_card_figures_equal_summary(reports):
+    d, model, g = reports
+    card = build(g, model, d / "eval.json", [d / "bench.json"])
+    s = summarize(g)
+    assert card["totals"]["params"] == s.total_params and card["totals"]["macs"] == s.total_macs
+    assert sum(r["params"] for r in card["architecture"]) == s.total_params
+    assert sum(r["macs"] for r in card["architecture"]) == s.total_macs
+    ev = json.loads((d / "eval.json").read_text())
+    assert card["accuracy"]["top1"] == ev["top1"] and card["accuracy"]["images"] == 20
+    assert card["performance"][0]["backend"] == "reference"
+    assert card["size"]["model_file_bytes"] == model.stat().st_size
+    assert f"{ev['top1']:.2%} top-1" in render_html(card)
+
+
+def test_card_is_reproducible(reports, tmp_path):
+    d, model, g = reports
+    args = ["card", str(model), "--eval", str(d / "eval.json"), "--bench", str(d / "bench.json")]
+    assert main(args + ["-o", str(tmp_path / "a")]) == 0
+    assert main(args + ["-o", str(tmp_path / "b")]) == 0
+    for name in ("card.json", "card.md", "card.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_card_bad_inputs(reports, tmp_path, capsys):
+    d, model, g = reports
+    other = save(small_d_model(classes=4), tmp_path / "other.safetensors")
+    other_g = small_d_model()
+    other_g.weights["head.bias"] = other_g.weights["head.bias"] + 1
+    save(other_g, other)
+    assert main(["card", str(other), "--eval", str(d / "eval.json"), "-o",
+                 str(tmp_path / "c")]) == 2
+    assert "eval report is for model 'd_small' (other weights)" in capsys.readouterr().err
+    bad = json.loads((d / "bench.json").read_text())
+    del bad["entries"][0]["device"]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(EdgecnnError, match="entry 0 lacks device"):
+        read_bench(tmp_path / "bad.json", g)
+    (tmp_path / "junk.json").write_text("{")
+    with pytest.raises(EdgecnnError, match="not a JSON bench report"):
+        read_bench(tmp_path / "junk.json", g)
+
+
+def test_pareto_frontier():
+    pts = [{"ms": 1, "top1": 0.5}, {"ms": 2, "top1": 0.4}, {"ms": 3, "top1": 0.7},
+           {"ms": 4, "top1": 0.6}, {"ms": 5, "top1": 0.8}]
+    assert [p["ms"] for p in pareto(pts)] == [1, 3, 5]
+
+
+def test_gallery_site(reports, tmp_path):
+    d, model, g = reports
+    write(build(g, model, d / "eval.json", [d / "bench.json"]), tmp_path / "cards" / "small")
+    seed = get(SEED).init_weights(0)
+    write(build(seed), tmp_path / "cards" / "seed")
+    files = build_site(tmp_path / "cards", tmp_path / "site")
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "<table" in index and "<svg" in index and "d_small" in index and SEED in index
+    assert (tmp_path / "site" / "cards" / "d_small.html").is_file()
+    svg = (tmp_path / "site" / "chart.svg").read_text()
+    assert svg.count("<circle") >= 2  # one point + its legend mark
+    assert len(files) == 4
+    with pytest.raises(EdgecnnError, match="no card.json"):
+        build_site(tmp_path / "site" / "cards", tmp_path / "x")
