@@ -91,7 +91,8 @@ def looks_like_path(spec: str) -> bool:
 
 
 def resolve(spec: str | os.PathLike | Graph, weights: bool = True, seed: int = 0) -> Graph:
-    """A model from a Graph, a model file path, or a zoo name / ELL architecture string.
+    """A model from a Graph, a model file path, a pretrained model's name (fetched and
+    cached), or a zoo name / ELL architecture string.
 
     Zoo models come with He-initialized weights (``seed``) when ``weights`` is set.
     """
@@ -104,7 +105,10 @@ def resolve(spec: str | os.PathLike | Graph, weights: bool = True, seed: int = 0
         return load(spec)
     if looks_like_path(spec):
         raise ModelFileError(f"{spec}: no such model file")
-    from . import zoo
+    from . import pretrained, zoo
+
+    if spec in pretrained.registry():
+        return load(pretrained.fetch(spec))
 
     g = zoo.get(spec)
     if weights:
