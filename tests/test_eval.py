@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from edgecnn import reference
-from edgecnn.datasets import Augment, eval_pixels, find_samples, to_input
+from edgecnn.datasets import Augment, eval_pixels, find_samples, input_affine, to_input
+from edgecnn.graph import Preprocessing
 from edgecnn.errors import EdgecnnError
 from edgecnn.evaluate import evaluate, subset
 from edgecnn.labels import ilsvrc2012
@@ -107,3 +108,13 @@ def test_augment_output_and_determinism(tmp_path):
     assert a.shape == (32, 32, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_input_affine_equals_to_input():
+    px = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    for p in (Preprocessing(), Preprocessing(channel_order="BGR", pixel_range=(0, 255)),
+              Preprocessing(pixel_range=(-1, 1), mean=(0.1, 0.2, 0.3), std=(0.5, 2, 4),
+                            channel_order="BGR")):
+        a, b, bgr = input_affine(p)
+        x = (px[..., ::-1] if bgr else px).astype(np.float32) * a + b
+        np.testing.assert_allclose(x, to_input(px, p), rtol=1e-6, atol=1e-5)

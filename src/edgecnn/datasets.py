@@ -146,17 +146,30 @@ class Augment:
         return ((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)
 
     def _jitter(self, im: Image.Image, rng) -> Image.Image:
-        hsv = np.asarray(im.convert("HSV"), dtype=np.float32)
+        """HSV jitter with 256-entry lookup tables (uint8 all the way: fast in Pillow)."""
         def factor(s):
             f = rng.uniform(1, s)
             return f if rng.random() < 0.5 else 1 / f
-        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-self.hue, self.hue) * 256) % 256
-        if self.saturation > 1:
-            hsv[..., 1] *= factor(self.saturation)
-        if self.exposure > 1:
-            hsv[..., 2] *= factor(self.exposure)
-        hsv = np.clip(hsv, 0, 255).astype(np.uint8)
-        return Image.fromarray(hsv, "HSV").convert("RGB")
+        shift = int(round(rng.uniform(-self.hue, self.hue) * 256))
+        fs = factor(self.saturation) if self.saturation > 1 else 1.0
+        fv = factor(self.exposure) if self.exposure > 1 else 1.0
+        i = np.arange(256)
+        luts = [((i + shift) % 256).tolist(),
+                np.clip(np.round(i * fs), 0, 255).astype(int).tolist(),
+                np.clip(np.round(i * fv), 0, 255).astype(int).tolist()]
+        h, s, v = im.convert("HSV").split()
+        return Image.merge("HSV", [b.point(lut) for b, lut in zip((h, s, v), luts, strict=True)]
+                           ).convert("RGB")
+
+
+def input_affine(p: Preprocessing) -> tuple[np.ndarray, np.ndarray, bool]:
+    """uint8 pixel → model input as ``x = pixel * a + b`` per channel (in the model's order),
+    and whether the RGB channels are reversed first (BGR models)."""
+    lo, hi = p.pixel_range
+    std = np.asarray(p.std, np.float64)
+    a = (hi - lo) / 255.0 / std
+    b = (lo - np.asarray(p.mean, np.float64)) / std
+    return a.astype(np.float32), b.astype(np.float32), p.channel_order == "BGR"
 
 
 def to_input(pixels: np.ndarray, p: Preprocessing) -> np.ndarray:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Augment, Sample, eval_pixels, find_samples, label_indices, to_input
+from .datasets import Augment, Sample, eval_pixels, find_samples, input_affine, label_indices
 from .errors import EdgecnnError, require
 from .graph import Graph, Layer
 from .modelfile import save
@@ -129,7 +129,9 @@ def lr_at(r: Recipe, step: int, steps_per_epoch: int) -> float:
 # ---- data -----------------------------------------------------------------------------------
 
 class _TrainSet:
-    """Samples → (CHW float32 input, label); the augmentation RNG comes from (seed, epoch, i)."""
+    """Samples → (H x W x 3 uint8 RGB pixels, label); the augmentation RNG comes from
+    (seed, epoch, i). Pixels travel as uint8 (a quarter of the bytes between processes) and are
+    normalized on the device (see :func:`_normalizer`)."""
 
     def __init__(self, g: Graph, samples: list[Sample], targets: np.ndarray, r: Recipe,
                  epoch: int, train: bool):
@@ -154,8 +156,7 @@ class _TrainSet:
             px = self.augment(im, self.size, np.random.default_rng([self.seed, self.epoch, i]))
         else:
             px = eval_pixels(im, self.pre, self.size)
-        x = to_input(px, self.pre).transpose(2, 0, 1).copy()  # HWC -> CHW
-        return x, int(self.targets[i])
+        return np.ascontiguousarray(px), int(self.targets[i])
 
 
 def _collate(items):
@@ -181,6 +182,22 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int, batch: int
         raise EdgecnnError(f"{n} images are fewer than one batch of {batch} per process: "
                            "lower --batch-size")
     return perm[rank * per_rank:(rank + 1) * per_rank].tolist()
+
+
+def _normalizer(torch, p, dev, channels_last: bool):
+    """uint8 (N, H, W, 3) RGB batch on the device → the model's float32 NCHW input."""
+    a, b, bgr = input_affine(p)
+    a = torch.from_numpy(a).to(dev)[None, :, None, None]
+    b = torch.from_numpy(b).to(dev)[None, :, None, None]
+
+    def norm(x):
+        x = x.permute(0, 3, 1, 2).float()  # NHWC -> NCHW
+        if bgr:
+            x = x.flip(1)
+        x = x * a + b
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    return norm
 
 
 def _loader(ds, order: list[int], batch: int, workers: int):
@@ -296,6 +313,8 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
     steps_this_call = 0
     epoch = start_epoch
+    normalize = _normalizer(torch, tg.preprocessing, dev,
+                            r.channels_last and device_kind == "cuda")
     for epoch in range(start_epoch, r.epochs):
         torch.manual_seed(r.seed * 1000003 + epoch)
         order = epoch_order(len(samples), r.seed, epoch, dist.rank, dist.world, per_proc_batch)
@@ -310,8 +329,7 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
             if batch is None:
                 continue
             x, y = (t.to(dev, non_blocking=True) for t in batch)
-            if r.channels_last and device_kind == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = normalize(x)
             for group in opt.param_groups:
                 group["lr"] = lr_at(r, step, steps_per_epoch)
             with torch.autocast(device_kind, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -380,6 +398,7 @@ def _reduce(torch, dist: _Dist, dev, values: list[float]) -> list[float]:
 def _validate(torch, model, g: Graph, samples, targets, r: Recipe, dev, dist: _Dist):
     """Top-1 / top-5 on the validation set (sharded over processes, summed)."""
     ds = _TrainSet(g, samples, targets, r, 0, train=False)
+    normalize = _normalizer(torch, g.preprocessing, dev, False)
     order = list(range(dist.rank, len(samples), dist.world))
     model.eval()
     c1 = c5 = n = 0
@@ -388,7 +407,7 @@ def _validate(torch, model, g: Graph, samples, targets, r: Recipe, dev, dist: _D
             if batch is None:
                 continue
             x, y = (t.to(dev) for t in batch)
-            top = model(x).flatten(1).topk(min(5, g.num_classes), dim=1).indices
+            top = model(normalize(x)).flatten(1).topk(min(5, g.num_classes), dim=1).indices
             c1 += int((top[:, 0] == y).sum())
             c5 += int((top == y[:, None]).any(1).sum())
             n += len(y)
