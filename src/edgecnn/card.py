@@ -179,7 +179,7 @@ def _summary_rows(card: dict) -> list[tuple[str, list[str]]]:
         ("Performance", _perf_lines(card["performance"])),
         ("Size", [f"model file: {_mb(size['model_file_bytes'])}",
                   f"weights: {_mb(size['weights_bytes'])}",
-                  f"compiled code: {_mb(size['compiled_code_bytes'])}"]),
+                  f"compiled library (code + weights): {_mb(size['compiled_code_bytes'])}"]),
         ("Input", [card["input"]["text"]]),
         ("Parameters", [f"{t['params']:,} ({t['weights']:,} weights + {t['biases']:,} biases)"]),
         ("MACs", [f"{t['macs']:,} per frame ({2 * t['macs'] / 1e9:.3f} GFLOP)"]),

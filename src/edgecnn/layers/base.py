@@ -191,14 +191,14 @@ def window_out(size: int, k: int, s: int, pad_lo: int, pad_hi: int, ceil: bool =
                dilation: int = 1) -> int:
     """Output length of a sliding window: floor or ceil of (size + pads - span) / s, plus 1."""
     span = dilation * (k - 1) + 1
-    num = size + pad_lo + pad_hi - span
-    if num < 0:
-        return 0
+    num = size + pad_lo + pad_hi - span  # negative when the window is wider than the input
+    # with ceil, a window wider than the input still yields one (partial) window when
+    # s > -num, as in PyTorch and ONNX: e.g. size 1, k 2, s 2 gives 1
     out = -(-num // s) + 1 if ceil else num // s + 1
     # PyTorch/ONNX rule: with ceil, the last window must start inside the input or left padding.
     if ceil and (out - 1) * s >= size + pad_lo:
         out -= 1
-    return out
+    return max(out, 0)
 
 
 def pad_nhwc(x: np.ndarray, pad: tuple[int, int, int, int], value: float = 0.0) -> np.ndarray:

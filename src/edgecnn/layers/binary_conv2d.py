@@ -5,7 +5,8 @@ v > 0 else -1``); padded cells contribute 0 (they are neither +1 nor -1); each o
 is scaled by a per-filter scale (XNOR-Net's alpha, initialized to 1 and learned or set to
 mean |w|):
 
-    out[n, y, x, o] = scale[o] * sum_{i, ky, kx} sign(w[o, i, ky, kx]) * sign(in[n, y*s+ky-p, x*s+kx-p, i])
+    out[n, y, x, o] = scale[o] * sum_{i, ky, kx} sign(w[o, i, ky, kx])
+                                                 * sign(in[n, y*s+ky-p, x*s+kx-p, i])
 
 With bitwise packing this is popcount(xnor(w_bits, x_bits)) corrected for padding, which is
 what a compiled kernel computes. The stored weights are real-valued (kept for training); only

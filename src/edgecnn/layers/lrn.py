@@ -2,7 +2,8 @@
 
 b[c] = a[c] / (k + alpha / size * sum_{c' in window(c)} a[c']^2) ** beta, the window being
 ``size`` channels centred on c (floor((size-1)/2) before, ceil((size-1)/2) after), clipped at
-the edges. This is the PyTorch/ONNX convention: alpha is divided by size. AlexNet's paper
+the edges. This is the ONNX convention; PyTorch's ``local_response_norm`` agrees for odd sizes
+but puts the extra channel of an even window before c. Both divide alpha by size. AlexNet's paper
 (k=2, n=5, alpha=1e-4, beta=0.75) writes alpha without the division; import such models with
 alpha multiplied by size.
 """
