@@ -6,4 +6,16 @@ from .accounting import summarize  # noqa: E402
 from .errors import EdgecnnError  # noqa: E402
 from .graph import Graph, GraphBuilder, Layer, Preprocessing  # noqa: E402
 
-__all__ = ["EdgecnnError", "Graph", "GraphBuilder", "Layer", "Preprocessing", "summarize"]
+
+def compile(model, target="host", threads=None, **options):  # noqa: A001 - the product's verb
+    """Build ``model`` into C for ``target`` and load it: ``.predict(batch)`` runs it.
+
+    See :func:`edgecnn.compiler.api.compile` (imported lazily: it needs a C compiler only).
+    """
+    from .compiler.api import compile as _compile
+
+    return _compile(model, target, threads, **options)
+
+
+__all__ = ["EdgecnnError", "Graph", "GraphBuilder", "Layer", "Preprocessing", "compile",
+           "summarize"]

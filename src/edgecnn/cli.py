@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import sys
 
 from .errors import EdgecnnError
 
-COMMANDS = ["list", "summary", "init", "classify"]
+COMMANDS = ["list", "summary", "init", "classify", "eval", "train", "retarget", "import",
+            "export", "compile", "bench", "card", "gallery", "fetch", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,11 +23,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgecnn {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        mod = importlib.import_module(f"edgecnn.commands.{name.replace('-', '_')}")
+        mod = importlib.import_module(f"edgecnn.commands.{_module_name(name)}")
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+def _module_name(command: str) -> str:
+    """A command's module: '-' becomes '_'; a Python keyword gets a trailing '_' (import_)."""
+    name = command.replace("-", "_")
+    return name + "_" if keyword.iskeyword(name) else name
 
 
 def _version() -> str:

@@ -7,6 +7,7 @@ from . import (  # noqa: F401 - imported to register the kinds
     conv2d,
     dense,
     dropout,
+    fake_quant,
     flatten,
     input,
     lrn,

@@ -1,0 +1,183 @@
+"""``edgecnn.compile(model)``: build a model into a shared library and run it through ctypes.
+
+Builds are cached in ``$EDGECNN_CACHE/compiled/<key>`` (default ``~/.cache/edgecnn``), the key
+hashing the graph JSON, the weights, the target, the options and the runtime sources, so
+compiling the same model again only loads the library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgecnnError
+from ..graph import Graph
+from . import build, targets
+
+# targets whose libraries this machine can load (x86-64 hosts)
+LOADABLE = {"host", "x86-64", "x86-64-v2", "c99"}
+
+
+def cache_root() -> Path:
+    root = os.environ.get("EDGECNN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                           "edgecnn")
+    return Path(root) / "compiled"
+
+
+def cache_key(g: Graph, t: targets.Target, options: dict) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(g.to_json(), sort_keys=True).encode())
+    for k in sorted(g.weights):
+        a = np.ascontiguousarray(g.weights[k], np.float32)
+        h.update(k.encode() + str(a.shape).encode() + a.tobytes())
+    h.update(repr((t, sorted(options.items()))).encode())
+    for f in sorted(build.RUNTIME_DIR.iterdir()):
+        if f.suffix in (".c", ".h"):
+            h.update(f.name.encode() + f.read_bytes())
+    h.update(build._version().encode())
+    return h.hexdigest()[:24]
+
+
+class CompiledModel:
+    """A model built into ``lib<name>.so``; ``predict`` runs it on NHWC float32 batches."""
+
+    def __init__(self, g: Graph, gen: build.Generated, threads: int | None = None,
+                 library: str | os.PathLike | None = None):
+        """Load ``gen``'s library (or ``library``, e.g. one holding several models)."""
+        self.graph = g
+        self.name = gen.name
+        self.target = gen.target.name
+        self.dir = gen.dir
+        self.arena_bytes = gen.arena_bytes
+        self.algorithms = gen.algos
+        self.input_shape = g.input_shape
+        self.num_classes = g.num_classes
+        self._lib = ctypes.CDLL(str(library or gen.library))
+        p = self.name
+        fp = ctypes.POINTER(ctypes.c_float)
+        self._predict = getattr(self._lib, f"{p}_predict_with_arena")
+        self._predict.argtypes = [fp, fp, ctypes.c_void_p]
+        self._predict.restype = ctypes.c_int
+        getattr(self._lib, f"{p}_arena_size").restype = ctypes.c_size_t
+        if getattr(self._lib, f"{p}_arena_size")() != self.arena_bytes:
+            raise EdgecnnError(f"{gen.library}: arena size differs from the plan: rebuild it")
+        meta = getattr(self._lib, f"{p}_metadata")
+        meta.restype = ctypes.c_char_p
+        self.metadata = json.loads(meta().decode())
+        load = getattr(self._lib, f"{p}_load_weights", None)
+        if load is not None:
+            load.argtypes = [ctypes.c_char_p]
+            rc = load(str(gen.dir / "weights.bin").encode())
+            if rc != 0:
+                raise EdgecnnError(f"{gen.dir / 'weights.bin'}: cannot load the weights "
+                                   f"(code {rc}); delete {gen.dir} to rebuild")
+        # 64 extra bytes so the arena can start on a 64-byte boundary
+        self._arena = np.zeros(self.arena_bytes + 64, np.uint8)
+        skip = -self._arena.ctypes.data % 64
+        self._arena_ptr = ctypes.c_void_p(self._arena.ctypes.data + skip)
+        if threads is not None:
+            self.set_threads(threads)
+
+    def set_threads(self, n: int) -> None:
+        if int(n) < 1:
+            raise EdgecnnError(f"threads must be at least 1, got {n}")
+        getattr(self._lib, f"{self.name}_set_threads")(ctypes.c_int(int(n)))
+
+    def _check(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        h, w, c = self.input_shape
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != (h, w, c):
+            raise EdgecnnError(f"compiled model {self.graph.name!r} takes input of shape "
+                               f"(N, {h}, {w}, {c}) or ({h}, {w}, {c}), got {tuple(x.shape)}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise EdgecnnError(f"compiled model {self.graph.name!r} takes preprocessed float "
+                               f"input (float32), got dtype {x.dtype}")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def predict(self, x) -> np.ndarray:
+        """(N, H, W, C) or (H, W, C) preprocessed float input -> (N, classes) float32."""
+        x = self._check(x)
+        out = np.empty((x.shape[0], self.num_classes), np.float32)
+        fp = ctypes.POINTER(ctypes.c_float)
+        for i in range(x.shape[0]):
+            rc = self._predict(x[i].ctypes.data_as(fp), out[i].ctypes.data_as(fp),
+                               self._arena_ptr)
+            if rc != 0:
+                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc})")
+        return out
+
+    def __repr__(self) -> str:
+        return (f"CompiledModel({self.graph.name!r}, target={self.target!r}, "
+                f"arena_bytes={self.arena_bytes}, dir={str(self.dir)!r})")
+
+
+def compile(model, target: str = "host", threads: int | None = None, ref_kernels: bool = False,
+            cc: str | None = None, opt_level: str | None = None,
+            cache_dir: str | os.PathLike | None = None) -> CompiledModel:  # noqa: A001
+    """Build ``model`` (a Graph, model file or zoo name) for ``target`` and load it.
+
+    ``ref_kernels`` forces the reference C kernels everywhere; ``cc`` picks the compiler (e.g.
+    clang); ``opt_level`` overrides the target's -O flag.
+    """
+    from .. import modelfile
+
+    g = modelfile.resolve(model)
+    if target not in LOADABLE:
+        raise EdgecnnError(f"a {target!r} library cannot run on this machine: use "
+                           f"`edgecnn compile MODEL --target {target} -o DIR` and copy it there "
+                           f"(loadable here: {', '.join(sorted(LOADABLE))})")
+    t = targets.get(target, cc)
+    options = {"ref_kernels": ref_kernels, "opt_level": opt_level, "arena": "caller",
+               "weights": "file"}
+    root = Path(cache_dir) / "compiled" if cache_dir else cache_root()
+    final = root / cache_key(g, t, options)
+    gen = _cached(final)
+    if gen is None:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        try:
+            gen = build.generate(g, tmp, t, arena="caller", weights="file",
+                                 ref_kernels=ref_kernels)
+            build.build_dir(gen, program=False, opt_level=opt_level)
+            _write_info(tmp, gen)
+            with contextlib.suppress(OSError):  # another process finished the same build first
+                os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        gen = _cached(final)
+        if gen is None:  # pragma: no cover - the rename failed and nobody else built it
+            raise EdgecnnError(f"could not store the build in {final}")
+    return CompiledModel(g, gen, threads)
+
+
+def _write_info(d: Path, gen: build.Generated) -> None:
+    info = {"name": gen.name, "target": gen.target.name, "cc": gen.target.cc,
+            "arena_bytes": gen.arena_bytes, "algos": gen.algos, "sources": gen.sources,
+            "weight_floats": gen.weight_floats}
+    (d / "build.json").write_text(json.dumps(info, indent=1))
+
+
+def _cached(d: Path) -> build.Generated | None:
+    try:
+        info = json.loads((d / "build.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (d / f"lib{info['name']}.so").is_file():
+        return None
+    t = targets.get(info["target"], info["cc"])
+    from .emit import Options
+
+    return build.Generated(d, info["name"], t, Options(info["name"], "caller", "file", t.nb),
+                           info["arena_bytes"], info["weight_floats"], info["sources"],
+                           info["algos"])

@@ -1,0 +1,154 @@
+"""Weight packing for the fast C kernels (runtime/ec_fast.h) and the choice of kernel per conv.
+
+The fast kernels compute with vectors of ``nb`` floats (EC_NB: 16 on AVX-512, 8 on AVX2, 4 on
+NEON/SSE/c99); output channels are split into blocks of ``nb``, zero-filled past C_out so a
+kernel never needs a ragged load of weights:
+
+- direct conv:  OIHW (Co, Ci, kh, kw)          -> [ceil(Co/nb)][kh][kw][Ci][nb]
+- Winograd:     OIHW (Co, Ci, 3, 3)            -> [36][ceil(Co/nb)][Ci][nb], U = G g G^T (6x6)
+- depthwise:    OIHW (Co, 1, kh, kw)           -> [ceil(Co/nb)][kh][kw][nb]
+- dense:        (units, in_features)           -> [ceil(units/nb)][in_features][nb]
+
+Winograd F(4x4, 3x3) uses the transforms of Lavin & Gray, "Fast Algorithms for Convolutional
+Neural Networks" (2016), interpolation points 0, +-1, +-2, +-1/2 and infinity; the C side
+holds B^T and A^T (ec_winograd.c), this module G.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# G (6x3): the filter transform of F(4x4, 3x3).
+WINOGRAD_G = np.array([
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
+], dtype=np.float64)
+# B^T (6x6) and A^T (4x6): input and output transforms (mirrored in ec_winograd.c).
+WINOGRAD_BT = np.array([
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+], dtype=np.float64)
+WINOGRAD_AT = np.array([
+    [1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 0],
+    [0, 1, 1, 4, 4, 0],
+    [0, 1, -1, 8, -8, 1],
+], dtype=np.float64)
+
+VECTOR_WIDTHS = (1, 2, 4, 8, 16)  # EC_NB values the C kernels compile for
+
+
+def _blocks(n: int, nb: int) -> int:
+    return -(-n // nb)
+
+
+def _pad_rows(a: np.ndarray, nb: int) -> np.ndarray:
+    """Zero-pad axis 0 of `a` to a multiple of nb."""
+    extra = _blocks(a.shape[0], nb) * nb - a.shape[0]
+    if extra == 0:
+        return a
+    return np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])
+
+
+def _check_nb(nb: int) -> None:
+    if nb not in VECTOR_WIDTHS:
+        raise ValueError(f"vector width nb={nb} is not one of {VECTOR_WIDTHS}")
+
+
+def pack_direct(w_oihw: np.ndarray, nb: int) -> np.ndarray:
+    """(Co, Ci, kh, kw) -> (ceil(Co/nb), kh, kw, Ci, nb) float32 for ec_conv2d_direct."""
+    _check_nb(nb)
+    w = _pad_rows(np.asarray(w_oihw, np.float32), nb)
+    co, ci, kh, kw = w.shape
+    # (blk, nb, Ci, kh, kw) -> (blk, kh, kw, Ci, nb)
+    return np.ascontiguousarray(w.reshape(co // nb, nb, ci, kh, kw).transpose(0, 3, 4, 2, 1))
+
+
+def pack_depthwise(w_oihw: np.ndarray, nb: int) -> np.ndarray:
+    """(Co, 1, kh, kw) -> (ceil(Co/nb), kh, kw, nb) float32 for ec_conv2d_depthwise."""
+    _check_nb(nb)
+    w = np.asarray(w_oihw, np.float32)
+    if w.shape[1] != 1:
+        raise ValueError(f"depthwise weights must be (Co, 1, kh, kw), got {w.shape}")
+    w = _pad_rows(w[:, 0], nb)  # (Co', kh, kw)
+    co, kh, kw = w.shape
+    return np.ascontiguousarray(w.reshape(co // nb, nb, kh, kw).transpose(0, 2, 3, 1))
+
+
+def winograd_filter_transform(w_oihw: np.ndarray) -> np.ndarray:
+    """U = G g G^T for every (o, i): (Co, Ci, 3, 3) -> (6, 6, Co, Ci), in float64."""
+    g = np.asarray(w_oihw, np.float64)
+    if g.shape[2:] != (3, 3):
+        raise ValueError(f"Winograd F(4x4, 3x3) needs 3x3 weights, got {g.shape}")
+    return np.einsum("ak,oikl,bl->aboi", WINOGRAD_G, g, WINOGRAD_G)
+
+
+def pack_winograd(w_oihw: np.ndarray, nb: int) -> np.ndarray:
+    """(Co, Ci, 3, 3) -> (36, ceil(Co/nb), Ci, nb) float32 for ec_conv3x3_winograd."""
+    _check_nb(nb)
+    u = winograd_filter_transform(w_oihw)  # (6, 6, Co, Ci)
+    co, ci = u.shape[2:]
+    u = u.reshape(36, co, ci).transpose(1, 0, 2)  # (Co, 36, Ci)
+    u = _pad_rows(u, nb)  # (Co', 36, Ci)
+    blk = u.shape[0] // nb
+    # (blk, nb, 36, Ci) -> (36, blk, Ci, nb)
+    return np.ascontiguousarray(u.reshape(blk, nb, 36, ci).transpose(2, 0, 3, 1), np.float32)
+
+
+def pack_dense(w: np.ndarray, nb: int) -> np.ndarray:
+    """(units, in_features) -> (ceil(units/nb), in_features, nb) float32 for ec_dense_fast."""
+    _check_nb(nb)
+    w = _pad_rows(np.asarray(w, np.float32), nb)
+    units, n_in = w.shape
+    return np.ascontiguousarray(w.reshape(units // nb, nb, n_in).transpose(0, 2, 1))
+
+
+def winograd_tiles(out_shape: tuple[int, int, int]) -> int:
+    """Number of 4x4 output tiles of a map."""
+    return _blocks(out_shape[0], 4) * _blocks(out_shape[1], 4)
+
+
+def choose_conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
+                          out_shape: tuple[int, int, int], target_nb: int) -> str:
+    """"winograd", "direct", "depthwise" or "ref" for a conv2d layer (normalized attrs).
+
+    The fast kernels need groups == 1 (or depthwise) and a vector width they compile for;
+    anything else goes to the reference kernel. Winograd F(4x4, 3x3) replaces direct 3x3
+    stride-1 convolutions where it measured faster (benchmarks/kernels.py, one Zen 5 core,
+    EC_NB=16: 1.7-2.8x on the seed model's 128x128 ... 16x16 layers): enough input channels
+    that the transforms are cheap beside the 36 GEMMs (not the RGB first layer: 5x slower), and
+    enough 4x4 tiles to reuse the transformed weights, 4x larger than the direct ones (an 8x8
+    map has 4 tiles for 18.9 MB of weights at 256->512 channels: no faster than direct in
+    cache and slower once the weights come from DRAM).
+    """
+    if target_nb not in VECTOR_WIDTHS:
+        return "ref"
+    cin, cout, groups = in_shape[2], out_shape[2], attrs.get("groups", 1)
+    if groups != 1:
+        if groups == cin and cout % cin == 0:
+            return "depthwise"
+        return "ref"
+    three = tuple(attrs["kernel"]) == (3, 3) and tuple(attrs.get("stride", (1, 1))) == (1, 1)
+    plain = tuple(attrs.get("dilation", (1, 1))) == (1, 1)
+    if three and plain and cin >= WINOGRAD_MIN_CIN and _winograd_pays(cin, cout, out_shape):
+        return "winograd"
+    return "direct"
+
+
+WINOGRAD_MIN_CIN = 8     # below, the input transform costs more than the GEMMs save
+WINOGRAD_MIN_TILES = 16  # 4x4 output tiles: a 16x16 map or larger
+WINOGRAD_MAX_U_PER_TILE = 1 << 17  # transformed weight floats per tile (their reuse)
+
+
+def _winograd_pays(cin: int, cout: int, out_shape: tuple[int, int, int]) -> bool:
+    tiles = winograd_tiles(out_shape)
+    u_floats = 36 * cin * cout
+    return tiles >= WINOGRAD_MIN_TILES and u_floats <= WINOGRAD_MAX_U_PER_TILE * tiles

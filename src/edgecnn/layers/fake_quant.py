@@ -1,0 +1,35 @@
+"""Fake quantization: round a tensor to an integer grid and back, as a quantized runtime does.
+
+y = (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale, round half away
+from zero (TFLite's and gemmlowp's rounding of requantized activations). Imported uint8/int8
+models use it to reproduce LiteRT's requantized activations in float arithmetic.
+"""
+
+import numpy as np
+
+from ..errors import GraphError
+from .base import Attr, LayerKind, register
+
+
+@register
+class FakeQuant(LayerKind):
+    kind = "fake_quant"
+    title = "FakeQuantize"
+    attrs = (Attr("scale", "float"), Attr("zero_point", "int", 0), Attr("qmin", "int", 0),
+             Attr("qmax", "int", 255))
+    elementwise = True
+
+    def output_shape(self, a, ins):
+        if not a["scale"] > 0 or a["qmin"] >= a["qmax"]:
+            raise GraphError(f"fake_quant needs scale > 0 and qmin < qmax, got scale "
+                             f"{a['scale']}, range {a['qmin']}..{a['qmax']}")
+        return ins[0]
+
+    def describe(self, a):
+        return f"scale={a['scale']:g}, zero_point={a['zero_point']}"
+
+    def forward(self, a, xs, w):
+        x = xs[0].astype(np.float64) / a["scale"]
+        q = np.sign(x) * np.floor(np.abs(x) + 0.5) + a["zero_point"]
+        q = np.clip(q, a["qmin"], a["qmax"])
+        return ((q - a["zero_point"]) * a["scale"]).astype(np.float32)

@@ -1,0 +1,326 @@
+/* edgecnn runtime: register-blocked direct convolution and depthwise convolution.
+ *
+ * Direct convolution (groups == 1). The output is computed in register tiles of EC_TW pixels
+ * x 2 vectors of EC_NB output channels (8 x 32 on AVX-512): for every (ky, kx, ci) of the window
+ * the tile loads two weight vectors and does 2 * EC_TW FMAs with a broadcast input value, so
+ * the accumulators never leave the registers. Pixels of a tile are consecutive in the
+ * flattened (y, x) order, so small maps (4x4, 2x2) still fill the tile. When the dilation along
+ * x is 1 the kx and ci loops merge: the kw * Cin floats under one kernel row are contiguous in
+ * NHWC, and so are their packed weights [kh][kw][Cin][EC_NB].
+ */
+#include "ec_fast.h"
+#include "ec_vec_fast.h"
+
+/* Pixels per register tile; accumulators = 2 * EC_TW vectors plus 2 weight vectors must fit
+ * the register file (32 zmm on AVX-512, 16 ymm on AVX2, 32 q on AArch64, 16 q on ARMv7). */
+#ifndef EC_TW
+#if EC_NB >= 16 || defined(__aarch64__)
+#define EC_TW 8
+#elif defined(__arm__)
+#define EC_TW 4 /* ARMv7 NEON: 16 q registers, and broadcasts take registers of their own */
+#else
+#define EC_TW 6
+#endif
+#endif
+#ifndef EC_TW_SINGLE
+#define EC_TW_SINGLE (2 * EC_TW) /* pixels per tile when Cout fits one block */
+#endif
+#define EC_TW_MAX (EC_TW_SINGLE > 2 * EC_TW ? EC_TW_SINGLE : 2 * EC_TW)
+
+typedef struct {
+    const float *ip[EC_TW_MAX]; /* input at the window origin (top-left, padding included) */
+    float *op[EC_TW_MAX];       /* output pixel */
+} ec_tile_ptrs;
+
+/* out[op[i] + c] = act(r[i] + bias[c..]) for TW pixels, the first n = min(EC_NB, cout - c)
+ * channels of the vector (bias + activation epilogue of every tile). */
+EC_INLINE void ec_store_pixels(const int TW, const ec_conv_params *p, const ec_vf *r,
+                               float *const *op, int c, int cout, const float *bias)
+{
+    const int n = cout - c < EC_NB ? cout - c : EC_NB;
+    const ec_vf b = ec_vbias(bias, c, n);
+    EC_UNROLL
+    for (int i = 0; i < TW; i++) {
+        ec_vf v = ec_vactivate(ec_vadd(r[i], b), p->act, p->act_alpha, p->act_slope, c, n);
+        if (n == EC_NB)
+            ec_vstore(op[i] + c, v);
+        else
+            ec_vstore_n(op[i] + c, v, n);
+    }
+}
+
+/* One register tile: TW pixels x TV vectors of output channels starting at channel c0.
+ * w: packed weights of the first block; the next block is `wblock` floats further. */
+EC_INLINE void ec_direct_tile(const int TW, const int TV, const int LEN, const ec_conv_params *p,
+                              const ec_tile_ptrs *t, int cin, int row_stride, const float *w,
+                              size_t wblock, const float *bias, int c0, int cout)
+{
+    ec_vf a0[EC_TW_MAX], a1[EC_TW_MAX]; /* accumulators of the two blocks */
+    const float *ip[EC_TW_MAX];
+    EC_UNROLL
+    for (int i = 0; i < TW; i++) {
+        ip[i] = t->ip[i];
+        a0[i] = a1[i] = ec_vzero();
+    }
+    /* kx and ci merge into one contiguous run when the dilation along x is 1; LEN > 0 is
+     * that run's length known at compile time (the j loop then unrolls completely) */
+    const int contiguous = p->dw == 1;
+    const int nseg = contiguous ? 1 : p->kw;
+    const int len = LEN > 0 ? LEN : contiguous ? p->kw * cin : cin;
+    const float *wp = w;
+    for (int ky = 0; ky < p->kh; ky++) {
+        for (int s = 0; s < nseg; s++) {
+            const ptrdiff_t off = (ptrdiff_t)ky * p->dh * row_stride + (ptrdiff_t)s * p->dw * cin;
+            for (int j = 0; j < len; j++) {
+                ec_vf w0 = ec_vload(wp + (size_t)j * EC_NB);
+                ec_vf w1 = TV > 1 ? ec_vload(wp + wblock + (size_t)j * EC_NB) : w0;
+EC_UNROLL
+                for (int i = 0; i < TW; i++) {
+                    const float x = ip[i][off + j];
+                    a0[i] = ec_vfma_s(a0[i], w0, x);
+                    if (TV > 1) a1[i] = ec_vfma_s(a1[i], w1, x);
+                }
+            }
+            wp += (size_t)len * EC_NB;
+        }
+    }
+    ec_store_pixels(TW, p, a0, t->op, c0, cout, bias);
+    if (TV > 1) ec_store_pixels(TW, p, a1, t->op, c0 + EC_NB, cout, bias);
+}
+
+/* Cout <= EC_NB: single-vector tiles of EC_TW_SINGLE pixels. The 3x3 RGB first layer of most
+ * models (kw * Cin = 9 contiguous floats per kernel row) gets a fully unrolled inner loop:
+ * with its short runs, loop overhead would otherwise cost as much as the FMAs. */
+static void ec_direct_tile_single(const ec_conv_params *p, const ec_tile_ptrs *t, int cin,
+                                  int row_stride, const float *w, size_t wblock,
+                                  const float *bias, int cout)
+{
+    if (p->dw == 1 && p->kw * cin == 9)
+        ec_direct_tile(EC_TW_SINGLE, 1, 9, p, t, cin, row_stride, w, wblock, bias, 0, cout);
+    else
+        ec_direct_tile(EC_TW_SINGLE, 1, 0, p, t, cin, row_stride, w, wblock, bias, 0, cout);
+}
+
+/* ---- Cout <= EC_NB with stride 1: tiles of two output rows ------------------------------
+ * With a single vector of output channels, a one-row tile would need one broadcast load per
+ * FMA, more loads than the core issues. Output rows y and y+1 read the same input rows
+ * shifted by one kernel row, so a tile of EC_TW pixels x 2 rows loads every input value once
+ * for two FMAs (weights of kernel rows r and r-1): the RGB first layer's case. */
+EC_INLINE void ec_rowpair_tile(const int LEN, const ec_conv_params *p, const float *const *ip,
+                               float *const *op0, float *const *op1, int cin, int row_stride,
+                               const float *w, const float *bias, int cout)
+{
+    ec_vf a0[EC_TW], a1[EC_TW];
+    EC_UNROLL
+    for (int i = 0; i < EC_TW; i++) a0[i] = a1[i] = ec_vzero();
+    const int len = LEN > 0 ? LEN : p->kw * cin; /* one kernel row, contiguous in NHWC */
+    const size_t wrow = (size_t)len * EC_NB;
+    /* input row 0: kernel row 0 of output row y */
+    for (int j = 0; j < len; j++) {
+        const ec_vf wa = ec_vload(w + (size_t)j * EC_NB);
+        EC_UNROLL
+        for (int i = 0; i < EC_TW; i++) a0[i] = ec_vfma_s(a0[i], wa, ip[i][j]);
+    }
+    /* input rows 1 .. kh-1: kernel row r of row y and r-1 of row y+1 */
+    for (int r = 1; r < p->kh; r++) {
+        const ptrdiff_t off = (ptrdiff_t)r * row_stride;
+        const float *w0 = w + (size_t)r * wrow, *w1 = w0 - wrow;
+        for (int j = 0; j < len; j++) {
+            const ec_vf wa = ec_vload(w0 + (size_t)j * EC_NB);
+            const ec_vf wb = ec_vload(w1 + (size_t)j * EC_NB);
+EC_UNROLL
+            for (int i = 0; i < EC_TW; i++) {
+                const float x = ip[i][off + j];
+                a0[i] = ec_vfma_s(a0[i], wa, x);
+                a1[i] = ec_vfma_s(a1[i], wb, x);
+            }
+        }
+    }
+    /* input row kh: kernel row kh-1 of output row y+1 */
+    const ptrdiff_t off = (ptrdiff_t)p->kh * row_stride;
+    const float *wl = w + (size_t)(p->kh - 1) * wrow;
+    for (int j = 0; j < len; j++) {
+        const ec_vf wb = ec_vload(wl + (size_t)j * EC_NB);
+        EC_UNROLL
+        for (int i = 0; i < EC_TW; i++) a1[i] = ec_vfma_s(a1[i], wb, ip[i][off + j]);
+    }
+    ec_store_pixels(EC_TW, p, a0, op0, 0, cout, bias);
+    ec_store_pixels(EC_TW, p, a1, op1, 0, cout, bias);
+}
+
+/* Rows [0, oh - oh % 2) in pairs; the caller does a last odd row. */
+static void ec_direct_rowpairs(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                               const float *w, const float *bias)
+{
+    const int xt = (out->w + EC_TW - 1) / EC_TW, njob = out->h / 2 * xt;
+    EC_OMP_FOR
+    for (int job = 0; job < njob; job++) {
+        const int y = job / xt * 2, x0 = job % xt * EC_TW;
+        const float *ip[EC_TW];
+        float *op0[EC_TW], *op1[EC_TW];
+        for (int i = 0; i < EC_TW; i++) {
+            const int x = x0 + i < out->w ? x0 + i : out->w - 1;
+            ip[i] = in->data + (ptrdiff_t)(y - p->pad_t) * in->row_stride +
+                    (ptrdiff_t)(x - p->pad_l) * in->c;
+            op0[i] = out->data + (ptrdiff_t)y * out->row_stride + (ptrdiff_t)x * out->c;
+            op1[i] = op0[i] + out->row_stride;
+        }
+        if (p->kw * in->c == 9) /* 3x3 RGB: the kernel row's length known at compile time */
+            ec_rowpair_tile(9, p, ip, op0, op1, in->c, in->row_stride, w, bias, out->c);
+        else
+            ec_rowpair_tile(0, p, ip, op0, op1, in->c, in->row_stride, w, bias, out->c);
+    }
+}
+
+/* Input and output pointers of the `tw` flattened pixels from q0 (the last ones repeated when
+ * the map ends inside the tile: they recompute and rewrite the last pixel). */
+static void ec_tile_pointers(const ec_conv_params *p, const ec_tensor *in, const ec_tensor *out,
+                             int q0, int tw, ec_tile_ptrs *t)
+{
+    const int npix = out->h * out->w;
+    const ptrdiff_t istep = (ptrdiff_t)p->sw * in->c;
+    int y = q0 / out->w, x = q0 % out->w;
+    const float *ip = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride +
+                      (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
+    float *op = out->data + (ptrdiff_t)y * out->row_stride + (ptrdiff_t)x * out->c;
+    for (int i = 0; i < tw; i++) {
+        t->ip[i] = ip;
+        t->op[i] = op;
+        if (q0 + i + 1 >= npix) continue; /* past the end: repeat the last pixel */
+        if (++x < out->w) {
+            ip += istep;
+            op += out->c;
+        } else { /* next row */
+            x = 0, y++;
+            ip = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride -
+                 (ptrdiff_t)p->pad_l * in->c;
+            op = out->data + (ptrdiff_t)y * out->row_stride;
+        }
+    }
+}
+
+static void ec_conv2d_direct_tiles(const ec_conv_params *p, const ec_tensor *in,
+                                   ec_tensor *out, const float *w_packed, const float *bias);
+
+void ec_conv2d_direct(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                      const float *w_packed, const float *bias)
+{
+    const int nblk = (out->c + EC_NB - 1) / EC_NB;
+    if (nblk == 1 && p->sh == 1 && p->dh == 1 && p->dw == 1 && out->h >= 2) {
+        ec_direct_rowpairs(p, in, out, w_packed, bias);
+        if (out->h % 2 == 0) return;
+        /* the last odd row: its pixels are the last out->w of the flattened map */
+        ec_tensor last = *out, src = *in;
+        last.data += (ptrdiff_t)(out->h - 1) * out->row_stride;
+        last.h = 1;
+        src.data += (ptrdiff_t)(out->h - 1) * in->row_stride;
+        ec_conv2d_direct_tiles(p, &src, &last, w_packed, bias);
+        return;
+    }
+    ec_conv2d_direct_tiles(p, in, out, w_packed, bias);
+}
+
+/* Flattened-pixel tiles over the whole map (any stride / dilation). */
+static void ec_conv2d_direct_tiles(const ec_conv_params *p, const ec_tensor *in,
+                                   ec_tensor *out, const float *w_packed, const float *bias)
+{
+    const int cin = in->c, cout = out->c;
+    const int nblk = (cout + EC_NB - 1) / EC_NB;
+    const size_t wblock = (size_t)p->kh * p->kw * cin * EC_NB; /* floats per packed block */
+    const int npix = out->h * out->w;
+    /* one block of channels: single-vector tiles of twice the pixels keep as many FMAs in
+     * flight; otherwise pairs of blocks (the last one alone when nblk is odd) */
+    const int single = nblk == 1;
+    const int tw = single ? EC_TW_SINGLE : EC_TW;
+    const int ntile = (npix + tw - 1) / tw;
+    const int npair = single ? 1 : (nblk + 1) / 2;
+    const int njob = npair * ntile;
+    EC_OMP_FOR
+    for (int job = 0; job < njob; job++) {
+        const int pair = job / ntile, tile = job % ntile;
+        ec_tile_ptrs t;
+        ec_tile_pointers(p, in, out, tile * tw, tw, &t);
+        const int b0 = single ? 0 : 2 * pair;
+        const float *w = w_packed + (size_t)b0 * wblock;
+        if (single)
+            ec_direct_tile_single(p, &t, cin, in->row_stride, w, wblock, bias, cout);
+        else if (b0 + 1 < nblk)
+            ec_direct_tile(EC_TW, 2, 0, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
+                           cout);
+        else
+            ec_direct_tile(EC_TW, 1, 0, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
+                           cout);
+    }
+}
+
+/* ---- depthwise ------------------------------------------------------------------------- */
+
+/* Input channels under output channels c0 .. c0+EC_NB-1 of pixel `px` (channel o reads input
+ * channel o / mult); lanes past cout are zero. */
+EC_INLINE ec_vf ec_dw_input(const float *px, int c0, int cout, int mult)
+{
+    const int n = cout - c0 < EC_NB ? cout - c0 : EC_NB;
+    if (mult == 1) return n == EC_NB ? ec_vload(px + c0) : ec_vload_n(px + c0, n);
+    float t[EC_NB] = {0};
+    for (int i = 0; i < n; i++) t[i] = px[(c0 + i) / mult];
+    return ec_vload(t);
+}
+
+/* Depthwise tiles of EC_DW_TW pixels along x (the last repeated at the row's end) for one
+ * block of channels: each weight vector is loaded once for EC_DW_TW FMAs. */
+#define EC_DW_TW 4
+
+EC_INLINE void ec_dw_tile(const int FAST, const int K3, const ec_conv_params *p, const ec_tensor *in,
+                          ec_tensor *out, int y, int x0, int c0, const float *w,
+                          const float *bias)
+{
+    const int cout = out->c, mult = out->c / in->c;
+    const float *org[EC_DW_TW];
+    float *op[EC_DW_TW];
+    for (int i = 0; i < EC_DW_TW; i++) {
+        const int x = x0 + i < out->w ? x0 + i : out->w - 1;
+        org[i] = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride +
+                 (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
+        op[i] = out->data + (ptrdiff_t)y * out->row_stride + (ptrdiff_t)x * cout;
+    }
+    ec_vf acc[EC_DW_TW];
+    EC_UNROLL
+    for (int i = 0; i < EC_DW_TW; i++) acc[i] = ec_vzero();
+    const int kh = K3 ? 3 : p->kh, kw = K3 ? 3 : p->kw; /* K3: 3x3 known at compile time */
+    for (int ky = 0; ky < kh; ky++) {
+        for (int kx = 0; kx < kw; kx++) {
+            const ptrdiff_t off = (ptrdiff_t)ky * p->dh * in->row_stride +
+                                  (ptrdiff_t)kx * p->dw * in->c;
+            const ec_vf wv = ec_vload(w + (size_t)(ky * kw + kx) * EC_NB);
+            EC_UNROLL
+            for (int i = 0; i < EC_DW_TW; i++) {
+                const float *px = org[i] + off;
+                const ec_vf xv = FAST ? ec_vload(px + c0) : ec_dw_input(px, c0, cout, mult);
+                acc[i] = ec_vfma(acc[i], xv, wv);
+            }
+        }
+    }
+    ec_store_pixels(EC_DW_TW, p, acc, op, c0, cout, bias);
+}
+
+void ec_conv2d_depthwise(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                         const float *w_packed, const float *bias)
+{
+    const int nblk = (out->c + EC_NB - 1) / EC_NB;
+    const size_t wblock = (size_t)p->kh * p->kw * EC_NB;
+    EC_OMP_FOR
+    for (int y = 0; y < out->h; y++) {
+        for (int x0 = 0; x0 < out->w; x0 += EC_DW_TW) {
+            for (int b = 0; b < nblk; b++) { /* channels innermost: neighbouring lines */
+                const float *w = w_packed + (size_t)b * wblock;
+                const int fast = out->c == in->c && (b + 1) * EC_NB <= out->c;
+                if (fast && p->kh == 3 && p->kw == 3)
+                    ec_dw_tile(1, 1, p, in, out, y, x0, b * EC_NB, w, bias);
+                else if (fast)
+                    ec_dw_tile(1, 0, p, in, out, y, x0, b * EC_NB, w, bias);
+                else
+                    ec_dw_tile(0, 0, p, in, out, y, x0, b * EC_NB, w, bias);
+            }
+        }
+    }
+}

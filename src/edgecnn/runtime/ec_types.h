@@ -1,0 +1,39 @@
+/* edgecnn runtime: the types every kernel shares.
+ *
+ * Activations are NHWC float32 (batch 1), channels contiguous. A tensor view points at element
+ * (y=0, x=0, c=0) of the logical tensor inside its buffer; the buffer may hold a zero border of
+ * pad_h rows and pad_w columns around it (the ELL padding convention), so a convolution whose
+ * padding fits inside that border can read it without bounds checks.
+ */
+#ifndef EC_TYPES_H
+#define EC_TYPES_H
+
+#include <stddef.h>
+
+typedef struct {
+    float *data;      /* element (y=0, x=0, c=0) of the logical tensor, inside its buffer */
+    int h, w, c;      /* logical size */
+    int row_stride;   /* floats from (y, x, c) to (y+1, x, c): padded width * c */
+    int pad_h, pad_w; /* zero border present around the logical tensor in the buffer (>= 0) */
+} ec_tensor;          /* pixel stride is always c */
+
+enum { EC_ACT_NONE, EC_ACT_RELU, EC_ACT_LEAKY, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_TANH,
+       EC_ACT_PRELU };
+
+typedef struct {
+    int kh, kw, sh, sw, dh, dw;
+    int pad_t, pad_l, pad_b, pad_r;
+    int groups;
+    int act; float act_alpha;      /* leaky slope */
+    const float *act_slope;        /* prelu: one slope per output channel, else NULL */
+} ec_conv_params;
+
+/* `EC_OMP_FOR` before a for loop splits it over OpenMP threads when the build defines EC_OPENMP
+ * (and passes -fopenmp); otherwise it expands to nothing, so -Wall sees no unknown pragma. */
+#ifdef EC_OPENMP
+#define EC_OMP_FOR _Pragma("omp parallel for schedule(static)")
+#else
+#define EC_OMP_FOR
+#endif
+
+#endif /* EC_TYPES_H */

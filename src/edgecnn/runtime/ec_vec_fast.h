@@ -1,0 +1,153 @@
+/* edgecnn runtime: the vector of EC_NB floats the fast kernels compute with (private header).
+ *
+ * With GCC or clang it is a vector-extension type, so `acc + w * s` becomes one FMA with a
+ * broadcast scalar on AVX-512 / AVX2 / NEON; elsewhere (or with -DEC_NO_VECTOR_EXT) a struct of
+ * EC_NB floats with loops, so the kernels stay plain C99.
+ */
+#ifndef EC_VEC_FAST_H
+#define EC_VEC_FAST_H
+
+#include <math.h>
+#include <string.h>
+
+#include "ec_fast.h"
+
+#if defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT)
+#define EC_INLINE static inline __attribute__((always_inline))
+typedef float ec_vf __attribute__((vector_size(EC_NB * 4)));
+typedef int ec_vi __attribute__((vector_size(EC_NB * 4)));
+/* Same vector, alignment 4: loads and stores of packed weights / NHWC pixels need not be
+ * aligned to the vector size. */
+typedef float ec_vfu __attribute__((vector_size(EC_NB * 4), aligned(4), may_alias));
+
+EC_INLINE ec_vf ec_vload(const float *p) { return *(const ec_vfu *)p; }
+EC_INLINE void ec_vstore(float *p, ec_vf v) { *(ec_vfu *)p = v; }
+EC_INLINE ec_vf ec_vzero(void) { return (ec_vf){0}; }
+EC_INLINE ec_vf ec_vset1(float s) { return (ec_vf){0} + s; }
+EC_INLINE ec_vf ec_vadd(ec_vf a, ec_vf b) { return a + b; }
+EC_INLINE ec_vf ec_vsub(ec_vf a, ec_vf b) { return a - b; }
+EC_INLINE ec_vf ec_vmul(ec_vf a, ec_vf b) { return a * b; }
+EC_INLINE ec_vf ec_vscale(ec_vf a, float s) { return a * s; }
+/* acc + w * s, s broadcast to every lane (one FMA with -ffp-contract=fast). */
+EC_INLINE ec_vf ec_vfma_s(ec_vf acc, ec_vf w, float s) { return acc + w * s; }
+EC_INLINE ec_vf ec_vfma(ec_vf acc, ec_vf a, ec_vf b) { return acc + a * b; }
+/* Lane-wise select: a where m is all-ones, else b (C has no vector ?: operator). */
+EC_INLINE ec_vf ec_vselect(ec_vi m, ec_vf a, ec_vf b)
+{
+    return (ec_vf)((m & (ec_vi)a) | (~m & (ec_vi)b));
+}
+EC_INLINE ec_vf ec_vmax(ec_vf a, ec_vf b) { return ec_vselect(a > b, a, b); }
+EC_INLINE ec_vf ec_vmin(ec_vf a, ec_vf b) { return ec_vselect(a < b, a, b); }
+/* x if x > 0 else x * s (s per lane). */
+EC_INLINE ec_vf ec_vleaky(ec_vf x, ec_vf s) { return ec_vselect(x > 0, x, x * s); }
+#else
+#define EC_INLINE static inline
+typedef struct { float v[EC_NB]; } ec_vf;
+
+EC_INLINE ec_vf ec_vload(const float *p) { ec_vf r; memcpy(r.v, p, sizeof r.v); return r; }
+EC_INLINE void ec_vstore(float *p, ec_vf v) { memcpy(p, v.v, sizeof v.v); }
+EC_INLINE ec_vf ec_vzero(void) { ec_vf r; memset(r.v, 0, sizeof r.v); return r; }
+EC_INLINE ec_vf ec_vset1(float s)
+{
+    ec_vf r;
+    for (int i = 0; i < EC_NB; i++) r.v[i] = s;
+    return r;
+}
+#define EC_VOP2(name, expr)                                                                    \
+    EC_INLINE ec_vf name(ec_vf a, ec_vf b)                                                     \
+    {                                                                                          \
+        ec_vf r;                                                                               \
+        for (int i = 0; i < EC_NB; i++) r.v[i] = (expr);                                       \
+        return r;                                                                              \
+    }
+EC_VOP2(ec_vadd, a.v[i] + b.v[i])
+EC_VOP2(ec_vsub, a.v[i] - b.v[i])
+EC_VOP2(ec_vmul, a.v[i] * b.v[i])
+EC_VOP2(ec_vmax, a.v[i] > b.v[i] ? a.v[i] : b.v[i])
+EC_VOP2(ec_vmin, a.v[i] < b.v[i] ? a.v[i] : b.v[i])
+EC_VOP2(ec_vleaky, a.v[i] > 0 ? a.v[i] : a.v[i] * b.v[i])
+EC_INLINE ec_vf ec_vscale(ec_vf a, float s)
+{
+    for (int i = 0; i < EC_NB; i++) a.v[i] *= s;
+    return a;
+}
+EC_INLINE ec_vf ec_vfma_s(ec_vf acc, ec_vf w, float s)
+{
+    for (int i = 0; i < EC_NB; i++) acc.v[i] += w.v[i] * s;
+    return acc;
+}
+EC_INLINE ec_vf ec_vfma(ec_vf acc, ec_vf a, ec_vf b)
+{
+    for (int i = 0; i < EC_NB; i++) acc.v[i] += a.v[i] * b.v[i];
+    return acc;
+}
+#endif
+
+/* Before a loop over the pixels of a register tile: unroll it completely, so the accumulator
+ * arrays become registers (clang needs this for loops the kernels index them in). */
+#if defined(__clang__)
+#define EC_UNROLL _Pragma("clang loop unroll(full)")
+#elif defined(__GNUC__)
+#define EC_UNROLL _Pragma("GCC unroll 16")
+#else
+#define EC_UNROLL
+#endif
+
+/* The first n (<= EC_NB) lanes from p, the rest zero; store the first n lanes to p. */
+EC_INLINE ec_vf ec_vload_n(const float *p, int n)
+{
+    float t[EC_NB] = {0};
+    memcpy(t, p, (size_t)n * sizeof(float));
+    return ec_vload(t);
+}
+EC_INLINE void ec_vstore_n(float *p, ec_vf v, int n)
+{
+    float t[EC_NB];
+    ec_vstore(t, v);
+    memcpy(p, t, (size_t)n * sizeof(float));
+}
+
+/* Scalar sigmoid and tanh through expf only (as the reference kernels do). */
+EC_INLINE float ec_fast_sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
+EC_INLINE float ec_fast_tanh(float v)
+{
+    if (v > 20.0f) return 1.0f;
+    if (v < -20.0f) return -1.0f;
+    return 1.0f - 2.0f / (expf(2.0f * v) + 1.0f);
+}
+
+/* Sigmoid or tanh lane by lane, out of line: libm calls, not worth inlining into every tile. */
+#if defined(__GNUC__)
+__attribute__((noinline, unused))
+#endif
+static ec_vf ec_vact_libm(ec_vf v, int act)
+{
+    float t[EC_NB];
+    ec_vstore(t, v);
+    for (int i = 0; i < EC_NB; i++)
+        t[i] = act == EC_ACT_SIGMOID ? ec_fast_sigmoid(t[i]) : ec_fast_tanh(t[i]);
+    return ec_vload(t);
+}
+
+/* act(v) for one vector of output channels c0 .. c0+EC_NB-1; `slope` is PReLU's per-channel
+ * slope array (read at c0, n valid lanes) or NULL. */
+EC_INLINE ec_vf ec_vactivate(ec_vf v, int act, float alpha, const float *slope, int c0, int n)
+{
+    switch (act) {
+    case EC_ACT_RELU: return ec_vmax(v, ec_vzero());
+    case EC_ACT_LEAKY: return ec_vleaky(v, ec_vset1(alpha));
+    case EC_ACT_RELU6: return ec_vmin(ec_vmax(v, ec_vzero()), ec_vset1(6.0f));
+    case EC_ACT_PRELU: return ec_vleaky(v, ec_vload_n(slope + c0, n));
+    case EC_ACT_SIGMOID:
+    case EC_ACT_TANH: return ec_vact_libm(v, act);
+    default: return v;
+    }
+}
+
+/* Bias for channels c0 .. c0+n-1 as a vector (zero when bias is NULL). */
+EC_INLINE ec_vf ec_vbias(const float *bias, int c0, int n)
+{
+    return bias ? ec_vload_n(bias + c0, n) : ec_vzero();
+}
+
+#endif /* EC_VEC_FAST_H */

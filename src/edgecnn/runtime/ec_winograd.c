@@ -1,0 +1,315 @@
+/* edgecnn runtime: Winograd F(4x4, 3x3) convolution (3x3, stride 1, dilation 1, groups 1).
+ *
+ * Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016): every 4x4 output
+ * tile is A^T [ U (.) (B^T d B) ] A, with d the 6x6 input patch and U = G g G^T the transformed
+ * 3x3 filter (packed by edgecnn.compiler.packing.pack_winograd). 36 multiplies per output
+ * pixel and input channel become 36 / 16 = 2.25, so the GEMMs do 4x fewer FMAs than direct.
+ *
+ * The tiles are processed in chunks of `tc` so that a chunk's transformed input V
+ * [36][tc][Cin] and products M [36][tc][Cout'] stay in the L2 cache:
+ *   1. input transform  V[e][k][ci] = (B^T d_k B)[e]                     (vectors over ci)
+ *   2. 36 GEMMs         M[e][k][co] = sum_ci V[e][k][ci] U[e][ci][co]   (register tiles of
+ *                       EC_TW tiles x 2 vectors of EC_NB output channels, as in direct conv)
+ *   3. output transform out[4x4 of tile k] = act(A^T M_k A + bias)        (vectors over co)
+ * With OpenMP every thread works on its own chunks in its own part of the scratch.
+ */
+#include "ec_fast.h"
+#include "ec_vec_fast.h"
+
+#ifdef EC_OPENMP
+#include <omp.h>
+#endif
+
+/* Threads the scratch has room for (the kernel uses no more than this many). */
+#ifndef EC_MAX_THREADS
+#ifdef EC_OPENMP
+#define EC_MAX_THREADS 4
+#else
+#define EC_MAX_THREADS 1
+#endif
+#endif
+
+#ifndef EC_TW
+#if EC_NB >= 16 || defined(__aarch64__)
+#define EC_TW 8
+#elif defined(__arm__)
+#define EC_TW 4 /* ARMv7 NEON: 16 q registers, and broadcasts take registers of their own */
+#else
+#define EC_TW 6
+#endif
+#endif
+
+/* Floats of one chunk's scratch we aim for: 96 Ki floats = 384 KiB, well inside a 1 MiB L2. */
+#ifndef EC_WINO_CHUNK_FLOATS
+#define EC_WINO_CHUNK_FLOATS (96 * 1024)
+#endif
+
+static int ec_blocks(int n, int b) { return (n + b - 1) / b; }
+
+/* Tiles per chunk: a multiple of EC_TW, at least EC_TW, at most all tiles. */
+static int ec_wino_chunk_tiles(int cin, int cout, int ntiles)
+{
+    const int coutp = ec_blocks(cout, EC_NB) * EC_NB;
+    int tc = EC_WINO_CHUNK_FLOATS / (36 * (cin + coutp));
+    tc = tc / EC_TW * EC_TW;
+    if (tc < EC_TW) tc = EC_TW;
+    const int all = ec_blocks(ntiles, EC_TW) * EC_TW;
+    return tc < all ? tc : all;
+}
+
+static size_t ec_wino_chunk_floats(int cin, int cout, int tc)
+{
+    return (size_t)36 * tc * (size_t)(cin + ec_blocks(cout, EC_NB) * EC_NB);
+}
+
+size_t ec_winograd_scratch_floats(const ec_conv_params *p, const ec_tensor *in,
+                                  const ec_tensor *out)
+{
+    (void)p;
+    const int ntiles = ec_blocks(out->h, 4) * ec_blocks(out->w, 4);
+    const int tc = ec_wino_chunk_tiles(in->c, out->c, ntiles);
+    const int nchunk = ec_blocks(ntiles, tc);
+    const int nt = nchunk < EC_MAX_THREADS ? nchunk : EC_MAX_THREADS;
+    return (size_t)nt * ec_wino_chunk_floats(in->c, out->c, tc);
+}
+
+/* ---- 1. input transform ---------------------------------------------------------------- */
+
+/* t = B^T d along one axis (6 vectors, stride 1 in the arrays). */
+EC_INLINE void ec_wino_bt(const ec_vf d[6], ec_vf t[6])
+{
+    t[0] = ec_vadd(ec_vsub(ec_vscale(d[0], 4.0f), ec_vscale(d[2], 5.0f)), d[4]);
+    t[1] = ec_vsub(ec_vadd(d[3], d[4]), ec_vscale(ec_vadd(d[1], d[2]), 4.0f));
+    t[2] = ec_vadd(ec_vsub(d[4], d[3]), ec_vscale(ec_vsub(d[1], d[2]), 4.0f));
+    t[3] = ec_vadd(ec_vsub(d[4], d[2]), ec_vscale(ec_vsub(d[3], d[1]), 2.0f));
+    t[4] = ec_vsub(ec_vsub(d[4], d[2]), ec_vscale(ec_vsub(d[3], d[1]), 2.0f));
+    t[5] = ec_vadd(ec_vsub(ec_vscale(d[1], 4.0f), ec_vscale(d[3], 5.0f)), d[5]);
+}
+
+/* V[e][k][c0..c0+n) for tile (ty, tx): the 6x6 patch from (4ty - pad_t, 4tx - pad_l); cells
+ * outside the input's buffer (only below/right of the last tiles, whose extra outputs are
+ * dropped) read as zero. FULL: the patch lies inside the buffer and n == EC_NB, so the loads
+ * need no checks (every tile but the ragged last ones). */
+EC_INLINE void ec_wino_input_tile_impl(const int FULL, const ec_conv_params *p,
+                                       const ec_tensor *in, int ty, int tx, int c0, int n,
+                                       float *v, size_t estride)
+{
+    const int y0 = 4 * ty - p->pad_t, x0 = 4 * tx - p->pad_l;
+    const float *org = in->data + (ptrdiff_t)y0 * in->row_stride + (ptrdiff_t)x0 * in->c + c0;
+    ec_vf d[6][6], t[6][6], col[6], r[6];
+    for (int a = 0; a < 6; a++) {
+        const int y = y0 + a;
+        const int yok = y >= -in->pad_h && y < in->h + in->pad_h;
+        for (int b = 0; b < 6; b++) {
+            const float *px = org + (ptrdiff_t)a * in->row_stride + (ptrdiff_t)b * in->c;
+            const int x = x0 + b;
+            if (FULL)
+                d[a][b] = ec_vload(px);
+            else if (!yok || x < -in->pad_w || x >= in->w + in->pad_w)
+                d[a][b] = ec_vzero();
+            else
+                d[a][b] = n == EC_NB ? ec_vload(px) : ec_vload_n(px, n);
+        }
+    }
+    for (int b = 0; b < 6; b++) { /* columns: t[.][b] = B^T d[.][b] */
+        for (int a = 0; a < 6; a++) col[a] = d[a][b];
+        ec_wino_bt(col, r);
+        for (int a = 0; a < 6; a++) t[a][b] = r[a];
+    }
+    for (int a = 0; a < 6; a++) { /* rows: (B^T d) B = rows of t times B */
+        ec_wino_bt(t[a], r);
+        for (int b = 0; b < 6; b++) {
+            float *dst = v + (size_t)(a * 6 + b) * estride;
+            if (FULL || n == EC_NB)
+                ec_vstore(dst, r[b]);
+            else
+                ec_vstore_n(dst, r[b], n);
+        }
+    }
+}
+
+static void ec_wino_input_tile(const ec_conv_params *p, const ec_tensor *in, int ty, int tx,
+                               int c0, int n, float *v, size_t estride)
+{
+    const int y0 = 4 * ty - p->pad_t, x0 = 4 * tx - p->pad_l;
+    const int full = n == EC_NB && y0 >= -in->pad_h && y0 + 6 <= in->h + in->pad_h &&
+                     x0 >= -in->pad_w && x0 + 6 <= in->w + in->pad_w;
+    if (full)
+        ec_wino_input_tile_impl(1, p, in, ty, tx, c0, n, v, estride);
+    else
+        ec_wino_input_tile_impl(0, p, in, ty, tx, c0, n, v, estride);
+}
+
+/* ---- 2. the GEMMs ---------------------------------------------------------------------- */
+
+/* M[k_i][c0 .. c0 + TV*EC_NB) = sum_ci V[k_i][ci] U[ci][.] for TW tiles k_i of one element e.
+ * vrow[i]: V row of tile i (cin floats); u: U block of c0 ([cin][EC_NB]), next block
+ * `ublock` floats further; mrow[i]: M row of tile i. */
+EC_INLINE void ec_wino_gemm_tile(const int TW, const int TV, const float *const *vrow,
+                                 float *const *mrow, int cin, const float *u, size_t ublock)
+{
+    ec_vf acc[EC_TW][2];
+    const float *vr[EC_TW];
+    for (int i = 0; i < TW; i++) {
+        vr[i] = vrow[i];
+        for (int v = 0; v < TV; v++) acc[i][v] = ec_vzero();
+    }
+    for (int j = 0; j < cin; j++) {
+        ec_vf w0 = ec_vload(u + (size_t)j * EC_NB);
+        ec_vf w1 = TV > 1 ? ec_vload(u + ublock + (size_t)j * EC_NB) : w0;
+EC_UNROLL
+        for (int i = 0; i < TW; i++) {
+            const float x = vr[i][j];
+            acc[i][0] = ec_vfma_s(acc[i][0], w0, x);
+            if (TV > 1) acc[i][1] = ec_vfma_s(acc[i][1], w1, x);
+        }
+    }
+    for (int i = 0; i < TW; i++)
+        for (int v = 0; v < TV; v++) ec_vstore(mrow[i] + v * EC_NB, acc[i][v]);
+}
+
+static void ec_wino_gemm(int tc, int cin, int nblk, const float *u_all, const float *vbuf,
+                         float *mbuf, int tcap)
+{
+    const int coutp = nblk * EC_NB;
+    const size_t ublock = (size_t)cin * EC_NB;
+    for (int e = 0; e < 36; e++) {
+        const float *u = u_all + (size_t)e * nblk * ublock;
+        const float *ve = vbuf + (size_t)e * tcap * cin;
+        float *me = mbuf + (size_t)e * tcap * coutp;
+        for (int b = 0; b < nblk; b += 2) {
+            for (int k0 = 0; k0 < tc; k0 += EC_TW) {
+                const float *vrow[EC_TW];
+                float *mrow[EC_TW];
+                for (int i = 0; i < EC_TW; i++) {
+                    const int k = k0 + i < tc ? k0 + i : tc - 1;
+                    vrow[i] = ve + (size_t)k * cin;
+                    mrow[i] = me + (size_t)k * coutp + (size_t)b * EC_NB;
+                }
+                if (b + 1 < nblk)
+                    ec_wino_gemm_tile(EC_TW, 2, vrow, mrow, cin, u + b * ublock, ublock);
+                else
+                    ec_wino_gemm_tile(EC_TW, 1, vrow, mrow, cin, u + b * ublock, ublock);
+            }
+        }
+    }
+}
+
+/* ---- 3. output transform --------------------------------------------------------------- */
+
+/* o = A^T m along one axis (6 vectors in, 4 out). */
+EC_INLINE void ec_wino_at(const ec_vf m[6], ec_vf o[4])
+{
+    const ec_vf s12 = ec_vadd(m[1], m[2]), d12 = ec_vsub(m[1], m[2]);
+    const ec_vf s34 = ec_vadd(m[3], m[4]), d34 = ec_vsub(m[3], m[4]);
+    o[0] = ec_vadd(ec_vadd(m[0], s12), s34);
+    o[1] = ec_vadd(d12, ec_vscale(d34, 2.0f));
+    o[2] = ec_vadd(s12, ec_vscale(s34, 4.0f));
+    o[3] = ec_vadd(ec_vadd(d12, ec_vscale(d34, 8.0f)), m[5]);
+}
+
+/* out[4x4 pixels of tile (ty, tx)][c0 ..] = act(A^T m A + bias). ACT: the activation as a
+ * compile-time constant (its switch folds away); FULL: all 16 pixels inside the map and a
+ * whole vector of channels. */
+EC_INLINE void ec_wino_output_tile_impl(const int ACT, const int FULL, const ec_conv_params *p,
+                                        ec_tensor *out, int ty, int tx, int c0, const float *m,
+                                        size_t estride, const float *bias)
+{
+    const int n = out->c - c0 < EC_NB ? out->c - c0 : EC_NB;
+    ec_vf t[4][6], col[6], r[4], row[4];
+    for (int b = 0; b < 6; b++) { /* columns: t[.][b] = A^T m[.][b] */
+        for (int a = 0; a < 6; a++) col[a] = ec_vload(m + (size_t)(a * 6 + b) * estride);
+        ec_wino_at(col, r);
+        for (int a = 0; a < 4; a++) t[a][b] = r[a];
+    }
+    const ec_vf bv = FULL && bias ? ec_vload(bias + c0) : ec_vbias(bias, c0, n);
+    float *org = out->data + (ptrdiff_t)4 * ty * out->row_stride + (ptrdiff_t)4 * tx * out->c + c0;
+    for (int a = 0; a < 4; a++) {
+        if (!FULL && 4 * ty + a >= out->h) break;
+        ec_wino_at(t[a], row);
+        for (int b = 0; b < 4; b++) {
+            if (!FULL && 4 * tx + b >= out->w) break;
+            ec_vf v = ec_vactivate(ec_vadd(row[b], bv), ACT, p->act_alpha, p->act_slope, c0, n);
+            float *dst = org + (ptrdiff_t)a * out->row_stride + (ptrdiff_t)b * out->c;
+            if (FULL || n == EC_NB)
+                ec_vstore(dst, v);
+            else
+                ec_vstore_n(dst, v, n);
+        }
+    }
+}
+
+#define EC_WINO_OUT(ACT)                                                                       \
+    do {                                                                                       \
+        if (full)                                                                              \
+            ec_wino_output_tile_impl(ACT, 1, p, out, ty, tx, c0, m, estride, bias);            \
+        else                                                                                   \
+            ec_wino_output_tile_impl(ACT, 0, p, out, ty, tx, c0, m, estride, bias);            \
+    } while (0)
+
+static void ec_wino_output_tile(const ec_conv_params *p, ec_tensor *out, int ty, int tx,
+                                int c0, const float *m, size_t estride, const float *bias)
+{
+    const int full = c0 + EC_NB <= out->c && 4 * ty + 4 <= out->h && 4 * tx + 4 <= out->w;
+    switch (p->act) {
+    case EC_ACT_RELU: EC_WINO_OUT(EC_ACT_RELU); break;
+    case EC_ACT_LEAKY: EC_WINO_OUT(EC_ACT_LEAKY); break;
+    case EC_ACT_RELU6: EC_WINO_OUT(EC_ACT_RELU6); break;
+    case EC_ACT_PRELU: EC_WINO_OUT(EC_ACT_PRELU); break;
+    case EC_ACT_NONE: EC_WINO_OUT(EC_ACT_NONE); break;
+    default: EC_WINO_OUT(p->act); break; /* sigmoid, tanh: libm dominates anyway */
+    }
+}
+
+/* ---- driver ---------------------------------------------------------------------------- */
+
+static void ec_wino_chunk(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                          const float *u, const float *bias, int t0, int tc, int tcap,
+                          float *scratch)
+{
+    const int cin = in->c, nblk = ec_blocks(out->c, EC_NB), coutp = nblk * EC_NB;
+    const int tiles_x = ec_blocks(out->w, 4);
+    float *vbuf = scratch;                               /* [36][tcap][cin] */
+    float *mbuf = scratch + (size_t)36 * tcap * cin;     /* [36][tcap][coutp] */
+    for (int k = 0; k < tc; k++) {
+        const int t = t0 + k;
+        for (int c0 = 0; c0 < cin; c0 += EC_NB) {
+            const int n = cin - c0 < EC_NB ? cin - c0 : EC_NB;
+            ec_wino_input_tile(p, in, t / tiles_x, t % tiles_x, c0, n,
+                               vbuf + (size_t)k * cin + c0, (size_t)tcap * cin);
+        }
+    }
+    ec_wino_gemm(tc, cin, nblk, u, vbuf, mbuf, tcap);
+    for (int k = 0; k < tc; k++) {
+        const int t = t0 + k;
+        for (int b = 0; b < nblk; b++)
+            ec_wino_output_tile(p, out, t / tiles_x, t % tiles_x, b * EC_NB,
+                                mbuf + (size_t)k * coutp + (size_t)b * EC_NB,
+                                (size_t)tcap * coutp, bias);
+    }
+}
+
+void ec_conv3x3_winograd(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                         const float *w_transformed, const float *bias, float *scratch)
+{
+    const int ntiles = ec_blocks(out->h, 4) * ec_blocks(out->w, 4);
+    const int tcap = ec_wino_chunk_tiles(in->c, out->c, ntiles);
+    const int nchunk = ec_blocks(ntiles, tcap);
+#ifdef EC_OPENMP
+    const size_t per = ec_wino_chunk_floats(in->c, out->c, tcap);
+    int nt = omp_get_max_threads();
+    nt = nt < EC_MAX_THREADS ? nt : EC_MAX_THREADS;
+    nt = nt < nchunk ? nt : nchunk;
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (int c = 0; c < nchunk; c++) {
+#ifdef EC_OPENMP
+        float *s = scratch + (size_t)omp_get_thread_num() * per;
+#else
+        float *s = scratch;
+#endif
+        const int t0 = c * tcap;
+        const int tc = ntiles - t0 < tcap ? ntiles - t0 : tcap;
+        ec_wino_chunk(p, in, out, w_transformed, bias, t0, tc, tcap, s);
+    }
+}

@@ -1,0 +1,175 @@
+"""`edgecnn.bench` and `edgecnn bench`: well-formed results, agreement, clear errors.
+
+No assertion on speed (machines are noisy); the timings are only checked to be consistent
+with one another (min <= median, GFLOP/s = 2 x MACs / median, ratios from the medians).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn import reference, summarize
+from edgecnn.bench import bench, format_table, machine_info
+from edgecnn.cli import main
+from edgecnn.errors import EdgecnnError, MissingDependencyError
+from edgecnn.modelfile import save
+from testutil import tiny_cnn
+
+FAST = {"repeats": 3, "warmup": 1, "min_time": 0.0}
+ENTRY_FIELDS = {"backend", "threads", "available", "target", "device", "date", "ms_median",
+                "ms_min", "gflops", "ratio"}
+
+
+def _entry(result, backend, threads=1):
+    (e,) = [e for e in result["entries"] if e["backend"] == backend and e["threads"] == threads]
+    return e
+
+
+def _check_timed(e, macs):
+    assert set(e) >= ENTRY_FIELDS
+    assert e["available"] and 0 < e["ms_min"] <= e["ms_median"]
+    assert e["gflops"] == pytest.approx(2 * macs / (e["ms_median"] / 1e3) / 1e9)
+    assert e["samples"] == FAST["repeats"]
+
+
+@pytest.mark.onnx
+def test_reference_and_onnxruntime_well_formed():
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    g = tiny_cnn()
+    r = bench(g, ("reference", "onnxruntime"), threads=(1, 2), **FAST)
+    macs = summarize(g).total_macs
+    assert r["total_macs"] == macs > 0 and r["model"] == "tiny"
+    assert [(e["backend"], e["threads"]) for e in r["entries"]] == [
+        ("onnxruntime", 1), ("reference", 1), ("onnxruntime", 2), ("reference", 2)]
+    for e in r["entries"]:
+        _check_timed(e, macs)
+        assert e["ratio"] is None  # no compiled entry to compare with
+        assert e["details"]["compared_with"] == "onnxruntime"
+        assert e["details"]["max_abs_diff"] < 1e-5  # same weights, same input, same output
+    assert r["machine"]["cpu"] and r["machine"]["usable_cores"] >= 1
+    assert r["versions"]["numpy"] == np.__version__
+    text = format_table(r)
+    assert "onnxruntime" in text and "reference" in text
+
+
+def test_compiled_missing_or_failing_is_an_entry(monkeypatch):
+    monkeypatch.delattr(edgecnn, "compile", raising=False)
+    r = bench(tiny_cnn(), ("compiled", "reference"), **FAST)
+    e = _entry(r, "compiled")
+    assert not e["available"] and "not available" in e["reason"]
+    assert e["ms_median"] is None
+    _check_timed(_entry(r, "reference"), r["total_macs"])
+
+    def failing(graph, **kw):
+        raise EdgecnnError("not yet supported: layer 'x' of kind 'y'")
+
+    monkeypatch.setattr(edgecnn, "compile", failing, raising=False)
+    e = _entry(bench(tiny_cnn(), ("compiled", "reference"), **FAST), "compiled")
+    assert not e["available"] and "not yet supported" in e["reason"]
+
+
+class _FakeCompiled:
+    """Stands in for edgecnn.compile's result: the reference, twice over (so it is slower)."""
+
+    def __init__(self, graph, **kw):
+        self.graph, self.kw, self.threads = graph, kw, None
+
+    def set_threads(self, n):
+        self.threads = n
+
+    def predict(self, x):
+        reference.predict(self.graph, x)
+        return reference.predict(self.graph, x)
+
+    def profile(self, x):
+        return [{"layer": l.name, "ms": 0.001} for l in self.graph.layers[1:]]
+
+
+def test_ratio_and_profile_with_a_compiled_backend(monkeypatch):
+    made = []
+
+    def fake_compile(graph, **kw):
+        made.append(_FakeCompiled(graph, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(edgecnn, "compile", fake_compile, raising=False)
+    g = tiny_cnn()
+    r = bench(g, ("compiled", "reference"), threads=(1, 2), profile=True, **FAST)
+    assert [m.kw["target"] for m in made] == ["host", "host"]
+    assert [m.threads for m in made] == [1, 2]
+    for t in (1, 2):
+        c, ref = _entry(r, "compiled", t), _entry(r, "reference", t)
+        assert c["ratio"] is None
+        assert ref["ratio"] == pytest.approx(c["ms_median"] / ref["ms_median"])
+        assert c["details"]["max_abs_diff"] == 0.0
+    assert r["profile"]["available"]
+    assert [row["layer"] for row in r["profile"]["layers"]] == [l.name for l in g.layers[1:]]
+
+
+def test_profile_not_available_without_compiled(monkeypatch):
+    monkeypatch.delattr(edgecnn, "compile", raising=False)
+    r = bench(tiny_cnn(), ("compiled", "reference"), profile=True, **FAST)
+    assert r["profile"]["available"] is False and r["profile"]["reason"]
+
+
+def test_bad_backend_and_threads():
+    with pytest.raises(EdgecnnError, match=r"unknown backend\(s\) 'tensorrt'.*known: compiled"):
+        bench(tiny_cnn(), ("onnxruntime", "tensorrt"))
+    with pytest.raises(EdgecnnError, match="thread counts must be positive"):
+        bench(tiny_cnn(), ("reference",), threads=(0,))
+    with pytest.raises(EdgecnnError, match="repeats must be >= 1"):
+        bench(tiny_cnn(), ("reference",), repeats=0)
+
+
+@pytest.mark.parametrize("module,extra", [("onnxruntime", "onnx"), ("torch", "torch")])
+def test_missing_extra_is_a_clear_error(monkeypatch, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(MissingDependencyError, match=rf"pip install 'edgecnn\[{extra}\]'"):
+        bench(tiny_cnn(), (module,), **FAST)
+
+
+def test_machine_info_names_no_host():
+    import platform
+
+    info = machine_info()
+    assert {"cpu", "logical_cores", "usable_cores", "arch", "simd", "os"} <= set(info)
+    assert platform.node() not in json.dumps(info) or not platform.node()
+
+
+@pytest.mark.onnx
+def test_cli_json_has_what_cards_need(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "cache"))  # a compiled build, if any
+    model = save(tiny_cnn(), tmp_path / "tiny.safetensors")
+    out = tmp_path / "bench.json"
+    rc = main(["bench", str(model), "--against", "onnxruntime,reference", "--threads", "1,2",
+               "--format", "json", "--repeats", "2", "--warmup", "1", "--min-time", "0",
+               "-o", str(out)])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    assert printed["model"] == "tiny" and printed["total_macs"] == summarize(tiny_cnn()).total_macs
+    assert printed["date"] and printed["machine"]["cpu"]
+    assert {(e["backend"], e["threads"]) for e in printed["entries"]} == {
+        (b, t) for b in ("compiled", "onnxruntime", "reference") for t in (1, 2)}
+    for e in printed["entries"]:
+        assert {"device", "threads", "target", "date"} <= set(e)
+    assert str(tmp_path) not in json.dumps(printed)  # no path of this machine in the card data
+
+
+def test_cli_table_and_errors(tmp_path, capsys):
+    model = save(tiny_cnn(), tmp_path / "tiny.safetensors")
+    assert main(["bench", str(model), "--no-compiled", "--against", "reference",
+                 "--repeats", "2", "--warmup", "0", "--min-time", "0", "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "reference" in out and "ms median" in out and "profile:" in out
+    assert main(["bench", str(model), "--against", "onnxruntime,bogus"]) == 2
+    assert "unknown backend(s) 'bogus'" in capsys.readouterr().err
+    assert main(["bench", str(model), "--threads", "one"]) == 2
+    assert "--threads takes integers" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path / "missing.safetensors")]) == 2

@@ -1,0 +1,370 @@
+"""The fast C kernels (runtime/ec_fast.h) against the numpy layer references.
+
+Every kernel is built into a small shared library (gcc for EC_NB = 16, 8 and 4, clang, a
+plain-C99 build without vector extensions and an OpenMP build) and called through ctypes on
+random data over a table of shapes. Tolerances, relative to the largest |output| of the case:
+direct, depthwise and dense 2e-5 (float32 sums in another order); Winograd F(4x4, 3x3) 2e-4
+(its transforms multiply and divide by up to 8 and 1/24; measured errors are around 2e-6 to
+2e-5 on these cases). The cross test runs tests/c/kernels_check.c, a C driver with its own
+naive reference, under qemu-arm / qemu-aarch64 to check the NEON builds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.compiler import packing
+from edgecnn.layers.base import get_kind
+
+RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "runtime"
+DRIVER = Path(__file__).resolve().parent / "c" / "kernels_check.c"
+SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
+WARN = ["-Wall", "-Wextra", "-Werror"]
+TOL = 2e-5
+TOL_WINOGRAD = 2e-4
+
+ACTS = {"none": 0, "relu": 1, "leaky_relu": 2, "relu6": 3, "sigmoid": 4, "tanh": 5, "prelu": 6}
+
+pytestmark = pytest.mark.cc
+
+
+# ---- ctypes view of ec_types.h ------------------------------------------------------------
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.POINTER(ctypes.c_float)), ("h", ctypes.c_int),
+                ("w", ctypes.c_int), ("c", ctypes.c_int), ("row_stride", ctypes.c_int),
+                ("pad_h", ctypes.c_int), ("pad_w", ctypes.c_int)]
+
+
+class Params(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int) for n in
+                ("kh", "kw", "sh", "sw", "dh", "dw", "pad_t", "pad_l", "pad_b", "pad_r",
+                 "groups", "act")] + [("act_alpha", ctypes.c_float),
+                                      ("act_slope", ctypes.POINTER(ctypes.c_float))]
+
+
+def fptr(a: np.ndarray | None, offset: int = 0):
+    if a is None:
+        return None
+    assert a.dtype == np.float32 and a.flags.c_contiguous
+    return ctypes.cast(a.ctypes.data + 4 * offset, ctypes.POINTER(ctypes.c_float))
+
+
+class Buffer:
+    """An (h + 2 ph) x (w + 2 pw) x c buffer holding an h x w x c tensor; border = `fill`."""
+
+    def __init__(self, h, w, c, ph=0, pw=0, fill=0.0):
+        self.a = np.full((h + 2 * ph, w + 2 * pw, c), fill, np.float32)
+        self.ph, self.pw = ph, pw
+        self.view = Tensor(fptr(self.a, (ph * (w + 2 * pw) + pw) * c), h, w, c,
+                           (w + 2 * pw) * c, ph, pw)
+
+    @property
+    def interior(self) -> np.ndarray:
+        h, w = self.view.h, self.view.w
+        return self.a[self.ph:self.ph + h, self.pw:self.pw + w]
+
+
+class Kernels:
+    """The kernels of one build, called like the generated code calls them."""
+
+    def __init__(self, path: Path, nb: int):
+        self.lib = ctypes.CDLL(str(path))
+        self.nb = nb
+        self.lib.ec_winograd_scratch_floats.restype = ctypes.c_size_t
+
+    @staticmethod
+    def params(a: dict, act: str, alpha: float, slope: np.ndarray | None) -> Params:
+        t, l, b, r = a["padding"]
+        return Params(*a["kernel"], *a["stride"], *a["dilation"], t, l, b, r, a["groups"],
+                      ACTS[act], alpha, fptr(slope))
+
+    def conv(self, algo, a, x, w, bias, act="none", alpha=0.1, slope=None, out_border=(0, 0),
+             threads=None):
+        """Run one conv on x (h, w, c); return the output buffer (border included)."""
+        kh_pad = max(a["padding"][0], a["padding"][2])
+        kw_pad = max(a["padding"][1], a["padding"][3])
+        h, wd, c = x.shape
+        src = Buffer(h, wd, c, kh_pad, kw_pad)
+        src.interior[...] = x
+        oh, ow, co = get_kind("conv2d").output_shape(a, [x.shape])
+        dst = Buffer(oh, ow, co, *out_border, fill=7.0)
+        p = self.params(a, act, alpha, slope)
+        args = [ctypes.byref(p), ctypes.byref(src.view), ctypes.byref(dst.view)]
+        if algo == "direct":
+            wp = packing.pack_direct(w, self.nb)
+            self.lib.ec_conv2d_direct(*args, fptr(wp), fptr(bias))
+        elif algo == "depthwise":
+            wp = packing.pack_depthwise(w, self.nb)
+            self.lib.ec_conv2d_depthwise(*args, fptr(wp), fptr(bias))
+        else:
+            wp = packing.pack_winograd(w, self.nb)
+            n = self.lib.ec_winograd_scratch_floats(*args)
+            scratch = np.full(n + 16, np.nan, np.float32)  # NaN: reads of unwritten scratch show
+            self.lib.ec_conv3x3_winograd(*args, fptr(wp), fptr(bias), fptr(scratch))
+            assert np.isnan(scratch[n:]).all(), "wrote past the scratch size it asked for"
+        return dst
+
+    def dense(self, x, w, bias, act="none", alpha=0.1):
+        units, n_in = w.shape
+        wp = packing.pack_dense(w, self.nb)
+        y = np.full(units + 8, 7.0, np.float32)
+        self.lib.ec_dense_fast(n_in, units, fptr(x), fptr(y), fptr(wp), fptr(bias), ACTS[act],
+                               ctypes.c_float(alpha))
+        assert (y[units:] == 7.0).all(), "wrote past the output"
+        return y[:units]
+
+
+def arch_flags(cc: str) -> list[str]:
+    return ["-march=native"] if platform.machine() in ("x86_64", "AMD64") else []
+
+
+def build(tmp: Path, cc: str, nb: int, extra: list[str]) -> Path:
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} not found")
+    out = tmp / f"kernels_{cc}_{nb}_{seed_of(extra)}.so"
+    cmd = [cc, "-O2", "-ffp-contract=fast", "-shared", "-fPIC", f"-DEC_NB={nb}", *WARN,
+           *arch_flags(cc), *extra, *[str(RUNTIME / s) for s in SOURCES], "-o", str(out), "-lm"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out
+
+
+BUILDS = {  # id: (compiler, EC_NB, extra flags)
+    "gcc-nb16": ("gcc", 16, []),
+    "gcc-nb8": ("gcc", 8, []),
+    "gcc-nb4": ("gcc", 4, []),
+    "clang-nb16": ("clang", 16, []),
+    "c99-scalar": ("gcc", 4, ["-std=c99", "-pedantic", "-DEC_NO_VECTOR_EXT"]),
+    "gcc-openmp": ("gcc", 16, ["-fopenmp", "-DEC_OPENMP"]),
+}
+
+
+@pytest.fixture(scope="module", params=list(BUILDS))
+def kernels(request, tmp_path_factory):
+    cc, nb, extra = BUILDS[request.param]
+    k = Kernels(build(tmp_path_factory.mktemp("k"), cc, nb, extra), nb)
+    if "-fopenmp" in extra:
+        k.lib.omp_set_num_threads(2)
+    return k
+
+
+# ---- references -----------------------------------------------------------------------------
+
+def conv_attrs(cin, cout, k, stride=1, pad=0, dil=1, groups=1):
+    return get_kind("conv2d").normalize_attrs(
+        {"filters": cout, "kernel": k, "stride": stride, "padding": pad, "dilation": dil,
+         "groups": groups, "bias": True}, "test")
+
+
+def reference(a, x, w, bias, act, alpha, slope):
+    y = get_kind("conv2d").forward(a, [x[None]], {"weight": w, "bias": bias})
+    if act != "none":
+        k = get_kind("activation")
+        y = k.forward(k.normalize_attrs({"function": act, "slope": alpha}, "test"), [y],
+                      {"slope": slope})
+    return y[0]
+
+
+def seed_of(case) -> int:
+    return zlib.crc32(repr(case).encode())
+
+
+def case_data(seed, h, w, cin, cout, k, groups=1):
+    rng = np.random.default_rng(seed)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal((h, w, cin)).astype(np.float32)
+    fan_in = cin // groups * kh * kw
+    wt = (rng.standard_normal((cout, cin // groups, kh, kw)) * np.sqrt(2 / fan_in)).astype(
+        np.float32)
+    bias = rng.standard_normal(cout).astype(np.float32) * 0.1
+    slope = rng.uniform(0.05, 0.5, cout).astype(np.float32)
+    return x, wt, bias, slope
+
+
+def check(dst, ref, tol, out_border):
+    got = dst.interior
+    scale = max(1.0, float(np.abs(ref).max()))
+    err = float(np.abs(got - ref).max()) / scale
+    assert err <= tol, f"max error {err:.2e} x {scale:.2f} > {tol:.0e}"
+    if any(out_border):  # the border around the output view is left alone
+        mask = np.ones(dst.a.shape[:2], bool)
+        mask[dst.ph:dst.ph + ref.shape[0], dst.pw:dst.pw + ref.shape[1]] = False
+        assert (dst.a[mask] == 7.0).all(), "the kernel wrote into the output border"
+    return err
+
+
+# (h, w, cin, cout, kernel, stride, pad, dilation, activation, output border)
+DIRECT_CASES = [
+    (16, 16, 3, 16, 3, 1, 1, 1, "relu", (1, 1)),        # seed layer 1 (reduced map)
+    (12, 12, 16, 32, 3, 1, 1, 1, "relu", (1, 1)),       # seed layer 2
+    (8, 8, 32, 64, 3, 1, 1, 1, "none", (0, 0)),
+    (4, 4, 64, 128, 3, 1, 1, 1, "relu", (1, 1)),        # deep layers: small maps
+    (2, 2, 128, 100, 1, 1, 0, 1, "none", (0, 0)),       # seed 1x1 classifier conv, reduced
+    (7, 9, 10, 20, 3, 1, 1, 1, "leaky_relu", (2, 1)),   # Cout not a multiple of 8 or 16
+    (5, 6, 7, 5, 3, 1, 1, 1, "relu6", (0, 0)),          # Cout < every vector width
+    (9, 11, 8, 24, 3, 2, 1, 1, "relu", (1, 1)),         # stride 2
+    (5, 7, 24, 40, 1, 1, 0, 1, "sigmoid", (0, 0)),      # 1x1 = GEMM
+    (10, 9, 6, 12, 5, 1, 2, 1, "tanh", (2, 2)),         # 5x5 pad 2
+    (35, 35, 3, 16, 11, 4, 2, 1, "relu", (0, 0)),       # AlexNet-style 11x11 / 4
+    (12, 12, 8, 16, 3, 1, 2, 2, "prelu", (0, 0)),       # dilation 2
+    (8, 8, 16, 48, 3, 1, (0, 0, 1, 1), 1, "none", (0, 0)),  # asymmetric (TF "same") padding
+    (1, 1, 64, 37, 1, 1, 0, 1, "relu", (0, 0)),         # a single pixel
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=lambda c: "x".join(map(str, c[:6])))
+def test_direct_matches_reference(kernels, case):
+    h, w, cin, cout, k, s, pad, dil, act, border = case
+    a = conv_attrs(cin, cout, k, s, pad, dil)
+    x, wt, bias, slope = case_data(seed_of(case), h, w, cin, cout, k)
+    dst = kernels.conv("direct", a, x, wt, bias, act, 0.1, slope, border)
+    check(dst, reference(a, x, wt, bias, act, 0.1, slope), TOL, border)
+
+
+@pytest.mark.parametrize("act", list(ACTS))
+def test_direct_every_activation(kernels, act):
+    a = conv_attrs(12, 20, 3, 1, 1)
+    x, wt, bias, slope = case_data(5, 6, 5, 12, 20, 3)
+    x *= 3  # reach relu6's upper clip and sigmoid/tanh saturation
+    dst = kernels.conv("direct", a, x, wt, bias, act, 0.2, slope, (1, 1))
+    check(dst, reference(a, x, wt, bias, act, 0.2, slope), TOL, (1, 1))
+
+
+# (h, w, cin, cout, pad, activation, output border)
+WINOGRAD_CASES = [
+    (16, 16, 16, 32, 1, "relu", (1, 1)),     # seed layer 2 (reduced map)
+    (8, 8, 64, 128, 1, "relu", (1, 1)),
+    (10, 7, 10, 20, 1, "leaky_relu", (0, 0)),  # ragged tiles, Cin and Cout not multiples of NB
+    (9, 9, 8, 5, 0, "none", (2, 2)),         # no padding (valid conv)
+    (6, 13, 3, 16, 1, "prelu", (0, 0)),      # Cin = 3 still correct (though direct is faster)
+    (40, 36, 16, 24, 1, "tanh", (0, 0)),     # several chunks of tiles
+]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "x".join(map(str, c[:5])))
+def test_winograd_matches_reference(kernels, case):
+    h, w, cin, cout, pad, act, border = case
+    a = conv_attrs(cin, cout, 3, 1, pad)
+    x, wt, bias, slope = case_data(seed_of(case), h, w, cin, cout, 3)
+    dst = kernels.conv("winograd", a, x, wt, bias, act, 0.1, slope, border)
+    check(dst, reference(a, x, wt, bias, act, 0.1, slope), TOL_WINOGRAD, border)
+
+
+# (h, w, channels, multiplier, kernel, stride, pad, activation)
+DEPTHWISE_CASES = [
+    (10, 10, 32, 1, 3, 1, 1, "relu6"),       # MobileNet block
+    (9, 8, 20, 1, 3, 2, 1, "relu"),          # stride 2, channels not a multiple of NB
+    (6, 6, 8, 2, 3, 1, 1, "none"),           # multiplier 2
+    (7, 7, 5, 3, 5, 1, 2, "prelu"),          # 5x5, multiplier 3, Cout = 15
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=lambda c: "x".join(map(str, c[:7])))
+def test_depthwise_matches_reference(kernels, case):
+    h, w, c, m, k, s, pad, act = case
+    a = conv_attrs(c, c * m, k, s, pad, groups=c)
+    x, wt, bias, slope = case_data(seed_of(case), h, w, c, c * m, k, groups=c)
+    dst = kernels.conv("depthwise", a, x, wt, bias, act, 0.1, slope, (1, 1))
+    check(dst, reference(a, x, wt, bias, act, 0.1, slope), TOL, (1, 1))
+
+
+@pytest.mark.parametrize("n_in,units,act", [(100, 37, "relu"), (4096, 1000, "none"),
+                                            (3, 5, "sigmoid"), (64, 16, "leaky_relu")])
+def test_dense_matches_reference(kernels, n_in, units, act):
+    rng = np.random.default_rng(n_in + units)
+    x = rng.standard_normal(n_in).astype(np.float32)
+    w = (rng.standard_normal((units, n_in)) / np.sqrt(n_in)).astype(np.float32)
+    bias = rng.standard_normal(units).astype(np.float32)
+    d = get_kind("dense")
+    ref = d.forward({"units": units, "bias": True}, [x.reshape(1, 1, 1, -1)],
+                    {"weight": w, "bias": bias})
+    if act != "none":
+        k = get_kind("activation")
+        ref = k.forward(k.normalize_attrs({"function": act, "slope": 0.1}, "t"), [ref], {})
+    got = kernels.dense(x, w, bias, act, 0.1)
+    scale = max(1.0, float(np.abs(ref).max()))
+    assert np.abs(got - ref.ravel()).max() / scale <= TOL
+
+
+# ---- packing and the choice of kernel (no compiler needed) --------------------------------
+
+@pytest.mark.parametrize("nb", [4, 8, 16])
+def test_pack_direct_layout(nb):
+    w = np.arange(20 * 3 * 3 * 2, dtype=np.float32).reshape(20, 3, 3, 2)  # Co Ci kh kw
+    p = packing.pack_direct(w, nb)
+    assert p.shape == (-(-20 // nb), 3, 2, 3, nb)
+    o, i, ky, kx = 17, 2, 1, 0
+    assert p[o // nb, ky, kx, i, o % nb] == w[o, i, ky, kx]
+    tail = p[-1, ..., 20 - (p.shape[0] - 1) * nb:]
+    assert (tail == 0).all()
+
+
+def test_winograd_filter_transform_is_exact_in_1d():
+    rng = np.random.default_rng(0)
+    d, g = rng.standard_normal(6), rng.standard_normal(3)
+    y = packing.WINOGRAD_AT @ ((packing.WINOGRAD_G @ g) * (packing.WINOGRAD_BT @ d))
+    np.testing.assert_allclose(y, np.correlate(d, g, "valid"), atol=1e-12)
+
+
+def test_choose_conv_algorithm():
+    def choose(cin, cout, hw, k=3, s=1, groups=1, nb=16):
+        a = conv_attrs(cin, cout, k, s, k // 2, groups=groups)
+        return packing.choose_conv_algorithm(a, (hw, hw, cin), (hw // s, hw // s, cout), nb)
+
+    assert choose(3, 16, 256) == "direct"          # RGB first layer
+    assert choose(16, 32, 128) == "winograd"
+    assert choose(128, 256, 16) == "winograd"
+    assert choose(256, 512, 8) == "direct"         # few tiles for many transformed weights
+    assert choose(16, 32, 128, s=2) == "direct"
+    assert choose(1024, 1000, 2, k=1) == "direct"
+    assert choose(32, 32, 56, groups=32) == "depthwise"
+    assert choose(32, 64, 56, groups=4) == "ref"   # grouped, not depthwise
+    assert choose(16, 32, 128, nb=3) == "ref"
+
+
+# ---- NEON builds under qemu ---------------------------------------------------------------
+
+ARMV7 = ["-mcpu=cortex-a53", "-mfpu=neon-fp-armv8", "-mfloat-abi=hard"]
+CROSS = {  # id: (compiler, qemu, flags)
+    "armv7": ("arm-linux-gnueabihf-gcc", "qemu-arm", ARMV7),
+    # GCC computes float vectors with NEON on ARMv7 only when allowed to flush denormals
+    "armv7-neon": ("arm-linux-gnueabihf-gcc", "qemu-arm", [*ARMV7, "-funsafe-math-optimizations"]),
+    "aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64", []),
+}
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("target", list(CROSS))
+def test_neon_builds_agree_under_qemu(target, tmp_path):
+    cc, qemu, flags = CROSS[target]
+    for tool in (cc, qemu):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found")
+    exe = tmp_path / "kernels_check"
+    subprocess.run([cc, "-O2", "-static", "-DEC_NB=4", *WARN, *flags, f"-I{RUNTIME}",
+                    str(DRIVER), *[str(RUNTIME / s) for s in SOURCES], "-o", str(exe), "-lm"],
+                   check=True, capture_output=True, text=True)
+    r = subprocess.run([qemu, str(exe)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "all ok" in r.stdout
+
+
+def test_c_driver_passes_natively(tmp_path):
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not found")
+    exe = tmp_path / "kernels_check"
+    subprocess.run(["gcc", "-O2", "-DEC_NB=8", *WARN, *arch_flags("gcc"), f"-I{RUNTIME}",
+                    str(DRIVER), *[str(RUNTIME / s) for s in SOURCES], "-o", str(exe), "-lm"],
+                   check=True, capture_output=True, text=True)
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "all ok" in r.stdout, r.stdout + r.stderr
