@@ -41,3 +41,26 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium driven by selenium (Debian's chromium and chromium-driver)."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking", "--disable-sync",
+                 "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
+                 "--window-size=1100,900"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts,
+                              service=webdriver.ChromeService(executable_path=driver_path))
+    yield driver
+    driver.quit()

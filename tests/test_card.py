@@ -1,6 +1,7 @@
 """Model cards and the gallery: computed figures, reproducible bytes, clear errors."""
 
 import json
+import os
 
 import pytest
 
@@ -106,3 +107,28 @@ def test_gallery_site(reports, tmp_path):
     assert len(files) == 4
     with pytest.raises(EdgecnnError, match="no card.json"):
         build_site(tmp_path / "site" / "cards", tmp_path / "x")
+
+
+def test_gallery_in_headless_chromium_shows_table_and_chart(reports, tmp_path, browser):
+    import numpy as np
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    d, model, g = reports
+    write(build(g, model, d / "eval.json", [d / "bench.json"]), tmp_path / "cards" / "small")
+    write(build(get("alexnet").init_weights(0)), tmp_path / "cards" / "alexnet")
+    build_site(tmp_path / "cards", tmp_path / "site")
+    browser.get((tmp_path / "site" / "index.html").as_uri())
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.sortable tbody tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == ["alexnet", "d_small"]
+    chart = browser.find_element(By.CSS_SELECTOR, "div.chart svg")
+    assert chart.size["width"] > 400 and chart.size["height"] > 300
+    browser.find_elements(By.CSS_SELECTOR, "table.sortable th")[2].click()  # sort by top-1
+    shot = tmp_path / "gallery.png"
+    browser.save_screenshot(str(shot))
+    if os.environ.get("EDGECNN_KEEP_SCREENSHOT"):
+        browser.save_screenshot(os.environ["EDGECNN_KEEP_SCREENSHOT"])
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 10
+    # the chart's point for the measured model is drawn in the first series colour
+    assert np.all(np.abs(pixels - [0x1F, 0x77, 0xB4]) < 30, axis=-1).sum() > 20

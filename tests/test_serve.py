@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -16,8 +15,6 @@ from edgecnn.preprocess import load_image, preprocess
 from edgecnn.serve import make_server
 from testutil import tiny_cnn, write_image
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture
@@ -52,36 +49,21 @@ def test_classify_endpoint_matches_reference(server, tmp_path):
         assert b"Drop an image" in r.read()
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                    reason="needs Debian's chromium and chromium-driver")
-def test_page_in_headless_chromium_renders_the_labels(server, tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
+def test_page_in_headless_chromium_renders_the_labels(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     g, url = server
     img = write_image(tmp_path / "photo.png", size=(64, 48))
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking", "--disable-sync",
-                 "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--window-size=900,700"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts,
-                              service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
-    try:
-        driver.get(url)
-        driver.find_element(By.ID, "file").send_keys(str(img))
-        WebDriverWait(driver, 30).until(
-            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li")) == 5)
-        items = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#results li")]
-        shot = tmp_path / "page.png"
-        driver.save_screenshot(str(shot))
-        if os.environ.get("EDGECNN_KEEP_SCREENSHOT"):
-            driver.save_screenshot(os.environ["EDGECNN_KEEP_SCREENSHOT"])
-    finally:
-        driver.quit()
+    browser.get(url)
+    browser.find_element(By.ID, "file").send_keys(str(img))
+    WebDriverWait(browser, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results li")) == 5)
+    items = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#results li")]
+    shot = tmp_path / "page.png"
+    browser.save_screenshot(str(shot))
+    if os.environ.get("EDGECNN_KEEP_SCREENSHOT"):
+        browser.save_screenshot(os.environ["EDGECNN_KEEP_SCREENSHOT"])
     p = reference.predict(g, preprocess(load_image(img), g.preprocessing, (16, 16)))[0]
     from edgecnn.labels import ilsvrc2012
 

@@ -201,7 +201,7 @@ def index_html(cards: list[dict], chart: str, devices: list[str]) -> str:
             cells.append(_cell("—" if not ms else f"{min(ms):.2f}", min(ms) if ms else None,
                                True))
         size = c["size"]["model_file_bytes"] or c["size"]["weights_bytes"]
-        cells += [_cell(f"{size / 1e6:.1f}", size, True),
+        cells += [_cell(f"{size / 1e6:.3g}", size, True),
                   _cell(f"{c['totals']['params']:,}", c["totals"]["params"], True),
                   _cell(f"{c['totals']['macs'] / 1e6:,.0f} M", c["totals"]["macs"], True)]
         out.append("<tr>" + "".join(cells) + "</tr>")
