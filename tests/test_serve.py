@@ -16,7 +16,6 @@ from edgecnn.serve import make_server
 from testutil import tiny_cnn, write_image
 
 
-
 @pytest.fixture
 def server():
     g = tiny_cnn(classes=1000)
