@@ -116,8 +116,25 @@ def _torch_models():
         def forward(self, x):
             return self.f((x - self.mean) / self.std)
 
+    class Basic(nn.Module):  # ResNet basic block, with a strided 1x1 projection shortcut
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.f = nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+            self.short = nn.Sequential() if stride == 1 and cin == cout else nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            return torch.relu(self.f(x) + self.short(x))
+
+    resnet = nn.Sequential(  # ResNet stem (7x7/2, max pool 3/2 pad 1), two stages, VGG-ish head
+        nn.Conv2d(3, 16, 7, 2, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1), Basic(16, 16, 1), Basic(16, 32, 2),
+        nn.AdaptiveAvgPool2d((2, 2)), nn.Flatten(), nn.Linear(32 * 2 * 2, 12))
+
     return torch, {"mobilenet": (mobilenet, 32), "alexnet": (alexnet, 67),
-                   "squeezenet": (Squeeze(), 30)}
+                   "squeezenet": (Squeeze(), 30), "resnet": (resnet, 64)}
 
 
 def _randomize_bn(torch, m):
@@ -132,7 +149,7 @@ def _randomize_bn(torch, m):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("which", ["mobilenet", "alexnet", "squeezenet"])
+@pytest.mark.parametrize("which", ["mobilenet", "alexnet", "squeezenet", "resnet"])
 def test_torch_exports_match_onnxruntime(which, tmp_path):
     torch, models = _torch_models()
     torch.manual_seed(0)
@@ -271,18 +288,31 @@ def test_dense_after_chw_flatten_permutes_columns(tmp_path):
 # ---- what the importer refuses, in one message -----------------------------------------------
 
 def test_every_unsupported_operator_is_listed(tmp_path):
-    nodes = [helper.make_node("Transpose", ["x"], ["t"], "swap", perm=[0, 1, 3, 2]),
-             helper.make_node("HardSwish", ["t"], ["h"], "hswish"),
-             helper.make_node("Relu", ["h"], ["r"], "ok_relu"),
-             helper.make_node("Resize", ["r", "", "sc"], ["y"], "upsample")]
-    inits = [init("sc", [1, 1, 2, 2])]
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["c"], "clip_weird"),  # attributes
+             helper.make_node("Transpose", ["c"], ["t"], "swap", perm=[0, 1, 3, 2]),
+             helper.make_node("Relu", ["x"], ["r0"], "ok_relu"),
+             helper.make_node("HardSwish", ["r0"], ["h"], "hswish"),
+             helper.make_node("Softmax", ["h"], ["s"], "softmax_w", axis=3),  # attributes
+             helper.make_node("Add", ["t", "s"], ["a"], "add_after_refused"),
+             helper.make_node("Resize", ["a", "", "sc"], ["y"], "upsample")]
+    inits = [init("sc", [1, 1, 2, 2]), init("lo", -1.0), init("hi", 1.0)]
     path = save(make_model(nodes, inits, [1, 3, 4, 4], [1, 3, 8, 8], opset=14), tmp_path)
     with pytest.raises(UnsupportedModelError) as e:
         import_model(path)
     msg = str(e.value)
-    for name, op in [("swap", "Transpose"), ("hswish", "HardSwish"), ("upsample", "Resize")]:
+    for name, op in [("clip_weird", "Clip"), ("swap", "Transpose"), ("hswish", "HardSwish"),
+                     ("upsample", "Resize")]:
         assert f"'{name}' ({op})" in msg
-    assert "ok_relu" not in msg and "3 operator(s)" in msg and str(path) in msg
+    assert "Clip to [-1.0, 1.0]" in msg
+    assert "ok_relu" not in msg and "add_after_refused" not in msg
+    assert "4 operator(s)" in msg and str(path) in msg
+
+
+def test_unsupported_softmax_axis(tmp_path):
+    nodes = [helper.make_node("Softmax", ["x"], ["y"], "softmax_w", axis=3)]
+    path = save(make_model(nodes, [], [1, 3, 4, 4], [1, 3, 4, 4]), tmp_path)
+    with pytest.raises(UnsupportedModelError, match=r"'softmax_w' \(Softmax\): axis 3"):
+        import_model(path)
 
 
 def test_unsupported_attribute_names_the_node(tmp_path):

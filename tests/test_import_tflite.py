@@ -18,7 +18,7 @@ import pytest
 
 from edgecnn import reference
 from edgecnn.errors import ModelFileError
-from edgecnn.importers import import_model
+from edgecnn.importers import UnsupportedModelError, import_model
 from edgecnn.importers.tflite import Tensor, same_padding
 
 pytest.importorskip("tflite", reason="needs the tflite package (the tflite extra)")
@@ -46,6 +46,17 @@ def test_per_channel_dequantization():
     t = Tensor("w", (1, 2), np.int8, np.array([0.1]), np.array([0.0]), 0,
                np.array([[-128, 127]], np.int8))
     np.testing.assert_allclose(t.dequantized(), [[-12.8, 12.7]], rtol=1e-6)
+
+
+def test_fake_quant_rounds_half_away_from_zero_and_clamps():
+    from edgecnn.layers import get_kind
+
+    k = get_kind("fake_quant")
+    a = k.normalize_attrs({"scale": 0.5, "zero_point": 3, "qmin": 0, "qmax": 10}, "t")
+    x = np.array([-3, -1.25, -0.25, 0, 0.25, 0.74, 0.75, 3.4, 100], np.float32)
+    # worked by hand: q = clamp(round(x / 0.5) + 3, 0, 10); y = (q - 3) * 0.5
+    want = [-1.5, -1.5, -0.5, 0, 0.5, 0.5, 1.0, 3.5, 3.5]
+    np.testing.assert_array_equal(k.forward(a, [x], {}), np.float32(want))
 
 
 def test_not_a_tflite_file(tmp_path):
@@ -186,3 +197,231 @@ def test_truncated_tflite(shared_data, tmp_path):
         with pytest.raises(ModelFileError, match="cut.tflite: the TensorFlow Lite file is "
                                                  "truncated or corrupt"):
             import_model(cut)
+
+
+# ---- small models written here (flatbuffers), run by LiteRT and by edgecnn --------------------
+
+class TFLiteWriter:
+    """Writes a one-subgraph .tflite with the schema's generated builders (the tflite package)."""
+
+    TYPES = {np.float32: 0, np.int32: 2, np.uint8: 3, np.int8: 9}
+
+    def __init__(self):
+        self.tensors: list[dict] = []
+        self.ops: list[tuple] = []
+
+    def tensor(self, name, shape, dtype=np.float32, data=None) -> int:
+        self.tensors.append({"name": name, "shape": list(shape), "dtype": dtype,
+                             "data": None if data is None else np.asarray(data, dtype)})
+        return len(self.tensors) - 1
+
+    def const(self, name, data, dtype=np.float32) -> int:
+        data = np.asarray(data, dtype)
+        return self.tensor(name, data.shape, dtype, data)
+
+    def op(self, code: str, inputs, outputs, options: str | None = None, **fields):
+        self.ops.append((code, list(inputs), list(outputs), options, fields))
+
+    def build(self, inputs, outputs) -> bytes:
+        import flatbuffers
+        import tflite
+
+        b = flatbuffers.Builder(1024)
+
+        def ivec(start, values):
+            start(b, len(values))
+            for v in reversed(values):
+                b.PrependInt32(v)
+            return b.EndVector()
+
+        buffers = [None] + [t["data"] for t in self.tensors if t["data"] is not None]
+        buf_offsets = []
+        for data in buffers:
+            vec = b.CreateByteVector(data.tobytes()) if data is not None else None
+            tflite.BufferStart(b)
+            if vec is not None:
+                tflite.BufferAddData(b, vec)
+            buf_offsets.append(tflite.BufferEnd(b))
+        tensor_offsets, next_buf = [], 1
+        for t in self.tensors:
+            name = b.CreateString(t["name"])
+            shape = ivec(tflite.TensorStartShapeVector, t["shape"])
+            tflite.TensorStart(b)
+            tflite.TensorAddName(b, name)
+            tflite.TensorAddShape(b, shape)
+            tflite.TensorAddType(b, self.TYPES[t["dtype"]])
+            if t["data"] is not None:
+                tflite.TensorAddBuffer(b, next_buf)
+                next_buf += 1
+            tensor_offsets.append(tflite.TensorEnd(b))
+        codes = sorted({c for c, *_ in self.ops})
+        op_offsets = []
+        for code, ins, outs, options, fields in self.ops:
+            opt = None
+            if options:
+                getattr(tflite, f"{options}Start")(b)
+                for k, v in fields.items():
+                    getattr(tflite, f"{options}Add{k}")(b, v)
+                opt = getattr(tflite, f"{options}End")(b)
+            iv = ivec(tflite.OperatorStartInputsVector, ins)
+            ov = ivec(tflite.OperatorStartOutputsVector, outs)
+            tflite.OperatorStart(b)
+            tflite.OperatorAddOpcodeIndex(b, codes.index(code))
+            tflite.OperatorAddInputs(b, iv)
+            tflite.OperatorAddOutputs(b, ov)
+            if opt is not None:
+                tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, options))
+                tflite.OperatorAddBuiltinOptions(b, opt)
+            op_offsets.append(tflite.OperatorEnd(b))
+        code_offsets = []
+        for code in codes:
+            n = getattr(tflite.BuiltinOperator, code)
+            tflite.OperatorCodeStart(b)
+            tflite.OperatorCodeAddBuiltinCode(b, n)
+            tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(n, 127))
+            tflite.OperatorCodeAddVersion(b, 1)
+            code_offsets.append(tflite.OperatorCodeEnd(b))
+
+        def tvec(start, offsets):
+            start(b, len(offsets))
+            for o in reversed(offsets):
+                b.PrependUOffsetTRelative(o)
+            return b.EndVector()
+
+        tv = tvec(tflite.SubGraphStartTensorsVector, tensor_offsets)
+        ov = tvec(tflite.SubGraphStartOperatorsVector, op_offsets)
+        iv = ivec(tflite.SubGraphStartInputsVector, inputs)
+        outv = ivec(tflite.SubGraphStartOutputsVector, outputs)
+        tflite.SubGraphStart(b)
+        tflite.SubGraphAddTensors(b, tv)
+        tflite.SubGraphAddOperators(b, ov)
+        tflite.SubGraphAddInputs(b, iv)
+        tflite.SubGraphAddOutputs(b, outv)
+        sg = tflite.SubGraphEnd(b)
+        sgv = tvec(tflite.ModelStartSubgraphsVector, [sg])
+        cv = tvec(tflite.ModelStartOperatorCodesVector, code_offsets)
+        bv = tvec(tflite.ModelStartBuffersVector, buf_offsets)
+        tflite.ModelStart(b)
+        tflite.ModelAddVersion(b, 3)
+        tflite.ModelAddOperatorCodes(b, cv)
+        tflite.ModelAddSubgraphs(b, sgv)
+        tflite.ModelAddBuffers(b, bv)
+        b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
+        return bytes(b.Output())
+
+
+def small_float_model(rng) -> bytes:
+    """PAD → CONV_2D (VALID, RELU6) → DEPTHWISE x2 (SAME, RELU) → MAX_POOL (SAME) and a 1x1
+    CONV_2D branch → CONCATENATION → ADD → MEAN; and RESHAPE → FULLY_CONNECTED → SOFTMAX."""
+    w = TFLiteWriter()
+    f = rng.normal(0, 0.4, (4, 3, 3, 3))  # (O, kh, kw, I)
+    x = w.tensor("x", (1, 10, 9, 3))
+    p = w.tensor("padded", (1, 11, 10, 3))
+    w.op("PAD", [x, w.const("pads", [[0, 0], [1, 0], [0, 1], [0, 0]], np.int32)], [p])
+    c1 = w.tensor("c1", (1, 5, 4, 4))
+    w.op("CONV_2D", [p, w.const("f1", f), w.const("b1", rng.normal(0, .5, 4))], [c1],
+         "Conv2DOptions", Padding=1, StrideH=2, StrideW=2, FusedActivationFunction=3)
+    d1 = w.tensor("d1", (1, 5, 4, 8))
+    w.op("DEPTHWISE_CONV_2D", [c1, w.const("dw", rng.normal(0, .4, (1, 3, 3, 8))),
+                               w.const("db", rng.normal(0, .5, 8))], [d1],
+         "DepthwiseConv2DOptions", Padding=0, StrideH=1, StrideW=1, DepthMultiplier=2,
+         FusedActivationFunction=1)
+    m1 = w.tensor("m1", (1, 3, 2, 8))
+    w.op("MAX_POOL_2D", [d1], [m1], "Pool2DOptions", Padding=0, StrideH=2, StrideW=2,
+         FilterHeight=2, FilterWidth=3)
+    c2 = w.tensor("c2", (1, 3, 2, 8))
+    w.op("CONV_2D", [m1, w.const("f2", rng.normal(0, .4, (8, 1, 1, 8))),
+                     w.const("b2", rng.normal(0, .5, 8))], [c2],
+         "Conv2DOptions", Padding=1, StrideH=1, StrideW=1)
+    cat = w.tensor("cat", (1, 3, 2, 16))
+    w.op("CONCATENATION", [m1, c2], [cat], "ConcatenationOptions", Axis=3)
+    s = w.tensor("sum", (1, 3, 2, 16))
+    w.op("ADD", [cat, cat], [s], "AddOptions", FusedActivationFunction=0)
+    flat = w.tensor("flat", (1, 96))
+    w.op("RESHAPE", [s, w.const("shape", [1, -1], np.int32)], [flat])
+    fc = w.tensor("fc", (1, 5))
+    w.op("FULLY_CONNECTED", [flat, w.const("fw", rng.normal(0, .2, (5, 96))),
+                             w.const("fb", rng.normal(0, .5, 5))], [fc],
+         "FullyConnectedOptions", FusedActivationFunction=0)
+    y = w.tensor("y", (1, 5))
+    w.op("SOFTMAX", [fc], [y], "SoftmaxOptions", Beta=1.0)
+    return w.build([x], [y])
+
+
+def test_written_model_matches_litert(tmp_path):
+    litert = pytest.importorskip("ai_edge_litert.interpreter",
+                                 reason="needs ai-edge-litert to compare with LiteRT")
+    rng = np.random.default_rng(0)
+    path = tmp_path / "small.tflite"
+    path.write_bytes(small_float_model(rng))
+    g = import_model(path)
+    assert [l.kind for l in g.layers] == [
+        "input", "conv2d", "activation", "conv2d", "activation", "maxpool", "conv2d", "concat",
+        "add", "flatten", "dense", "softmax"]
+    assert g.layers[1].attrs["padding"] == (1, 0, 0, 1)  # the PAD, folded into the VALID conv
+    assert g.layers[3].attrs["padding"] == (1, 1, 1, 1) and g.layers[3].attrs["groups"] == 4
+    assert g.layers[5].attrs["padding"] == (0, 0, 1, 1)  # SAME 2x3 / 2 on 5x4: extra after
+    x = rng.normal(0, 1, (4, 10, 9, 3)).astype(np.float32)
+    it = litert.Interpreter(model_path=str(path), num_threads=1)
+    it.allocate_tensors()
+    want = []
+    for xi in x:
+        it.set_tensor(it.get_input_details()[0]["index"], xi[None])
+        it.invoke()
+        want.append(it.get_tensor(it.get_output_details()[0]["index"])[0])
+    np.testing.assert_allclose(reference.predict(g, x), np.array(want), atol=1e-5, rtol=1e-4)
+
+
+def test_mean_becomes_global_average(tmp_path):
+    w = TFLiteWriter()
+    x = w.tensor("x", (1, 4, 6, 3))
+    y = w.tensor("y", (1, 3))
+    w.op("MEAN", [x, w.const("axes", [1, 2], np.int32)], [y], "ReducerOptions", KeepDims=False)
+    path = tmp_path / "mean.tflite"
+    path.write_bytes(w.build([x], [y]))
+    g = import_model(path)
+    assert [l.kind for l in g.layers] == ["input", "global_avgpool"]
+    v = np.random.default_rng(1).normal(0, 1, (2, 4, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(reference.predict(g, v), v.mean(axis=(1, 2)), atol=1e-6)
+    assert g.labels == ["class_0", "class_1", "class_2"]
+
+
+def test_every_unsupported_operator_is_listed(tmp_path):
+    w = TFLiteWriter()
+    x = w.tensor("x", (1, 8, 8, 3))
+    a = w.tensor("hs", (1, 8, 8, 3))
+    w.op("HARD_SWISH", [x], [a])
+    r = w.tensor("up", (1, 16, 16, 3))
+    w.op("RESIZE_BILINEAR", [a, w.const("size", [16, 16], np.int32)], [r])
+    c = w.tensor("conv_tanh", (1, 16, 16, 2))
+    w.op("CONV_2D", [r, w.const("f", np.ones((2, 1, 1, 3))), w.const("b", np.zeros(2))], [c],
+         "Conv2DOptions", Padding=1, StrideH=1, StrideW=1, FusedActivationFunction=4)
+    y = w.tensor("y", (1, 16, 16, 2))
+    w.op("SOFTMAX", [c], [y], "SoftmaxOptions", Beta=1.0)
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(w.build([x], [y]))
+    with pytest.raises(UnsupportedModelError) as e:
+        import_model(path)
+    msg = str(e.value)
+    assert "3 operator(s)" in msg and "bad.tflite" in msg
+    assert "#0 HARD_SWISH (output 'hs')" in msg and "#1 RESIZE_BILINEAR (output 'up')" in msg
+    assert "#2 CONV_2D (output 'conv_tanh'): fused activation TANH" in msg
+    assert "SOFTMAX" not in msg
+
+
+@pytest.mark.data
+@pytest.mark.onnx
+def test_imported_mobilenet_through_onnx(shared_data, tmp_path):
+    """TFLite → Graph → ONNX (edgecnn.onnx_export) → ONNX Runtime and → Graph again."""
+    export = pytest.importorskip("edgecnn.onnx_export", reason="edgecnn.onnx_export not present")
+    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime")
+    g = import_model(shared_data / "tflite" / f"{V1}.tflite")
+    path = export.export(g, tmp_path / "v1.onnx")
+    x = np.random.default_rng(0).normal(0, 1, (4, *g.input_shape)).astype(np.float32)
+    want = reference.predict(g, x)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.transpose(0, 3, 1, 2)})[0]
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-5)
+    back = import_model(path)
+    np.testing.assert_allclose(reference.predict(back, x), want, atol=1e-6)
+    assert back.labels == g.labels and back.preprocessing == g.preprocessing

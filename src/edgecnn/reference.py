@@ -42,7 +42,7 @@ def run(g: Graph, x: np.ndarray, outputs: list[str] | None = None) -> np.ndarray
         acts[l.name] = y
         if l.name in keep:
             wanted[l.name] = y
-        for src in l.inputs:
+        for src in set(l.inputs):  # a set: a layer may read one input twice (x + x)
             if last_use[src] == i and src not in keep:
                 del acts[src]
     if g.input.name in keep:

@@ -39,6 +39,10 @@ SUPPORTED = {"Conv", "BatchNormalization", "Relu", "LeakyRelu", "PRelu", "Clip",
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 
 
+class _Refused(Exception):
+    """A node the importer cannot express (collected, then reported with all the others)."""
+
+
 @dataclass
 class Value:
     """An ONNX activation: the layer holding it and how its elements are ordered.
@@ -94,7 +98,7 @@ class _Importer:
             raise UnsupportedModelError(f"{self.path}: opset {self.opset}; edgecnn imports "
                                         "ONNX opset 11 or later (convert with "
                                         "onnx.version_converter)")
-        self._check_all()
+        refused = self._check_all()
         inputs = [i for i in self.graph.input if i.name not in self.consts]
         if len(inputs) != 1 or len(self.graph.output) != 1:
             raise UnsupportedModelError(f"{self.path}: edgecnn imports models with one input "
@@ -109,12 +113,31 @@ class _Importer:
         self.b = Build((h, w, c))
         self.input_name = inputs[0].name
         self.vals[inputs[0].name] = Value("input")
+        problems: list[str] = []
+        poisoned: set[str] = set()  # outputs of refused nodes: their readers are not judged
         for n in self.graph.node:
             if id(n) in self.done:
                 continue
+            if id(n) in refused:
+                problems.append(refused[id(n)])
+                poisoned.update(n.output)
+                continue
+            if poisoned.intersection(n.input):
+                poisoned.update(n.output)
+                continue
             self.node = n
-            if not self._fold(n):
-                getattr(self, "_" + n.op_type)(n)
+            try:
+                if not self._fold(n):
+                    getattr(self, "_" + n.op_type)(n)
+            except _Refused as e:
+                problems.append(str(e))
+                poisoned.update(n.output)
+            except (KeyError, IndexError, TypeError, ValueError) as e:  # attributes missing
+                problems.append(f"node {n.name or '(unnamed)'!r} ({n.op_type}): malformed "
+                                f"({type(e).__name__}: {e})")
+                poisoned.update(n.output)
+        if problems:
+            raise unsupported(self.path, problems)
         out = self.vals.get(self.graph.output[0].name)
         if out is None or out.layer != self.b.last:
             raise UnsupportedModelError(f"{self.path}: the output {self.graph.output[0].name!r} "
@@ -147,10 +170,10 @@ class _Importer:
             raise ModelFileError(f"{self.path}: bad edgecnn.labels metadata") from None
         return labels
 
-    def _check_all(self) -> None:
-        """Refuse, listing them all, operators on tensors that are not constant-foldable."""
+    def _check_all(self) -> dict[int, str]:
+        """Operators edgecnn has no translation for (unless constant-foldable), by node id."""
         const = set(self.consts) | {""}
-        problems = []
+        problems = {}
         for n in self.graph.node:
             if n.op_type == "Shape" or (n.op_type not in ("Constant",) and n.input
                                         and all(i in const for i in n.input)):
@@ -168,10 +191,9 @@ class _Importer:
             elif n.op_type == "Pad" and self._attr(n, "mode", b"constant") != b"constant":
                 reason = "a mode other than constant"
             if reason is not None:
-                problems.append(f"node {n.name or '(unnamed)'!r} ({n.op_type})"
-                                + (f": {reason}" if reason else ""))
-        if problems:
-            raise unsupported(self.path, problems)
+                problems[id(n)] = (f"node {n.name or '(unnamed)'!r} ({n.op_type})"
+                                   + (f": {reason}" if reason else ""))
+        return problems
 
     def _fold(self, n) -> bool:
         """Evaluate a node on constants now (shape arithmetic of exporters); True if done."""
@@ -197,10 +219,9 @@ class _Importer:
         return True
 
     # ---- helpers -----------------------------------------------------------------------------
-    def fail(self, why: str) -> UnsupportedModelError:
+    def fail(self, why: str) -> _Refused:
         n = self.node
-        return UnsupportedModelError(f"{self.path}: node {n.name or '(unnamed)'!r} "
-                                     f"({n.op_type}): {why}")
+        return _Refused(f"node {n.name or '(unnamed)'!r} ({n.op_type}): {why}")
 
     @staticmethod
     def _attr(n, name: str, default=None):

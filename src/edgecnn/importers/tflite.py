@@ -24,7 +24,8 @@ import numpy as np
 
 from ..errors import ModelFileError, require
 from ..graph import Graph, Layer, Preprocessing
-from . import Names, UnsupportedModelError, ilsvrc2012_with_background, unsupported
+from . import Names, UnsupportedModelError, unsupported
+from ._build import default_labels
 
 # TensorType enum values → numpy dtypes (schema.fbs)
 DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
@@ -78,7 +79,12 @@ def import_tflite(path: str | os.PathLike, fake_quant: bool = False) -> Graph:
     if len(inputs) != 1 or len(outputs) != 1:
         raise UnsupportedModelError(f"{path}: edgecnn imports models with one input and one "
                                     f"output, this one has {len(inputs)} and {len(outputs)}")
-    return _Builder(path, tensors, fake_quant).build(ops, inputs[0], outputs[0])
+    try:
+        return _Builder(path, tensors, fake_quant).build(ops, inputs[0], outputs[0])
+    except (KeyError, IndexError) as e:  # an operator missing its options or operands
+        raise ModelFileError(f"{path}: an operator's options or operands are missing or "
+                             f"inconsistent ({type(e).__name__}: {e}); the file is "
+                             "corrupt") from None
 
 
 # ---- reading the flatbuffer -------------------------------------------------------------------
@@ -249,7 +255,7 @@ class _Builder:
             raise UnsupportedModelError(f"{self.path}: the model's output is not its last "
                                         "operator's result")
         g = Graph(os.path.splitext(os.path.basename(self.path))[0], self.layers, self.weights,
-                  self._preprocessing(tin), _labels(self.t[output_index].shape[-1]),
+                  self._preprocessing(tin), default_labels(self.t[output_index].shape[-1]),
                   self._meta(tin))
         g.check_weights(self.path)
         return g
@@ -438,9 +444,3 @@ class _Builder:
             meta["notes"] = notes
         return meta
 
-
-def _labels(classes: int) -> str | list[str]:
-    """ILSVRC2012 labels; a 1001-class (TF-slim) model keeps output 0 as "background"."""
-    if classes == 1001:
-        return ilsvrc2012_with_background()
-    return "ilsvrc2012"

@@ -29,7 +29,14 @@ class FakeQuant(LayerKind):
         return f"scale={a['scale']:g}, zero_point={a['zero_point']}"
 
     def forward(self, a, xs, w):
-        x = xs[0].astype(np.float64) / a["scale"]
-        q = np.sign(x) * np.floor(np.abs(x) + 0.5) + a["zero_point"]
-        q = np.clip(q, a["qmin"], a["qmax"])
-        return ((q - a["zero_point"]) * a["scale"]).astype(np.float32)
+        q = xs[0] / np.float32(a["scale"])  # float32 throughout: these tensors are large
+        sign = np.sign(q)
+        np.abs(q, out=q)
+        q += np.float32(0.5)
+        np.floor(q, out=q)
+        q *= sign
+        q += np.float32(a["zero_point"])
+        np.clip(q, a["qmin"], a["qmax"], out=q)
+        q -= np.float32(a["zero_point"])
+        q *= np.float32(a["scale"])
+        return q.astype(np.float32, copy=False)
