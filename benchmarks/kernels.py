@@ -5,9 +5,11 @@ Seed model dr_I256x256x3CMCMCMCMCMCMCMC1AS: 3x3 stride-1 pad-1 convolutions 256x
 layer and each kernel that applies (direct; Winograd F(4x4, 3x3) for 3x3 layers) it prints
 the best time over several repeats, GFLOP/s = 2 * MACs / time and the share of the peak
 (default 238 GFLOP/s per core: 2 FMA units x 16 floats x 2 flops x 3.7 GHz on a Zen 5 core),
-with 1 and 2 threads, then the sum over the layers of the faster kernel.
+with 1 and 2 threads, then the sum over the layers. direct_f16 is the direct kernel with
+half-precision weights (half the weight bytes). Each layer runs alone, so its weights may sit
+in the last-level cache, unlike in a whole model whose weights exceed it.
 
-    python benchmarks/kernels.py [--threads 1 2] [--nb 16] [--repeats 5] [--cc gcc]
+    python benchmarks/kernels.py [--threads 1 2] [--nb 16] [--repeats 30] [--rounds 3] [--cc gcc]
 """
 
 from __future__ import annotations
@@ -85,6 +87,18 @@ def best_time(fn, repeats: int, min_time: float = 0.004) -> float:
     return best
 
 
+def cold_time(fn, repeats: int, evict: np.ndarray) -> float:
+    """Best time of single calls, each after writing `evict` (larger than the last-level
+    cache) so that weights and activations come from memory, as in a whole model."""
+    best = float("inf")
+    for _ in range(repeats):
+        evict += 1.0
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def layer_runner(lib, nb, layer, algo, rng):
     h, w, cin, cout, k, pad = layer
     src_a, src = bordered(h, w, cin, pad, rng)
@@ -95,11 +109,13 @@ def layer_runner(lib, nb, layer, algo, rng):
     p = Params(k, k, 1, 1, 1, 1, pad, pad, pad, pad, 1, EC_ACT_RELU, 0.0, None)
     args = (ctypes.byref(p), ctypes.byref(src), ctypes.byref(dst))
     keep = [src_a, dst_a, bias]  # the views point into these arrays
-    if algo == "direct":
-        wp = packing.pack_direct(wt, nb)
+    if algo in ("direct", "direct_f16"):
+        half = algo == "direct_f16"
+        wp = packing.pack_direct(wt, nb, "float16" if half else "float32")
         keep.append(wp)
-        return keep, lambda: lib.ec_conv2d_direct(*args, ctypes.c_void_p(wp.ctypes.data),
-                                                  ctypes.c_void_p(bias.ctypes.data))
+        fn = lib.ec_conv2d_direct_f16 if half else lib.ec_conv2d_direct
+        return keep, lambda: fn(*args, ctypes.c_void_p(wp.ctypes.data),
+                                ctypes.c_void_p(bias.ctypes.data))
     wp = packing.pack_winograd(wt, nb)
     scratch = np.zeros(lib.ec_winograd_scratch_floats(*args), np.float32)
     keep += [wp, scratch]
@@ -108,52 +124,95 @@ def layer_runner(lib, nb, layer, algo, rng):
         ctypes.c_void_p(scratch.ctypes.data))
 
 
+def layer_macs(layer) -> int:
+    h, w, cin, cout, k, _ = layer
+    return h * w * cin * cout * k * k
+
+
+ALGOS = ("direct", "winograd", "direct_f16")  # the table's columns for each thread count
+
+
+def algorithms(layer, f16: bool = True) -> list[str]:
+    """Kernels timed on a layer (direct_f16: half-precision weights, other numerics)."""
+    return [a for a in ALGOS if (a != "winograd" or layer[4] == 3) and (f16 or a != "direct_f16")]
+
+
+def measure(lib, args, layers, rng) -> dict:
+    """{(layer index, algo, threads): best seconds} over args.rounds rounds of the table.
+
+    Rounds go through every cell in turn, so a burst of load from other jobs spoils one
+    round's cells, not all measurements of one cell."""
+    best: dict = {}
+    evict = np.zeros((64 << 20) // 4, np.float32) if args.cold else None
+    for _ in range(args.rounds):
+        for i, layer in enumerate(layers):
+            for algo in algorithms(layer, args.f16):
+                keep, fn = layer_runner(lib, args.nb, layer, algo, rng)
+                for t in args.threads:
+                    lib.omp_set_num_threads(t)
+                    s = (cold_time(fn, args.repeats, evict) if args.cold
+                         else best_time(fn, args.repeats))
+                    best[i, algo, t] = min(best.get((i, algo, t), s), s)
+                del keep
+    return best
+
+
+def report(args, layers, best) -> None:
+    def cell(s, macs, t):
+        gf = 2 * macs / s / 1e9
+        return f" | {s * 1e3:6.3f} {gf:6.1f} {100 * gf / (args.peak * t):5.1f}%  "
+
+    cols = ALGOS if args.f16 else ALGOS[:2]
+    head = f"{'layer':<22}{'MMAC':>6}"
+    for t in args.threads:
+        head += "".join(f" | {f'{t}T {a}':<22}" for a in cols)
+    print(head)
+    faster = {t: 0.0 for t in args.threads}  # the faster kernel of each layer
+    chosen = {t: 0.0 for t in args.threads}  # the kernel choose_conv_algorithm picks
+    for i, layer in enumerate(layers):
+        h, w, cin, cout, k, _ = layer
+        attrs = {"kernel": (k, k), "stride": (1, 1), "dilation": (1, 1), "groups": 1}
+        pick = packing.choose_conv_algorithm(attrs, (h, w, cin), (h, w, cout), args.nb)
+        row = f"{h}x{w}x{cin}->{cout} {k}x{k}".ljust(22) + f"{layer_macs(layer) / 1e6:6.1f}"
+        for t in args.threads:
+            for algo in cols:
+                s = best.get((i, algo, t))
+                row += f" | {'':>22}" if s is None else cell(s, layer_macs(layer), t)
+            faster[t] += min(best[i, a, t] for a in algorithms(layer, f16=False))
+            chosen[t] += best[i, pick, t]
+        print(row)
+    total_macs = sum(layer_macs(layer) for layer in layers)
+    for t in args.threads:
+        for what, total in (("the kernel choose_conv_algorithm picks", chosen[t]),
+                            ("the faster float32 kernel", faster[t])):
+            gf = 2 * total_macs / total / 1e9
+            print(f"sum over the layers, {t} thread(s), {what}: {total * 1e3:.3f} ms "
+                  f"({gf:.1f} GFLOP/s effective, {100 * gf / (args.peak * t):.1f}% of peak)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--nb", type=int, default=16, help="EC_NB (16 AVX-512, 8 AVX2, 4 NEON)")
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=30, help="timed batches per cell and round")
+    ap.add_argument("--rounds", type=int, default=1, help="passes over the table (best kept)")
     ap.add_argument("--cc", default="gcc")
     ap.add_argument("--cflags", default="", help="extra compiler flags, e.g. -DEC_TW=12")
     ap.add_argument("--layers", type=int, nargs="+", help="indices into the seed layers (0-7)")
+    ap.add_argument("--cold", action="store_true",
+                    help="evict the caches (64 MB written) before every timed call")
+    ap.add_argument("--no-f16", dest="f16", action="store_false",
+                    help="skip the direct kernel with half-precision weights")
     ap.add_argument("--peak", type=float, default=238.0, help="GFLOP/s of one core")
     args = ap.parse_args(argv)
-    rng = np.random.default_rng(0)
+    layers = [SEED_CONVS[i] for i in args.layers] if args.layers else SEED_CONVS
     with tempfile.TemporaryDirectory() as tmp:
         lib = build(args.cc, args.nb, Path(tmp), args.cflags.split())
-        print(f"EC_NB={args.nb}, {args.cc}; peak {args.peak:.0f} GFLOP/s per core; "
-              f"best of {args.repeats}; ms and GFLOP/s (% of peak for the threads used)")
-        head = f"{'layer':<22}{'MMAC':>6}"
-        for t in args.threads:
-            head += f" | {t}T direct{'':>14} | {t}T winograd{'':>12}"
-        print(head)
-        totals = {t: 0.0 for t in args.threads}
-        layers = [SEED_CONVS[i] for i in args.layers] if args.layers else SEED_CONVS
-        for layer in layers:
-            h, w, cin, cout, k, pad = layer
-            macs = h * w * cin * cout * k * k
-            row = f"{h}x{w}x{cin}->{cout} {k}x{k}".ljust(22) + f"{macs / 1e6:6.1f}"
-            algos = ["direct", "winograd"] if k == 3 else ["direct"]
-            for t in args.threads:
-                lib.omp_set_num_threads(t)
-                best = float("inf")
-                for algo in ("direct", "winograd"):
-                    if algo not in algos:
-                        row += f" | {'':>22}"
-                        continue
-                    keep, fn = layer_runner(lib, args.nb, layer, algo, rng)
-                    s = best_time(fn, args.repeats)
-                    del keep
-                    gf = 2 * macs / s / 1e9
-                    best = min(best, s)
-                    row += f" | {s * 1e3:6.3f} {gf:6.1f} {100 * gf / (args.peak * t):5.1f}%  "
-                totals[t] += best
-            print(row, flush=True)
-        total_macs = sum(h * w * ci * co * k * k for h, w, ci, co, k, _ in layers)
-        for t in args.threads:
-            gf = 2 * total_macs / totals[t] / 1e9
-            print(f"sum of the faster kernel per layer, {t} thread(s): {totals[t] * 1e3:.3f} ms "
-                  f"({gf:.1f} GFLOP/s, {100 * gf / (args.peak * t):.1f}% of peak)")
+        print(f"EC_NB={args.nb}, {args.cc}; peak {args.peak:.0f} GFLOP/s per core; best of "
+              f"{args.repeats} x {args.rounds}; ms, GFLOP/s (2 MACs / time; Winograd's are "
+              f"effective), % of the peak of the threads used")
+        best = measure(lib, args, layers, np.random.default_rng(0))
+    report(args, layers, best)
     return 0
 
 

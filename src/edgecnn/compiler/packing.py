@@ -9,6 +9,10 @@ kernel never needs a ragged load of weights:
 - depthwise:    OIHW (Co, 1, kh, kw)           -> [ceil(Co/nb)][kh][kw][nb]
 - dense:        (units, in_features)           -> [ceil(units/nb)][in_features][nb]
 
+Direct and dense weights may also be stored as IEEE half precision (dtype "float16", for the
+_f16 kernels): half the bytes for layers bound by streaming their weights; the arithmetic stays
+float32.
+
 Winograd F(4x4, 3x3) uses the transforms of Lavin & Gray, "Fast Algorithms for Convolutional
 Neural Networks" (2016), interpolation points 0, +-1, +-2, +-1/2 and infinity; the C side
 holds B^T and A^T (ec_winograd.c), this module G.
@@ -63,13 +67,27 @@ def _check_nb(nb: int) -> None:
         raise ValueError(f"vector width nb={nb} is not one of {VECTOR_WIDTHS}")
 
 
-def pack_direct(w_oihw: np.ndarray, nb: int) -> np.ndarray:
-    """(Co, Ci, kh, kw) -> (ceil(Co/nb), kh, kw, Ci, nb) float32 for ec_conv2d_direct."""
+def _weights_as(w: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 weights, or IEEE half ("float16": the _f16 kernels read its bits)."""
+    if dtype == "float32":
+        return w
+    if dtype != "float16":
+        raise ValueError(f"weight dtype {dtype!r} is not float32 or float16")
+    big = float(np.abs(w).max(initial=0.0))
+    if big > float(np.finfo(np.float16).max):
+        raise ValueError(f"a weight of magnitude {big:g} does not fit in float16 (max 65504)")
+    return w.astype(np.float16)
+
+
+def pack_direct(w_oihw: np.ndarray, nb: int, dtype: str = "float32") -> np.ndarray:
+    """(Co, Ci, kh, kw) -> (ceil(Co/nb), kh, kw, Ci, nb) for ec_conv2d_direct (float32) or
+    ec_conv2d_direct_f16 (dtype "float16")."""
     _check_nb(nb)
     w = _pad_rows(np.asarray(w_oihw, np.float32), nb)
     co, ci, kh, kw = w.shape
     # (blk, nb, Ci, kh, kw) -> (blk, kh, kw, Ci, nb)
-    return np.ascontiguousarray(w.reshape(co // nb, nb, ci, kh, kw).transpose(0, 3, 4, 2, 1))
+    w = np.ascontiguousarray(w.reshape(co // nb, nb, ci, kh, kw).transpose(0, 3, 4, 2, 1))
+    return _weights_as(w, dtype)
 
 
 def pack_depthwise(w_oihw: np.ndarray, nb: int) -> np.ndarray:
@@ -103,17 +121,38 @@ def pack_winograd(w_oihw: np.ndarray, nb: int) -> np.ndarray:
     return np.ascontiguousarray(u.reshape(blk, nb, 36, ci).transpose(2, 0, 3, 1), np.float32)
 
 
-def pack_dense(w: np.ndarray, nb: int) -> np.ndarray:
-    """(units, in_features) -> (ceil(units/nb), in_features, nb) float32 for ec_dense_fast."""
+def pack_dense(w: np.ndarray, nb: int, dtype: str = "float32") -> np.ndarray:
+    """(units, in_features) -> (ceil(units/nb), in_features, nb) for ec_dense_fast (float32)
+    or ec_dense_fast_f16 (dtype "float16")."""
     _check_nb(nb)
     w = _pad_rows(np.asarray(w, np.float32), nb)
     units, n_in = w.shape
-    return np.ascontiguousarray(w.reshape(units // nb, nb, n_in).transpose(0, 2, 1))
+    w = np.ascontiguousarray(w.reshape(units // nb, nb, n_in).transpose(0, 2, 1))
+    return _weights_as(w, dtype)
 
 
 def winograd_tiles(out_shape: tuple[int, int, int]) -> int:
     """Number of 4x4 output tiles of a map."""
     return _blocks(out_shape[0], 4) * _blocks(out_shape[1], 4)
+
+
+WINOGRAD_CHUNK_FLOATS = 96 * 1024  # EC_WINO_CHUNK_FLOATS in ec_winograd.c: one chunk's scratch
+WINOGRAD_MAX_THREADS = 4           # EC_MAX_THREADS of an OpenMP build (1 without OpenMP)
+
+
+def winograd_scratch_floats(in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
+                            nb: int, openmp: bool = False) -> int:
+    """Floats of scratch ec_conv3x3_winograd needs; equals ec_winograd_scratch_floats.
+
+    Tiles are transformed in chunks of `tc` (a multiple of 8 sized to stay in L2), each chunk
+    holding V [36][tc][Ci] and M [36][tc][Co rounded up to nb]; an OpenMP build keeps one chunk
+    per thread, for up to WINOGRAD_MAX_THREADS threads.
+    """
+    cin, coutp = in_shape[2], _blocks(out_shape[2], nb) * nb
+    tiles = winograd_tiles(out_shape)
+    tc = min(max(8, WINOGRAD_CHUNK_FLOATS // (36 * (cin + coutp)) // 8 * 8), tiles)
+    threads = min(_blocks(tiles, tc), WINOGRAD_MAX_THREADS if openmp else 1)
+    return threads * 36 * tc * (cin + coutp)
 
 
 def choose_conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
@@ -129,6 +168,7 @@ def choose_conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
     map has 4 tiles for 18.9 MB of weights at 256->512 channels: no faster than direct in
     cache and slower once the weights come from DRAM).
     """
+    target_nb = getattr(target_nb, "nb", target_nb)  # an EC_NB or a compile target
     if target_nb not in VECTOR_WIDTHS:
         return "ref"
     cin, cout, groups = in_shape[2], out_shape[2], attrs.get("groups", 1)

@@ -6,22 +6,14 @@
  * the accumulators never leave the registers. Pixels of a tile are consecutive in the
  * flattened (y, x) order, so small maps (4x4, 2x2) still fill the tile. When the dilation along
  * x is 1 the kx and ci loops merge: the kw * Cin floats under one kernel row are contiguous in
- * NHWC, and so are their packed weights [kh][kw][Cin][EC_NB].
+ * NHWC, and so are their packed weights [kh][kw][Cin][EC_NB]. When Cout fits one vector (the
+ * RGB first layer: 3 -> 16) tiles span two output rows instead of two blocks of channels.
+ * Measured on one Zen 5 core (AVX-512, benchmarks/kernels.py): 83-97% of the FMA peak on the
+ * seed model's 3x3 layers from 128x128x16 to 4x4x512, about 50% on its 256x256x3 first layer.
  */
 #include "ec_fast.h"
 #include "ec_vec_fast.h"
 
-/* Pixels per register tile; accumulators = 2 * EC_TW vectors plus 2 weight vectors must fit
- * the register file (32 zmm on AVX-512, 16 ymm on AVX2, 32 q on AArch64, 16 q on ARMv7). */
-#ifndef EC_TW
-#if EC_NB >= 16 || defined(__aarch64__)
-#define EC_TW 8
-#elif defined(__arm__)
-#define EC_TW 4 /* ARMv7 NEON: 16 q registers, and broadcasts take registers of their own */
-#else
-#define EC_TW 6
-#endif
-#endif
 #ifndef EC_TW_SINGLE
 #define EC_TW_SINGLE (2 * EC_TW) /* pixels per tile when Cout fits one block */
 #endif
@@ -50,9 +42,10 @@ EC_INLINE void ec_store_pixels(const int TW, const ec_conv_params *p, const ec_v
 }
 
 /* One register tile: TW pixels x TV vectors of output channels starting at channel c0.
- * w: packed weights of the first block; the next block is `wblock` floats further. */
-EC_INLINE void ec_direct_tile(const int TW, const int TV, const int LEN, const ec_conv_params *p,
-                              const ec_tile_ptrs *t, int cin, int row_stride, const float *w,
+ * w: packed weights of the first block (float32, or half bits when HALF); the next block is
+ * `wblock` elements further. */
+EC_INLINE void ec_direct_tile(const int TW, const int TV, const int HALF, const ec_conv_params *p,
+                              const ec_tile_ptrs *t, int cin, int row_stride, const void *w,
                               size_t wblock, const float *bias, int c0, int cout)
 {
     ec_vf a0[EC_TW_MAX], a1[EC_TW_MAX]; /* accumulators of the two blocks */
@@ -62,43 +55,30 @@ EC_INLINE void ec_direct_tile(const int TW, const int TV, const int LEN, const e
         ip[i] = t->ip[i];
         a0[i] = a1[i] = ec_vzero();
     }
-    /* kx and ci merge into one contiguous run when the dilation along x is 1; LEN > 0 is
-     * that run's length known at compile time (the j loop then unrolls completely) */
+    /* kx and ci merge into one contiguous run when the dilation along x is 1 */
     const int contiguous = p->dw == 1;
     const int nseg = contiguous ? 1 : p->kw;
-    const int len = LEN > 0 ? LEN : contiguous ? p->kw * cin : cin;
-    const float *wp = w;
+    const int len = contiguous ? p->kw * cin : cin;
+    size_t wo = 0; /* element offset of (ky, segment) in the block */
     for (int ky = 0; ky < p->kh; ky++) {
         for (int s = 0; s < nseg; s++) {
             const ptrdiff_t off = (ptrdiff_t)ky * p->dh * row_stride + (ptrdiff_t)s * p->dw * cin;
             for (int j = 0; j < len; j++) {
-                ec_vf w0 = ec_vload(wp + (size_t)j * EC_NB);
-                ec_vf w1 = TV > 1 ? ec_vload(wp + wblock + (size_t)j * EC_NB) : w0;
-EC_UNROLL
+                const size_t wj = wo + (size_t)j * EC_NB;
+                const ec_vf w0 = ec_wload(HALF, w, wj);
+                const ec_vf w1 = TV > 1 ? ec_wload(HALF, w, wj + wblock) : w0;
+                EC_UNROLL
                 for (int i = 0; i < TW; i++) {
                     const float x = ip[i][off + j];
                     a0[i] = ec_vfma_s(a0[i], w0, x);
                     if (TV > 1) a1[i] = ec_vfma_s(a1[i], w1, x);
                 }
             }
-            wp += (size_t)len * EC_NB;
+            wo += (size_t)len * EC_NB;
         }
     }
     ec_store_pixels(TW, p, a0, t->op, c0, cout, bias);
     if (TV > 1) ec_store_pixels(TW, p, a1, t->op, c0 + EC_NB, cout, bias);
-}
-
-/* Cout <= EC_NB: single-vector tiles of EC_TW_SINGLE pixels. The 3x3 RGB first layer of most
- * models (kw * Cin = 9 contiguous floats per kernel row) gets a fully unrolled inner loop:
- * with its short runs, loop overhead would otherwise cost as much as the FMAs. */
-static void ec_direct_tile_single(const ec_conv_params *p, const ec_tile_ptrs *t, int cin,
-                                  int row_stride, const float *w, size_t wblock,
-                                  const float *bias, int cout)
-{
-    if (p->dw == 1 && p->kw * cin == 9)
-        ec_direct_tile(EC_TW_SINGLE, 1, 9, p, t, cin, row_stride, w, wblock, bias, 0, cout);
-    else
-        ec_direct_tile(EC_TW_SINGLE, 1, 0, p, t, cin, row_stride, w, wblock, bias, 0, cout);
 }
 
 /* ---- Cout <= EC_NB with stride 1: tiles of two output rows ------------------------------
@@ -106,29 +86,29 @@ static void ec_direct_tile_single(const ec_conv_params *p, const ec_tile_ptrs *t
  * FMA, more loads than the core issues. Output rows y and y+1 read the same input rows
  * shifted by one kernel row, so a tile of EC_TW pixels x 2 rows loads every input value once
  * for two FMAs (weights of kernel rows r and r-1): the RGB first layer's case. */
-EC_INLINE void ec_rowpair_tile(const int LEN, const ec_conv_params *p, const float *const *ip,
+EC_INLINE void ec_rowpair_tile(const int HALF, const ec_conv_params *p, const float *const *ip,
                                float *const *op0, float *const *op1, int cin, int row_stride,
-                               const float *w, const float *bias, int cout)
+                               const void *w, const float *bias, int cout)
 {
     ec_vf a0[EC_TW], a1[EC_TW];
     EC_UNROLL
     for (int i = 0; i < EC_TW; i++) a0[i] = a1[i] = ec_vzero();
-    const int len = LEN > 0 ? LEN : p->kw * cin; /* one kernel row, contiguous in NHWC */
+    const int len = p->kw * cin; /* one kernel row, contiguous in NHWC */
     const size_t wrow = (size_t)len * EC_NB;
     /* input row 0: kernel row 0 of output row y */
     for (int j = 0; j < len; j++) {
-        const ec_vf wa = ec_vload(w + (size_t)j * EC_NB);
+        const ec_vf wa = ec_wload(HALF, w, (size_t)j * EC_NB);
         EC_UNROLL
         for (int i = 0; i < EC_TW; i++) a0[i] = ec_vfma_s(a0[i], wa, ip[i][j]);
     }
     /* input rows 1 .. kh-1: kernel row r of row y and r-1 of row y+1 */
     for (int r = 1; r < p->kh; r++) {
         const ptrdiff_t off = (ptrdiff_t)r * row_stride;
-        const float *w0 = w + (size_t)r * wrow, *w1 = w0 - wrow;
+        const size_t w0 = (size_t)r * wrow, w1 = w0 - wrow; /* kernel rows r, r-1 */
         for (int j = 0; j < len; j++) {
-            const ec_vf wa = ec_vload(w0 + (size_t)j * EC_NB);
-            const ec_vf wb = ec_vload(w1 + (size_t)j * EC_NB);
-EC_UNROLL
+            const ec_vf wa = ec_wload(HALF, w, w0 + (size_t)j * EC_NB);
+            const ec_vf wb = ec_wload(HALF, w, w1 + (size_t)j * EC_NB);
+            EC_UNROLL
             for (int i = 0; i < EC_TW; i++) {
                 const float x = ip[i][off + j];
                 a0[i] = ec_vfma_s(a0[i], wa, x);
@@ -138,9 +118,9 @@ EC_UNROLL
     }
     /* input row kh: kernel row kh-1 of output row y+1 */
     const ptrdiff_t off = (ptrdiff_t)p->kh * row_stride;
-    const float *wl = w + (size_t)(p->kh - 1) * wrow;
+    const size_t wl = (size_t)(p->kh - 1) * wrow;
     for (int j = 0; j < len; j++) {
-        const ec_vf wb = ec_vload(wl + (size_t)j * EC_NB);
+        const ec_vf wb = ec_wload(HALF, w, wl + (size_t)j * EC_NB);
         EC_UNROLL
         for (int i = 0; i < EC_TW; i++) a1[i] = ec_vfma_s(a1[i], wb, ip[i][off + j]);
     }
@@ -148,9 +128,10 @@ EC_UNROLL
     ec_store_pixels(EC_TW, p, a1, op1, 0, cout, bias);
 }
 
-/* Rows [0, oh - oh % 2) in pairs; the caller does a last odd row. */
+/* Rows [0, oh - oh % 2) in pairs (stride 1 along y, any along x); the caller does a last odd
+ * row. */
 static void ec_direct_rowpairs(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                               const float *w, const float *bias)
+                               const void *w, int half, const float *bias)
 {
     const int xt = (out->w + EC_TW - 1) / EC_TW, njob = out->h / 2 * xt;
     EC_OMP_FOR
@@ -161,12 +142,12 @@ static void ec_direct_rowpairs(const ec_conv_params *p, const ec_tensor *in, ec_
         for (int i = 0; i < EC_TW; i++) {
             const int x = x0 + i < out->w ? x0 + i : out->w - 1;
             ip[i] = in->data + (ptrdiff_t)(y - p->pad_t) * in->row_stride +
-                    (ptrdiff_t)(x - p->pad_l) * in->c;
+                    (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
             op0[i] = out->data + (ptrdiff_t)y * out->row_stride + (ptrdiff_t)x * out->c;
             op1[i] = op0[i] + out->row_stride;
         }
-        if (p->kw * in->c == 9) /* 3x3 RGB: the kernel row's length known at compile time */
-            ec_rowpair_tile(9, p, ip, op0, op1, in->c, in->row_stride, w, bias, out->c);
+        if (half)
+            ec_rowpair_tile(1, p, ip, op0, op1, in->c, in->row_stride, w, bias, out->c);
         else
             ec_rowpair_tile(0, p, ip, op0, op1, in->c, in->row_stride, w, bias, out->c);
     }
@@ -199,39 +180,19 @@ static void ec_tile_pointers(const ec_conv_params *p, const ec_tensor *in, const
     }
 }
 
-static void ec_conv2d_direct_tiles(const ec_conv_params *p, const ec_tensor *in,
-                                   ec_tensor *out, const float *w_packed, const float *bias);
-
-void ec_conv2d_direct(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                      const float *w_packed, const float *bias)
-{
-    const int nblk = (out->c + EC_NB - 1) / EC_NB;
-    if (nblk == 1 && p->sh == 1 && p->dh == 1 && p->dw == 1 && out->h >= 2) {
-        ec_direct_rowpairs(p, in, out, w_packed, bias);
-        if (out->h % 2 == 0) return;
-        /* the last odd row: its pixels are the last out->w of the flattened map */
-        ec_tensor last = *out, src = *in;
-        last.data += (ptrdiff_t)(out->h - 1) * out->row_stride;
-        last.h = 1;
-        src.data += (ptrdiff_t)(out->h - 1) * in->row_stride;
-        ec_conv2d_direct_tiles(p, &src, &last, w_packed, bias);
-        return;
-    }
-    ec_conv2d_direct_tiles(p, in, out, w_packed, bias);
-}
-
-/* Flattened-pixel tiles over the whole map (any stride / dilation). */
-static void ec_conv2d_direct_tiles(const ec_conv_params *p, const ec_tensor *in,
-                                   ec_tensor *out, const float *w_packed, const float *bias)
+/* Flattened-pixel tiles over the whole map (any stride / dilation); HALF: half weights. */
+EC_INLINE void ec_direct_tiles(const int HALF, const ec_conv_params *p, const ec_tensor *in,
+                               ec_tensor *out, const void *w_packed, const float *bias)
 {
     const int cin = in->c, cout = out->c;
     const int nblk = (cout + EC_NB - 1) / EC_NB;
-    const size_t wblock = (size_t)p->kh * p->kw * cin * EC_NB; /* floats per packed block */
+    const size_t wblock = (size_t)p->kh * p->kw * cin * EC_NB; /* elements per packed block */
     const int npix = out->h * out->w;
-    /* one block of channels: single-vector tiles of twice the pixels keep as many FMAs in
-     * flight; otherwise pairs of blocks (the last one alone when nblk is odd) */
+    /* one block of channels: single-vector tiles of more pixels keep as many FMAs in flight;
+     * otherwise pairs of blocks (the last one alone when nblk is odd) */
     const int single = nblk == 1;
-    const int tw = single ? EC_TW_SINGLE : EC_TW;
+    const int tiny = !single && npix <= 4 && EC_TW > 4; /* 2x2 maps: no repeated pixels */
+    const int tw = single ? EC_TW_SINGLE : tiny ? 4 : EC_TW;
     const int ntile = (npix + tw - 1) / tw;
     const int npair = single ? 1 : (nblk + 1) / 2;
     const int njob = npair * ntile;
@@ -241,16 +202,60 @@ static void ec_conv2d_direct_tiles(const ec_conv_params *p, const ec_tensor *in,
         ec_tile_ptrs t;
         ec_tile_pointers(p, in, out, tile * tw, tw, &t);
         const int b0 = single ? 0 : 2 * pair;
-        const float *w = w_packed + (size_t)b0 * wblock;
+        const void *w = HALF ? (const void *)((const uint16_t *)w_packed + (size_t)b0 * wblock)
+                             : (const void *)((const float *)w_packed + (size_t)b0 * wblock);
         if (single)
-            ec_direct_tile_single(p, &t, cin, in->row_stride, w, wblock, bias, cout);
+            ec_direct_tile(EC_TW_SINGLE, 1, HALF, p, &t, cin, in->row_stride, w, wblock, bias, 0,
+                           cout);
+        else if (tiny)
+            ec_direct_tile(4, b0 + 1 < nblk ? 2 : 1, HALF, p, &t, cin, in->row_stride, w, wblock,
+                           bias, b0 * EC_NB, cout);
         else if (b0 + 1 < nblk)
-            ec_direct_tile(EC_TW, 2, 0, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
-                           cout);
+            ec_direct_tile(EC_TW, 2, HALF, p, &t, cin, in->row_stride, w, wblock, bias,
+                           b0 * EC_NB, cout);
         else
-            ec_direct_tile(EC_TW, 1, 0, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
-                           cout);
+            ec_direct_tile(EC_TW, 1, HALF, p, &t, cin, in->row_stride, w, wblock, bias,
+                           b0 * EC_NB, cout);
     }
+}
+
+static void ec_direct_tiles_any(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                                const void *w, int half, const float *bias)
+{
+    if (half)
+        ec_direct_tiles(1, p, in, out, w, bias);
+    else
+        ec_direct_tiles(0, p, in, out, w, bias);
+}
+
+static void ec_direct(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                      const void *w, int half, const float *bias)
+{
+    const int nblk = (out->c + EC_NB - 1) / EC_NB;
+    if (nblk == 1 && p->sh == 1 && p->dh == 1 && p->dw == 1 && out->h >= 2) {
+        ec_direct_rowpairs(p, in, out, w, half, bias);
+        if (out->h % 2 == 0) return;
+        /* the last odd row: its pixels are the last out->w of the flattened map */
+        ec_tensor last = *out, src = *in;
+        last.data += (ptrdiff_t)(out->h - 1) * out->row_stride;
+        last.h = 1;
+        src.data += (ptrdiff_t)(out->h - 1) * in->row_stride;
+        ec_direct_tiles_any(p, &src, &last, w, half, bias);
+        return;
+    }
+    ec_direct_tiles_any(p, in, out, w, half, bias);
+}
+
+void ec_conv2d_direct(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                      const float *w_packed, const float *bias)
+{
+    ec_direct(p, in, out, w_packed, 0, bias);
+}
+
+void ec_conv2d_direct_f16(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                          const uint16_t *w_packed, const float *bias)
+{
+    ec_direct(p, in, out, w_packed, 1, bias);
 }
 
 /* ---- depthwise ------------------------------------------------------------------------- */
@@ -267,12 +272,15 @@ EC_INLINE ec_vf ec_dw_input(const float *px, int c0, int cout, int mult)
 }
 
 /* Depthwise tiles of EC_DW_TW pixels along x (the last repeated at the row's end) for one
- * block of channels: each weight vector is loaded once for EC_DW_TW FMAs. */
+ * block of channels: each weight vector is loaded once for EC_DW_TW FMAs. FAST: multiplier 1
+ * and a whole vector of channels (plain loads); K3: a 3x3 kernel (loops known at compile
+ * time). About 35 GFLOP/s on a Zen 5 core (AVX-512) for MobileNet's 3x3 layers: bound by
+ * loads and overheads, a small share of a MobileNet's time beside its 1x1 convolutions. */
 #define EC_DW_TW 4
 
-EC_INLINE void ec_dw_tile(const int FAST, const int K3, const ec_conv_params *p, const ec_tensor *in,
-                          ec_tensor *out, int y, int x0, int c0, const float *w,
-                          const float *bias)
+EC_INLINE void ec_dw_tile(const int FAST, const int K3, const ec_conv_params *p,
+                          const ec_tensor *in, ec_tensor *out, int y, int x0, int c0,
+                          const float *w, const float *bias)
 {
     const int cout = out->c, mult = out->c / in->c;
     const float *org[EC_DW_TW];

@@ -5,7 +5,11 @@
  * intrinsics), so the same code becomes AVX-512 (EC_NB=16), AVX2 (8), NEON/SSE (4) or plain
  * scalar code. Build with -DEC_NB=<n> -O3 (-ffp-contract=fast lets clang fuse a*b+c into FMA);
  * the Python weight packers (edgecnn.compiler.packing) take the same n. With -fopenmp and
- * -DEC_OPENMP the kernels split their work over OpenMP threads.
+ * -DEC_OPENMP the kernels split their work over OpenMP threads (Winograd uses at most
+ * EC_MAX_THREADS, default 4, the number its scratch size allows for). Without GNU C (or with
+ * -DEC_NO_VECTOR_EXT) the vector is a struct of EC_NB floats and the code is plain C99.
+ * ARMv7: GCC computes float vectors with NEON only under -funsafe-math-optimizations (NEON
+ * flushes denormals); without it the same code runs on scalar VFP.
  *
  * All kernels read NHWC views (ec_types.h) and write only the logical interior of `out`.
  */
@@ -13,6 +17,7 @@
 #define EC_FAST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ec_types.h"
 
@@ -26,6 +31,15 @@
  * (zero past Cout, from pack_direct); bias may be NULL. out = act(conv + bias). */
 void ec_conv2d_direct(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                       const float *w_packed, const float *bias);
+
+/* The same with weights stored in IEEE half precision (the bits, same layout; from
+ * pack_direct(w, nb, "float16")), computed in float32: half the weight bytes (the seed model's
+ * 4x4x512 -> 1024 layer reads 18.9 MB in float32) and a smaller model file. Widening costs a
+ * few vector ops per weight vector: on a Zen 5 core it is 1.3-1.4x slower than float32 even
+ * with cold caches (benchmarks/kernels.py --cold); meant for boards short of memory
+ * bandwidth, where it is still to be measured. */
+void ec_conv2d_direct_f16(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                          const uint16_t *w_packed, const float *bias);
 
 /* Depthwise convolution: groups == Cin, Cout = Cin * multiplier; output channel o reads input
  * channel o / multiplier. Same border requirement. w_packed: [ceil(Cout/EC_NB)][kh][kw][EC_NB]
@@ -41,9 +55,13 @@ size_t ec_winograd_scratch_floats(const ec_conv_params *p, const ec_tensor *in,
 void ec_conv3x3_winograd(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                          const float *w_transformed, const float *bias, float *scratch);
 
-/* y[units] = act(W x + bias) at batch 1; w_packed: [ceil(units/EC_NB)][in_features][EC_NB]
- * (from pack_dense) so each block of EC_NB outputs streams its weights once. */
+/* y[units] = act(W x + bias) at batch 1 (any act but PRELU, which has no slopes here);
+ * w_packed: [ceil(units/EC_NB)][in_features][EC_NB] (from pack_dense), so each block of EC_NB
+ * outputs streams its weights once. */
 void ec_dense_fast(int in_features, int units, const float *x, float *y, const float *w_packed,
                    const float *bias, int act, float alpha);
+/* The same with half-precision weights (pack_dense(w, nb, "float16")). */
+void ec_dense_fast_f16(int in_features, int units, const float *x, float *y,
+                       const uint16_t *w_packed, const float *bias, int act, float alpha);
 
 #endif /* EC_FAST_H */

@@ -8,6 +8,7 @@
 #define EC_VEC_FAST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ec_fast.h"
@@ -40,6 +41,20 @@ EC_INLINE ec_vf ec_vmax(ec_vf a, ec_vf b) { return ec_vselect(a > b, a, b); }
 EC_INLINE ec_vf ec_vmin(ec_vf a, ec_vf b) { return ec_vselect(a < b, a, b); }
 /* x if x > 0 else x * s (s per lane). */
 EC_INLINE ec_vf ec_vleaky(ec_vf x, ec_vf s) { return ec_vselect(x > 0, x, x * s); }
+/* EC_NB IEEE half-precision floats (bits) to floats in 4 integer/float vector ops, no F16C or
+ * FP16 extension needed (GCC 12 scalarizes _Float16 vector conversions): sign-extend to 32
+ * bits and shift left 13, so the sign lands on bit 31 and exponent + mantissa on bits 13-27;
+ * clear bits 28-30; the float read from those bits is the half's value x 2^-112 (exact for
+ * normal, subnormal and zero halves; not for inf/NaN, which weights never are), so scale by
+ * 2^112. */
+typedef int16_t ec_vhs __attribute__((vector_size(EC_NB * 2), aligned(2), may_alias));
+typedef int32_t ec_vs __attribute__((vector_size(EC_NB * 4)));
+typedef uint32_t ec_vu __attribute__((vector_size(EC_NB * 4)));
+EC_INLINE ec_vf ec_vload_h(const uint16_t *p)
+{
+    const ec_vu u = (ec_vu)__builtin_convertvector(*(const ec_vhs *)p, ec_vs); /* sign-extended */
+    return (ec_vf)((u << 13) & 0x8fffe000u) * 0x1p112f;
+}
 #else
 #define EC_INLINE static inline
 typedef struct { float v[EC_NB]; } ec_vf;
@@ -81,6 +96,40 @@ EC_INLINE ec_vf ec_vfma(ec_vf acc, ec_vf a, ec_vf b)
     for (int i = 0; i < EC_NB; i++) acc.v[i] += a.v[i] * b.v[i];
     return acc;
 }
+EC_INLINE ec_vf ec_vload_h(const uint16_t *p) /* as above, one lane at a time */
+{
+    ec_vf r;
+    for (int i = 0; i < EC_NB; i++) {
+        const uint32_t u = p[i], bits = (u & 0x7fffu) << 13;
+        float mag;
+        memcpy(&mag, &bits, 4);
+        mag *= 0x1p112f;
+        uint32_t m;
+        memcpy(&m, &mag, 4);
+        m |= (u & 0x8000u) << 16;
+        memcpy(&r.v[i], &m, 4);
+    }
+    return r;
+}
+#endif
+
+/* Packed weights as float32 (HALF = 0) or IEEE half bits (HALF = 1): vector at element i. */
+EC_INLINE ec_vf ec_wload(const int HALF, const void *w, size_t i)
+{
+    return HALF ? ec_vload_h((const uint16_t *)w + i) : ec_vload((const float *)w + i);
+}
+
+/* Pixels (or Winograd tiles) per register tile of 2 vectors of output channels: 2 * EC_TW
+ * accumulators, 2 weight vectors and the broadcasts must fit the register file (32 zmm on
+ * AVX-512, 16 ymm on AVX2, 32 q on AArch64, 16 q on ARMv7). */
+#ifndef EC_TW
+#if EC_NB >= 16 || defined(__aarch64__)
+#define EC_TW 8
+#elif defined(__arm__)
+#define EC_TW 4
+#else
+#define EC_TW 6
+#endif
 #endif
 
 /* Before a loop over the pixels of a register tile: unroll it completely, so the accumulator
@@ -137,7 +186,7 @@ EC_INLINE ec_vf ec_vactivate(ec_vf v, int act, float alpha, const float *slope, 
     case EC_ACT_RELU: return ec_vmax(v, ec_vzero());
     case EC_ACT_LEAKY: return ec_vleaky(v, ec_vset1(alpha));
     case EC_ACT_RELU6: return ec_vmin(ec_vmax(v, ec_vzero()), ec_vset1(6.0f));
-    case EC_ACT_PRELU: return ec_vleaky(v, ec_vload_n(slope + c0, n));
+    case EC_ACT_PRELU: return slope ? ec_vleaky(v, ec_vload_n(slope + c0, n)) : v;
     case EC_ACT_SIGMOID:
     case EC_ACT_TANH: return ec_vact_libm(v, act);
     default: return v;

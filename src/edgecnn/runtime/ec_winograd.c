@@ -29,32 +29,22 @@
 #endif
 #endif
 
-#ifndef EC_TW
-#if EC_NB >= 16 || defined(__aarch64__)
-#define EC_TW 8
-#elif defined(__arm__)
-#define EC_TW 4 /* ARMv7 NEON: 16 q registers, and broadcasts take registers of their own */
-#else
-#define EC_TW 6
-#endif
-#endif
-
-/* Floats of one chunk's scratch we aim for: 96 Ki floats = 384 KiB, well inside a 1 MiB L2. */
+/* Floats of one chunk's scratch we aim for: 96 Ki floats = 384 KiB, well inside a 1 MiB L2
+ * (mirrored in edgecnn.compiler.packing: change both). */
 #ifndef EC_WINO_CHUNK_FLOATS
 #define EC_WINO_CHUNK_FLOATS (96 * 1024)
 #endif
 
 static int ec_blocks(int n, int b) { return (n + b - 1) / b; }
 
-/* Tiles per chunk: a multiple of EC_TW, at least EC_TW, at most all tiles. */
+/* Tiles per chunk: a multiple of 8, at least 8, at most all tiles. The same formula is in
+ * edgecnn.compiler.packing.winograd_scratch_floats (the memory planner sizes the scratch). */
 static int ec_wino_chunk_tiles(int cin, int cout, int ntiles)
 {
     const int coutp = ec_blocks(cout, EC_NB) * EC_NB;
-    int tc = EC_WINO_CHUNK_FLOATS / (36 * (cin + coutp));
-    tc = tc / EC_TW * EC_TW;
-    if (tc < EC_TW) tc = EC_TW;
-    const int all = ec_blocks(ntiles, EC_TW) * EC_TW;
-    return tc < all ? tc : all;
+    int tc = EC_WINO_CHUNK_FLOATS / (36 * (cin + coutp)) / 8 * 8;
+    if (tc < 8) tc = 8;
+    return tc < ntiles ? tc : ntiles;
 }
 
 static size_t ec_wino_chunk_floats(int cin, int cout, int tc)
@@ -157,7 +147,7 @@ EC_INLINE void ec_wino_gemm_tile(const int TW, const int TV, const float *const 
     for (int j = 0; j < cin; j++) {
         ec_vf w0 = ec_vload(u + (size_t)j * EC_NB);
         ec_vf w1 = TV > 1 ? ec_vload(u + ublock + (size_t)j * EC_NB) : w0;
-EC_UNROLL
+        EC_UNROLL
         for (int i = 0; i < TW; i++) {
             const float x = vr[i][j];
             acc[i][0] = ec_vfma_s(acc[i][0], w0, x);
