@@ -38,7 +38,7 @@ def _build_bundle(root: Path, ref_only: bool) -> tuple[Path, list]:
         gens.append(build.generate(g, root / f"case{i}", t, name=f"case{i}", arena="caller",
                                    ref_kernels=ref_only))
     flags = build.cflags(t, "-O1") + ["-fPIC"]
-    runtime = ["ec_ref.c"] + ([] if ref_only else
+    runtime = list(build.CORE_SOURCES) + ([] if ref_only else
                               [s for s in build.FAST_SOURCES if (build.RUNTIME_DIR / s).is_file()])
     jobs = [(root / "rt", build.RUNTIME_DIR / s, f"rt_{s[:-2]}.o") for s in runtime]
     jobs += [(gen.dir, gen.dir / "model.c", "model.o") for gen in gens]
@@ -105,6 +105,63 @@ def test_dag_model_matches_reference(ref_kernels, cache):
 
 
 @needs_cc
+@pytest.mark.parametrize("ref_kernels", [True, False], ids=["ref", "fast"])
+def test_readers_of_bordered_tensors(ref_kernels, cache):
+    """A tensor read by a padded conv (so it has a border) and by dense, flatten, pool and an
+    in-place activation: those readers see the interior only (dense gathers it)."""
+    b = GraphBuilder("bordered", (7, 6, 4))
+    a = b.add("conv2d", filters=5, kernel=3, padding=1)
+    d = b.add("dense", units=6, inputs=a)
+    c = b.add("conv2d", filters=3, kernel=3, padding=2, dilation=2, inputs=a)
+    p = b.add("maxpool", kernel=3, stride=2, padding=1, inputs=a)
+    b.add("activation", function="sigmoid", inputs=c)
+    f1 = b.add("flatten")
+    f2 = b.add("flatten", inputs=p)
+    b.add("concat", inputs=[d, f1, f2])
+    b.add("softmax")
+    g = _random(b.build(), 11)
+    x = _inputs(g, 2)
+    m = ec_compile(g, threads=1, ref_kernels=ref_kernels, opt_level="-O1", cache_dir=cache)
+    np.testing.assert_allclose(m.predict(x), reference.predict(g, x), rtol=RTOL, atol=ATOL)
+
+
+def _binary_net():
+    b = GraphBuilder("xnor", (10, 9, 70))  # 70 channels: two 64-bit words, one partial
+    b.add("binary_conv2d", filters=12)
+    b.add("batchnorm")
+    b.add("activation", function="leaky_relu", slope=0.1)
+    b.add("binary_conv2d", filters=5, stride=2, padding=(0, 0, 1, 1))
+    b.add("scale_bias")
+    b.add("activation", function="relu")
+    b.add("global_avgpool")
+    return _random(b.build(), 13)
+
+
+@needs_cc
+@pytest.mark.parametrize("ref_kernels", [True, False], ids=["ref", "fast"])
+def test_binary_model_folded_and_packed(ref_kernels, cache):
+    g = _binary_net()
+    x = _inputs(g, 2)
+    m = ec_compile(g, threads=2, ref_kernels=ref_kernels, opt_level="-O1", cache_dir=cache)
+    assert [op[1] for op in m.ops][:2] == ["binary_conv2d+leaky_relu", "binary_conv2d+relu"]
+    assert m.algorithms["binary_conv2d1"] == ("ref" if ref_kernels else "bits")
+    np.testing.assert_allclose(m.predict(x), reference.predict(g, x), rtol=RTOL, atol=ATOL)
+
+
+@needs_cc
+def test_layer_names_that_sanitize_alike(cache):
+    """'a.b' and 'a_b' (and '-'): distinct C variables."""
+    b = GraphBuilder("names", (5, 5, 3))
+    b.add("conv2d", name="a.b", filters=4, kernel=3, padding=1)
+    b.add("conv2d", name="a_b", filters=4, kernel=1)
+    b.add("add", name="a-b", inputs=["a.b", "a_b"])
+    g = _random(b.build(), 12)
+    x = _inputs(g, 1)
+    m = ec_compile(g, threads=1, opt_level="-O1", cache_dir=cache)
+    np.testing.assert_allclose(m.predict(x), reference.predict(g, x), rtol=RTOL, atol=ATOL)
+
+
+@needs_cc
 def test_winograd_sized_layers_match_reference(cache):
     """Maps large enough for the kernel choice to pick Winograd (and odd sizes, asymmetric
     padding, fused prelu) against the reference."""
@@ -140,6 +197,10 @@ def test_compile_is_cached_and_checks_input(cache):
         m1.predict(x.astype(np.uint8))
     with pytest.raises(EdgecnnError, match="cannot run on this machine"):
         ec_compile(g, target="pi3", cache_dir=cache)
+    # per-op timing (the bench command's --profile): one row per op, in execution order
+    rows = m1.profile(x, repeats=2)
+    assert [r["layer"] for r in rows] == [op[0] for op in m1.ops]
+    assert rows[0]["op"] == "conv2d+leaky_relu" and all(r["ms"] >= 0 for r in rows)
 
 
 ZOO_SMALL = ["d_I128x128x3CMCMCMCMCMCMC1AS", "v_I64x64x3CCMCCMCCCMCCCMCCCMF2048S"]
@@ -203,10 +264,14 @@ C99_ALLOWED = {"memcpy", "memset", "expf"}
 
 @needs_cc
 def test_c99_build_uses_no_heap_and_no_threads(tmp_path):
+    """The portable library compiles freestanding and calls nothing but memcpy/memset/expf."""
     g = _dag()
     gen = build.generate(g, tmp_path, "c99", arena="caller")
-    assert "-fopenmp" not in build.cflags(gen.target)
-    build.build_dir(gen, program=False)
+    flags = build.cflags(gen.target)
+    assert "-fopenmp" not in flags
+    for src in gen.sources:
+        subprocess.run([gen.target.cc, *flags, "-ffreestanding", "-c", src, "-o",
+                        src[:-2] + ".o"], cwd=tmp_path, check=True)
     undefined, defined = set(), set()
     for src in gen.sources:
         for flag, into in (("-u", undefined), ("--defined-only", defined)):
@@ -215,6 +280,22 @@ def test_c99_build_uses_no_heap_and_no_threads(tmp_path):
             into |= {line.split()[-1] for line in out.splitlines() if line.strip()}
     external = undefined - defined
     assert external <= C99_ALLOWED, external - C99_ALLOWED
+
+
+@needs_cc
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_c99_reference_build_is_pedantic_c99(cc, tmp_path):
+    """With --ref-kernels the c99 output is plain ISO C99 (no vector extensions; weights as a
+    number list, not a string longer than C99 promises): -std=c99 -pedantic -Werror."""
+    if shutil.which(cc) is None:  # pragma: no cover - both are installed in CI
+        pytest.skip(f"{cc} is not installed")
+    gen = build.generate(_dag(), tmp_path, targets.get("c99", cc), arena="caller",
+                         ref_kernels=True)
+    assert "ec_conv_fast.c" not in gen.sources
+    for src in gen.sources:
+        subprocess.run([cc, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O1",
+                        "-DEC_PORTABLE", "-c", src, "-o", src[:-2] + ".o"],
+                       cwd=tmp_path, check=True)
 
 
 # ---- the predict program and the command --------------------------------------------------------
@@ -234,8 +315,8 @@ def _preprocess(g, img: np.ndarray) -> np.ndarray:
 
 
 @needs_cc
-@pytest.mark.parametrize("weights", ["const", "file"])
-def test_predict_program_on_ppm(weights, tmp_path, capsys):
+@pytest.mark.parametrize("weights, arena", [("const", "static"), ("file", "caller")])
+def test_predict_program_on_ppm(weights, arena, tmp_path, capsys):
     from edgecnn.cli import main
     from edgecnn.graph import Preprocessing
 
@@ -252,7 +333,8 @@ def test_predict_program_on_ppm(weights, tmp_path, capsys):
 
     model = modelfile.save(g, tmp_path / "m.safetensors")
     out = tmp_path / "out"
-    rc = main(["compile", str(model), "--target", "host", "-o", str(out), "--weights", weights])
+    rc = main(["compile", str(model), "--target", "host", "-o", str(out), "--weights", weights,
+               "--arena", arena])
     printed = capsys.readouterr().out
     assert rc == 0
     for step in ("generate:", "compile:", "link:", "arena:"):
@@ -276,7 +358,7 @@ def test_predict_program_on_ppm(weights, tmp_path, capsys):
     assert r.returncode == 2 and "resize it first" in r.stderr
 
 
-# ---- the planner's Winograd scratch against the kernel's own count -----------------------------
+# ---- the planner's Winograd scratch (packing.winograd_scratch_floats) against the kernel's -------
 
 WINO_SHAPES = [(16, 128, 128, 32), (32, 64, 64, 64), (64, 32, 32, 128), (8, 9, 13, 5),
                (256, 16, 16, 512), (3, 4, 4, 1000)]  # (cin, out h, out w, cout)
@@ -285,7 +367,7 @@ WINO_SHAPES = [(16, 128, 128, 32), (32, 64, 64, 64), (64, 32, 32, 128), (8, 9, 1
 @needs_cc
 @pytest.mark.parametrize("target", ["host", "c99"])
 def test_winograd_scratch_bound_covers_the_kernel(target, tmp_path):
-    from edgecnn.compiler import emit
+    from edgecnn.compiler import packing
 
     t = targets.get(target)
     if not (build.RUNTIME_DIR / "ec_winograd.c").is_file():
@@ -304,5 +386,22 @@ def test_winograd_scratch_bound_covers_the_kernel(target, tmp_path):
     c_counts = [int(v) for v in subprocess.run(["./probe"], cwd=tmp_path, capture_output=True,
                                                text=True, check=True).stdout.split()]
     for (cin, h, w, cout), c_count in zip(WINO_SHAPES, c_counts, strict=True):
-        py = emit.winograd_scratch_floats(cin, (h, w, cout), t.nb, t.openmp)
-        assert c_count <= py <= 2 * c_count, (cin, h, w, cout)
+        py = packing.winograd_scratch_floats((h, w, cin), (h, w, cout), t.nb, t.openmp)
+        assert py == c_count, (cin, h, w, cout)
+
+
+@needs_cc
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_generated_makefile_builds(tmp_path):
+    """The Makefile written beside the sources builds the same library and program."""
+    g = _chain()
+    build.compile_to_dir(g, tmp_path, "c99", build=False)
+    assert not (tmp_path / "predict").exists()
+    subprocess.run(["make", "-j2"], cwd=tmp_path, check=True, capture_output=True)
+    x = _inputs(g, 1)
+    x.tofile(tmp_path / "x.f32")
+    subprocess.run(["./predict", "-o", "y.f32", "x.f32"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    np.testing.assert_allclose(np.fromfile(tmp_path / "y.f32", np.float32),
+                               reference.predict(g, x)[0], rtol=RTOL, atol=ATOL)
+    assert (tmp_path / "libchain.so").is_file() and (tmp_path / "README.md").is_file()

@@ -1,8 +1,10 @@
 """``edgecnn.compile(model)``: build a model into a shared library and run it through ctypes.
 
 Builds are cached in ``$EDGECNN_CACHE/compiled/<key>`` (default ``~/.cache/edgecnn``), the key
-hashing the graph JSON, the weights, the target, the options and the runtime sources, so
-compiling the same model again only loads the library.
+hashing the graph JSON, the weights, the target, the options, the runtime sources and the
+compiler's own modules, so compiling the same model again only loads the library. The library
+is built with weights in ``weights.bin`` (much quicker to compile than const data) and a
+caller-provided arena (one per CompiledModel), and with per-op timing (``profile``).
 """
 
 from __future__ import annotations
@@ -39,15 +41,20 @@ def cache_key(g: Graph, t: targets.Target, options: dict) -> str:
         a = np.ascontiguousarray(g.weights[k], np.float32)
         h.update(k.encode() + str(a.shape).encode() + a.tobytes())
     h.update(repr((t, sorted(options.items()))).encode())
-    for f in sorted(build.RUNTIME_DIR.iterdir()):
-        if f.suffix in (".c", ".h"):
-            h.update(f.name.encode() + f.read_bytes())
+    # the runtime and the compiler itself: a changed pass or kernel means a new build
+    sources = [f for f in build.RUNTIME_DIR.iterdir() if f.suffix in (".c", ".h")]
+    sources += list(Path(__file__).parent.glob("*.py"))
+    for f in sorted(sources):
+        h.update(f.name.encode() + f.read_bytes())
     h.update(build._version().encode())
     return h.hexdigest()[:24]
 
 
 class CompiledModel:
-    """A model built into ``lib<name>.so``; ``predict`` runs it on NHWC float32 batches."""
+    """A model built into ``lib<name>.so``; ``predict`` runs it on NHWC float32 batches.
+
+    One activation arena per object: use one object per Python thread. ``set_threads`` sets
+    the OpenMP threads of the library (shared by every object of the same build)."""
 
     def __init__(self, g: Graph, gen: build.Generated, threads: int | None = None,
                  library: str | os.PathLike | None = None):
@@ -58,6 +65,7 @@ class CompiledModel:
         self.dir = gen.dir
         self.arena_bytes = gen.arena_bytes
         self.algorithms = gen.algos
+        self.ops = gen.ops
         self.input_shape = g.input_shape
         self.num_classes = g.num_classes
         self._lib = ctypes.CDLL(str(library or gen.library))
@@ -116,6 +124,27 @@ class CompiledModel:
                 raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc})")
         return out
 
+    def profile(self, x, repeats: int = 5) -> list[dict]:
+        """Milliseconds per op (mean of ``repeats`` runs on the first image of ``x``), in
+        execution order: rows {"layer", "op", "kernel", "ms"}. The first op's time includes
+        copying the input into the arena."""
+        fn = getattr(self._lib, f"{self.name}_profile", None)
+        if fn is None or not self.ops:
+            raise EdgecnnError(f"{self.dir}: built without per-op timing (EC_PROFILE)")
+        x = self._check(x)[:1]
+        out = np.empty(self.num_classes, np.float32)
+        ms = np.zeros(len(self.ops), np.float64)
+        fp = ctypes.POINTER(ctypes.c_float)
+        fn.argtypes = [fp, fp, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double)]
+        self.predict(x)  # warm the caches
+        for _ in range(max(1, repeats)):
+            rc = fn(x[0].ctypes.data_as(fp), out.ctypes.data_as(fp), self._arena_ptr,
+                    ms.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
+            if rc != 0:
+                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc})")
+        return [{"layer": name, "op": what, "kernel": algo, "ms": float(t) / max(1, repeats)}
+                for (name, what, algo), t in zip(self.ops, ms, strict=True)]
+
     def __repr__(self) -> str:
         return (f"CompiledModel({self.graph.name!r}, target={self.target!r}, "
                 f"arena_bytes={self.arena_bytes}, dir={str(self.dir)!r})")
@@ -136,6 +165,9 @@ def compile(model, target: str = "host", threads: int | None = None, ref_kernels
         raise EdgecnnError(f"a {target!r} library cannot run on this machine: use "
                            f"`edgecnn compile MODEL --target {target} -o DIR` and copy it there "
                            f"(loadable here: {', '.join(sorted(LOADABLE))})")
+    if target == "x86-64" and targets.host_nb() < 8:
+        raise EdgecnnError("this CPU has no AVX2/FMA: an x86-64 (x86-64-v3) library would "
+                           "crash here; use target 'host' or 'x86-64-v2'")
     t = targets.get(target, cc)
     options = {"ref_kernels": ref_kernels, "opt_level": opt_level, "arena": "caller",
                "weights": "file"}
@@ -148,7 +180,8 @@ def compile(model, target: str = "host", threads: int | None = None, ref_kernels
         try:
             gen = build.generate(g, tmp, t, arena="caller", weights="file",
                                  ref_kernels=ref_kernels)
-            build.build_dir(gen, program=False, opt_level=opt_level)
+            build.build_dir(gen, program=False, opt_level=opt_level,
+                            extra_flags=("-DEC_PROFILE",))
             _write_info(tmp, gen)
             with contextlib.suppress(OSError):  # another process finished the same build first
                 os.replace(tmp, final)
@@ -164,7 +197,7 @@ def compile(model, target: str = "host", threads: int | None = None, ref_kernels
 def _write_info(d: Path, gen: build.Generated) -> None:
     info = {"name": gen.name, "target": gen.target.name, "cc": gen.target.cc,
             "arena_bytes": gen.arena_bytes, "algos": gen.algos, "sources": gen.sources,
-            "weight_floats": gen.weight_floats}
+            "weight_floats": gen.weight_floats, "ops": gen.ops}
     (d / "build.json").write_text(json.dumps(info, indent=1))
 
 
@@ -180,4 +213,4 @@ def _cached(d: Path) -> build.Generated | None:
 
     return build.Generated(d, info["name"], t, Options(info["name"], "caller", "file", t.nb),
                            info["arena_bytes"], info["weight_floats"], info["sources"],
-                           info["algos"])
+                           info["algos"], ops=info.get("ops", []))

@@ -22,7 +22,8 @@ from . import emit, kernels, passes, plan, targets
 
 RUNTIME_DIR = kernels.RUNTIME_DIR
 PREDICT_MAIN = "ec_predict_main.c"
-FAST_SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
+CORE_SOURCES = ("ec_ref.c", "ec_pool.c", "ec_binary.c")  # always built
+FAST_SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")  # ec_fast.h
 WARNINGS = ("-Wall", "-Wextra", "-Werror")
 
 
@@ -39,6 +40,7 @@ class Generated:
     sources: list[str]  # the .c files of the library (relative to dir)
     algos: dict[str, str] = field(default_factory=dict)
     scratch_bytes: int = 0
+    ops: list[list[str]] = field(default_factory=list)  # [layer, what it computes, kernel]
 
     @property
     def library(self) -> Path:
@@ -83,7 +85,8 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
              progress: Callable[[str], None] | None = None) -> Generated:
     """Write the C sources of ``g`` for ``target`` into ``out_dir``."""
     t = target if isinstance(target, targets.Target) else targets.get(target, cc)
-    opt = emit.Options(emit.c_prefix(g.name, name), arena, weights, t.nb, ref_kernels)
+    opt = emit.Options(emit.c_prefix(g.name, name), arena, weights, t.nb, ref_kernels,
+                       portable=t.name == "c99")
     say = progress or (lambda s: None)
     say(f"generate: lowering {g.name!r} for target {t.name} (EC_NB={t.nb})")
     prog, pl = lower_and_plan(g, t, ref_kernels)
@@ -94,7 +97,7 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
     _write(out / "model.h", e.model_h)
     if weights == "file":
         _write(out / "weights.bin", emit.weights_file_bytes(e))
-    sources = ["model.c", "ec_ref.c"]
+    sources = ["model.c", *CORE_SOURCES]
     if e.uses_fast:
         sources += [s for s in FAST_SOURCES if (RUNTIME_DIR / s).is_file()]
     for f in sorted(RUNTIME_DIR.glob("*.h")):
@@ -102,9 +105,12 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
     for s in sources[1:]:
         shutil.copyfile(RUNTIME_DIR / s, out / s)
     shutil.copyfile(RUNTIME_DIR / PREDICT_MAIN, out / "predict.c")
+    ops = [[op.name, "+".join([op.kind, *([op.act] if op.act else [])]), pl.algos[op.name]]
+           for op in prog.ops]
     gen = Generated(out, opt.name, t, opt, pl.arena_bytes, len(e.weights), sources,
-                    dict(pl.algos), 4 * sum(n for _, n in pl.scratch.values()))
+                    dict(pl.algos), 4 * sum(n for _, n in pl.scratch.values()), ops)
     _write(out / "Makefile", makefile(gen))
+    _write(out / "README.md", readme(g, gen))
     say(f"generate: {out / 'model.c'} ({len(prog.ops)} ops, arena {pl.arena_bytes} bytes, "
         f"{4 * len(e.weights)} bytes of weights)")
     return gen
@@ -157,6 +163,31 @@ clean:
 """
 
 
+def readme(g: Graph, gen: Generated) -> str:
+    p, t = gen.name, gen.target
+    h, w, c = g.input_shape
+    static = gen.options.arena == "static"
+    call = (f"{p}_predict(input, output)" if static else
+            f"{p}_predict_with_arena(input, output, arena)  /* arena: {p}_arena_size() bytes */")
+    load = (f"{p}_load_weights(\"weights.bin\");  /* once, before predicting */\n    "
+            if gen.options.weights == "file" else "")
+    return f"""# {g.name}, compiled by edgecnn {_version()} for `{t.name}`
+
+Target: {t.description}. `make` builds `lib{p}.so` and the `predict` program
+with `{t.cc}` (`make CC=...` for another compiler).
+
+    ./predict [-t threads] [-n repeats] [-o out.f32] IMAGE
+
+IMAGE: a binary PPM (P6) of exactly {w}x{h} pixels, raw uint8 RGB pixels, or raw float32
+preprocessed input ({h}x{w}x{c}, HWC). The top-5 output indices and values are printed.
+
+From C (see model.h): input is {h}x{w}x{c} float32 HWC, preprocessed; output is
+{g.num_classes} floats; the activation arena is {gen.arena_bytes} bytes.
+
+    {load}int rc = {call};  /* 0 = success */
+"""
+
+
 def _run(cmd: list[str], cwd: Path) -> None:
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -166,12 +197,15 @@ def _run(cmd: list[str], cwd: Path) -> None:
 
 def build_dir(gen: Generated, library: bool = True, program: bool = True,
               opt_level: str | None = None, static: bool = False, jobs: int = 2,
+              extra_flags: tuple[str, ...] = (),
               progress: Callable[[str], None] | None = None) -> Generated:
-    """Compile the generated sources: objects, lib<name>.so, predict."""
+    """Compile the generated sources: objects, lib<name>.so, predict.
+
+    ``extra_flags``: e.g. ("-DEC_PROFILE",) for per-op timing (``<name>_profile``)."""
     t = gen.target
     cc = t.require_compiler()
     say = progress or (lambda s: None)
-    flags = cflags(t, opt_level) + ["-fPIC"]
+    flags = cflags(t, opt_level) + ["-fPIC", *extra_flags]
     units = gen.sources + (["predict.c"] if program else [])
     say(f"compile: {len(units)} files with {t.cc} {' '.join(flags)}")
     with ThreadPoolExecutor(max(1, jobs)) as ex:

@@ -33,6 +33,7 @@ from ..errors import EdgecnnError
 from ..graph import Graph
 from .passes import ACT_CODES, Op, Program
 from .plan import ALIGN, Plan
+from .templates import CONST_WEIGHTS_C, MODEL_C, MODEL_H, PREDICT_STATIC, WEIGHTS_FILE_C
 
 C_KEYWORDS = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
@@ -66,6 +67,7 @@ class Options:
     weights: str = "const"  # "const" or "file"
     nb: int = 4  # EC_NB the packed weights were made for
     ref_only: bool = False
+    portable: bool = False  # the c99 target: weights as a number list, not one long string
 
     def __post_init__(self):
         if self.arena not in ("static", "caller"):
@@ -120,15 +122,17 @@ def flt(x: float) -> str:
 
 def emit(g: Graph, prog: Program, plan: Plan, opt: Options, version: str) -> Emitted:
     blob = Blob()
+    _t = _tensor_names(plan)
     calls = []
     uses_fast = False
     for i, op in enumerate(prog.ops):
         algo = plan.algos[op.name]
-        uses_fast |= algo != "ref"
+        uses_fast |= algo not in ("ref", "vector")
         calls.append(_comment(op, prog, algo))
         if op.output in plan.zero_border and op.name not in plan.in_place:
             calls.append(f"    ec_zero_border(&{_t(op.output)});")
-        calls.append(_call(op, i, prog, plan, algo, blob, opt))
+        calls.append(_call(op, prog, plan, algo, blob, opt, _t))
+        calls.append(f"    EC_TICK({i});")
     model_id = blob.model_id()
     p = opt.name
     h, w, c = prog.input_shape
@@ -153,7 +157,10 @@ def emit(g: Graph, prog: Program, plan: Plan, opt: Options, version: str) -> Emi
         weights=_weights_c(blob, opt, model_id), arena=_arena_c(plan, opt),
         h=h, w=w, c=c, out=out_floats, arena_bytes=plan.arena_bytes,
         meta=_c_string(meta), body="\n".join(body),
+        stdio="#include <stdio.h> /* fopen, fread: the weights file */\n"
+        if opt.weights == "file" else "",
         predict=(PREDICT_STATIC.format(p=p) if opt.arena == "static" else ""),
+        nops=len(prog.ops),
         weights_check=("    if (!ec_w_loaded) return 1; /* call " + p + "_load_weights first */\n"
                        if opt.weights == "file" else ""))
     hdr = MODEL_H.format(
@@ -168,8 +175,19 @@ def emit(g: Graph, prog: Program, plan: Plan, opt: Options, version: str) -> Emi
 
 # ---- one op -----------------------------------------------------------------------------------
 
-def _t(value: str) -> str:
-    return "t_" + re.sub(r"[^A-Za-z0-9_]", "_", value)
+def _tensor_names(plan: Plan):
+    """value -> its C variable: t_<name> with '.' and '-' as '_', made unique ("a.b", "a_b")."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for v in plan.views:
+        base = "t_" + re.sub(r"[^A-Za-z0-9_]", "_", v)
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        names[v] = name
+        used.add(name)
+    return names.__getitem__
 
 
 def _comment(op: Op, prog: Program, algo: str) -> str:
@@ -194,8 +212,8 @@ def _conv_params(op: Op, slope: str) -> str:
             f"{ACT_CODES[op.act]}, {flt(op.act_alpha)}, {slope}}}")
 
 
-def _call(op: Op, i: int, prog: Program, plan: Plan, algo: str, blob: Blob,
-          opt: Options) -> str:
+def _call(op: Op, prog: Program, plan: Plan, algo: str, blob: Blob, opt: Options,
+          _t) -> str:
     ins = [_t(v) for v in op.inputs]
     out = _t(op.output)
     k = op.kind
@@ -203,10 +221,15 @@ def _call(op: Op, i: int, prog: Program, plan: Plan, algo: str, blob: Blob,
     if k in ("conv2d", "binary_conv2d"):
         slope = _ptr(blob, wt.get("act_slope"))
         params = f"        const ec_conv_params p = {_conv_params(op, slope)};\n"
-        if k == "binary_conv2d":
+        if k == "binary_conv2d" and algo == "bits":
+            off, _ = plan.scratch[op.name]
+            call = (f"ec_binary_conv2d_bits(&p, &{ins[0]}, &{out}, "
+                    f"{_ptr(blob, pack_sign_bits(wt['weight']))}, {_ptr(blob, wt['scale'])}, "
+                    f"{_ptr(blob, wt.get('bias'))}, A + {off});")
+        elif k == "binary_conv2d":
             wsign = np.where(wt["weight"] > 0, 1.0, -1.0)
             call = (f"ec_binary_conv2d_ref(&p, &{ins[0]}, &{out}, {_ptr(blob, wsign)}, "
-                    f"{_ptr(blob, wt['scale'])});")
+                    f"{_ptr(blob, wt['scale'])}, {_ptr(blob, wt.get('bias'))});")
         else:
             call = _conv_call(op, algo, ins[0], out, blob, opt, plan)
         return f"    {{\n{params}        {call}\n    }}"
@@ -216,8 +239,9 @@ def _call(op: Op, i: int, prog: Program, plan: Plan, algo: str, blob: Blob,
         params = (f"        const ec_conv_params p = {{{a['kernel'][0]}, {a['kernel'][1]}, "
                   f"{a['stride'][0]}, {a['stride'][1]}, 1, 1, {pad}, 1, EC_ACT_NONE, 0.0f, "
                   f"NULL}};\n")
-        call = (f"ec_maxpool_ref(&p, &{ins[0]}, &{out});" if k == "maxpool" else
-                f"ec_avgpool_ref(&p, &{ins[0]}, &{out}, {int(a['count_include_pad'])});")
+        fn = f"ec_{k}" + ("_ref" if algo == "ref" else "")  # ec_pool.c's or the reference
+        call = (f"{fn}(&p, &{ins[0]}, &{out});" if k == "maxpool" else
+                f"{fn}(&p, &{ins[0]}, &{out}, {int(a['count_include_pad'])});")
         return f"    {{\n{params}        {call}\n    }}"
     if k == "global_avgpool":
         return f"    ec_global_avgpool_ref(&{ins[0]}, &{out});"
@@ -309,42 +333,33 @@ def _dense_call(op: Op, algo: str, src: str, out: str, prog: Program, plan: Plan
     return "\n".join(lines)
 
 
+def pack_sign_bits(w_oihw: np.ndarray) -> np.ndarray:
+    """Weight signs as bits for ec_binary_conv2d_bits: (O, I, kh, kw) -> [O][kh][kw][words]
+    little-endian 64-bit words (bit b of word j: input channel 64 j + b, 1 = positive), returned
+    as their float32 bit patterns (two per word) to sit in the weight blob."""
+    o, i, kh, kw = w_oihw.shape
+    words = -(-i // 64)
+    bits = np.zeros((o, kh, kw, words * 64), np.uint8)
+    bits[..., :i] = (np.asarray(w_oihw) > 0).transpose(0, 2, 3, 1)
+    packed = np.packbits(bits, axis=-1, bitorder="little")  # (o, kh, kw, words * 8) bytes
+    return np.ascontiguousarray(packed).view("<f4")
+
+
 def scratch_floats(op: Op, algo: str, prog: Program, views: dict, nb: int = 4,
                    openmp: bool = True) -> int:
     """Kernel scratch an op needs (the memory planner adds it to the arena)."""
     if op.kind == "dense":
         vw = views[op.inputs[0]]
         return vw.h * vw.w * vw.c if (vw.pad_h or vw.pad_w) else 0
-    if algo == "winograd":
-        return winograd_scratch_floats(prog.shapes[op.inputs[0]][2], prog.shapes[op.output], nb,
-                                       openmp)
+    if algo == "bits":  # the input's signs, [h][w][ceil(c / 64)] 64-bit words
+        h, w, c = prog.shapes[op.inputs[0]]
+        return h * w * -(-c // 64) * 2
+    if algo == "winograd":  # the kernel's own count, mirrored in Python by its packer
+        from . import packing
+
+        return int(packing.winograd_scratch_floats(prog.shapes[op.inputs[0]],
+                                                   prog.shapes[op.output], nb, openmp))
     return 0
-
-
-# ec_winograd.c's chunking constants (EC_WINO_CHUNK_FLOATS, EC_MAX_THREADS, EC_TW)
-WINO_CHUNK_FLOATS = 96 * 1024
-WINO_MAX_THREADS = 4
-WINO_TILE_WIDTHS = (6, 8)  # EC_TW: 8 with AVX-512 or AArch64, else 6
-
-
-def winograd_scratch_floats(cin: int, out_shape: tuple, nb: int, openmp: bool) -> int:
-    """ec_winograd_scratch_floats(), computed here because the arena size is fixed at compile
-    time: the largest over the tile widths a build may pick (a safe bound). The generated
-    code compares it with the kernel's own count and fails with code 3 rather than overrun;
-    tests/test_compiler_cc.py checks the two agree."""
-    def blocks(n, b):
-        return -(-n // b)
-
-    cout = out_shape[2]
-    coutp = blocks(cout, nb) * nb
-    ntiles = blocks(out_shape[0], 4) * blocks(out_shape[1], 4)
-    best = 0
-    for tw in WINO_TILE_WIDTHS:
-        tc = max(WINO_CHUNK_FLOATS // (36 * (cin + coutp)) // tw * tw, tw)
-        tc = min(tc, blocks(ntiles, tw) * tw)
-        nt = min(blocks(ntiles, tc), WINO_MAX_THREADS if openmp else 1)
-        best = max(best, nt * 36 * tc * (cin + coutp))
-    return best
 
 
 # ---- file pieces ------------------------------------------------------------------------------
@@ -383,6 +398,15 @@ def string_bytes(a: np.ndarray, per_line: int = 64) -> str:
     return _quote_rows(rows)
 
 
+def hex_words(a: np.ndarray, per_line: int = 8) -> str:
+    """float32 array -> "0x3f800000u, ..." lines: the portable form (C99 guarantees string
+    literals of only 4095 characters), slower to compile than :func:`string_bytes`."""
+    data = np.ascontiguousarray(a, np.float32).astype(">f4").tobytes()
+    step = 4 * per_line
+    return ",\n".join("0x" + data[i:i + step].hex(",", 4).replace(",", "u,0x") + "u"
+                       for i in range(0, len(data), step))
+
+
 def _quote_rows(rows: np.ndarray) -> str:
     if len(rows) == 0:
         return ""
@@ -395,6 +419,10 @@ def _quote_rows(rows: np.ndarray) -> str:
 
 def _weights_c(blob: Blob, opt: Options, model_id: int) -> str:
     n = max(blob.size, ALIGN)
+    if opt.weights == "const" and opt.portable:
+        return (f"/* {blob.size} floats of weights (their bit patterns) */\n"
+                f"static const union {{ uint32_t u[{n}]; float f[{n}]; }} ec_w EC_ALIGN64 = "
+                f"{{{{\n{hex_words(blob.array())}\n}}}};\n#define W (ec_w.f)\n")
     if opt.weights == "const":
         return CONST_WEIGHTS_C.format(floats=blob.size, n=n, bytes=4 * n,
                                       data=string_bytes(blob.array()))
@@ -444,133 +472,6 @@ def _aliases(g: Graph, opt: Options) -> str:
               f"#define EC_MODEL_MEAN {arr(pp.mean)}",
               f"#define EC_MODEL_STD {arr(pp.std)}"]
     return "\n".join(lines)
-
-
-MODEL_C = """{banner}
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-
-#include "model.h"
-#include "ec_ref.h"
-{fast_include}#ifdef EC_OPENMP
-#include <omp.h>
-#endif
-
-{nb_check}#if defined(__GNUC__) || defined(__clang__)
-#define EC_ALIGN64 __attribute__((aligned(64)))
-#else
-#define EC_ALIGN64
-#endif
-
-{weights}
-{arena}
-void {p}_input_shape(int *h, int *w, int *c) {{ *h = {h}; *w = {w}; *c = {c}; }}
-int {p}_output_size(void) {{ return {out}; }}
-size_t {p}_arena_size(void) {{ return {arena_bytes}u; }}
-const char *{p}_metadata(void) {{
-    return {meta};
-}}
-
-void {p}_set_threads(int n) {{
-#ifdef EC_OPENMP
-    if (n > 0) omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}}
-
-/* input_hwc: the preprocessed H x W x C input; output: {out} floats; arena: {arena_bytes}
- * bytes, float-aligned (64-byte alignment is faster). Returns 0; 1 if the weights are not loaded;
- * 3 if a kernel wants more scratch than planned (a compiler bug, reported instead of overrun). */
-int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena) {{
-    float *A = (float *)arena;
-{weights_check}{body}
-    return 0;
-}}
-{predict}"""
-
-CONST_WEIGHTS_C = """/* {floats} floats of weights: their little-endian bytes, one string literal */
-#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) \\
-    && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the weights are stored little-endian; this target is big-endian"
-#endif
-static const union {{ unsigned char bytes[{bytes}]; float f[{n}]; }} ec_w EC_ALIGN64 = {{
-{data}
-}};
-#define W (ec_w.f)
-"""
-
-PREDICT_STATIC = """
-int {p}_predict(const float *input_hwc, float *output) {{
-    return {p}_predict_with_arena(input_hwc, output, ec_arena);
-}}
-"""
-
-WEIGHTS_FILE_C = """/* weights: {n} floats read from weights.bin by {p}_load_weights */
-static float ec_w[{n}] EC_ALIGN64;
-static int ec_w_loaded;
-#define W ec_w
-#define EC_MODEL_ID {model_id}u
-
-static uint32_t ec_le32(const unsigned char *b) {{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}}
-
-/* Returns 0 on success, 1 if the file cannot be opened, 2 if it is not this model's weights
- * file, 3 if it is truncated. The floats are little-endian, as on every supported target. */
-int {p}_load_weights(const char *path) {{
-    unsigned char hdr[16];
-    FILE *f = fopen(path, "rb");
-    size_t got;
-    if (!f) return 1;
-    if (fread(hdr, 1, 16, f) != 16 || hdr[0] != 'E' || hdr[1] != 'C' || hdr[2] != 'W'
-        || hdr[3] != '1' || ec_le32(hdr + 4) != {n}u || ec_le32(hdr + 8) != EC_MODEL_ID) {{
-        fclose(f);
-        return 2;
-    }}
-    got = fread(ec_w, sizeof(float), {n}, f);
-    fclose(f);
-    if (got != {n}) return 3;
-    ec_w_loaded = 1;
-    return 0;
-}}
-"""
-
-MODEL_H = """{banner}
-#ifndef {P}_MODEL_H
-#define {P}_MODEL_H
-
-#include <stddef.h>
-
-#ifdef __cplusplus
-extern "C" {{
-#endif
-
-#define {P}_INPUT_H {h}
-#define {P}_INPUT_W {w}
-#define {P}_INPUT_C {c}
-#define {P}_OUTPUT_SIZE {out}
-#define {P}_ARENA_BYTES {arena_bytes}
-
-{predict_decl}int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena);
-void {p}_input_shape(int *h, int *w, int *c);
-int {p}_output_size(void);
-size_t {p}_arena_size(void);
-const char *{p}_metadata(void);
-void {p}_set_threads(int n);
-{load_decl}
-#ifdef __cplusplus
-}}
-#endif
-
-/* generic names for a program built with one model (predict.c defines EC_MODEL_ALIASES) */
-#ifdef EC_MODEL_ALIASES
-{aliases}
-#endif
-
-#endif
-"""
 
 
 def weights_file_bytes(e: Emitted) -> bytes:

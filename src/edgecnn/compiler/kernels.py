@@ -16,22 +16,39 @@ RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 
 # algorithm -> the runtime source that implements it
 SOURCES = {"direct": "ec_conv_fast.c", "depthwise": "ec_conv_fast.c",
-           "winograd": "ec_winograd.c", "dense_fast": "ec_dense_fast.c"}
+           "winograd": "ec_winograd.c", "dense_fast": "ec_dense_fast.c", "vector": "ec_pool.c",
+           "bits": "ec_binary.c"}
 
 
 def available(algo: str) -> bool:
     src = SOURCES.get(algo)
+    if algo == "winograd" and not _packing_has("winograd_scratch_floats"):
+        return False  # the planner must know the kernel's scratch at compile time
     return src is None or (RUNTIME_DIR / src).is_file()
 
 
+def _packing_has(name: str) -> bool:
+    try:
+        from . import packing
+    except ImportError:
+        return False
+    return hasattr(packing, name)
+
+
 def choose(op: Op, prog: Program, nb: int, ref_only: bool) -> str:
-    """"ref", "direct", "depthwise", "winograd" (conv2d) or "dense_fast" (dense)."""
+    """"ref", "direct", "depthwise", "winograd" (conv2d), "dense_fast" (dense), "vector"
+    (pooling, ec_pool.c) or "bits" (binary_conv2d on packed signs, ec_binary.c)."""
     if ref_only:
         return "ref"
     if op.kind == "conv2d":
         return _choose_conv(op, prog, nb)
     if op.kind == "dense" and available("dense_fast"):
         return "dense_fast"
+    if op.kind in ("maxpool", "avgpool"):
+        return "vector"
+    if op.kind == "binary_conv2d" and available("bits") and \
+            op.attrs["kernel"][0] * op.attrs["kernel"][1] <= 121:  # EC_BINARY_MAX_CELLS
+        return "bits"
     return "ref"
 
 

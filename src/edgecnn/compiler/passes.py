@@ -5,8 +5,9 @@ them) and writes one value. The passes, in order:
 
 1. drop dropout (the identity at inference);
 2. fold batchnorm and scale_bias into the conv2d or dense layer before them, when that layer's
-   output has no other reader (w'[o] = w[o] * s[o], b'[o] = b[o] * s[o] + t[o]); a batchnorm
-   that cannot be folded becomes a scale_bias op;
+   output has no other reader (w'[o] = w[o] * s[o], b'[o] = b[o] * s[o] + t[o]), or into a
+   binary_conv2d (its per-filter scale times s, plus a bias t: only the weights' signs
+   matter there); a batchnorm that cannot be folded becomes a scale_bias op;
 3. fuse activations into their producer (conv2d, binary_conv2d, dense, add) when the producer's
    output has no other reader.
 
@@ -127,7 +128,10 @@ def fold_affine(prog: Program) -> None:
     for op in [o for o in prog.ops if o.kind in ("batchnorm", "scale_bias")]:
         scale, shift = _affine(op)
         prod = _sole_reader(prog, op)
-        if prod is not None and prod.kind in ("conv2d", "dense") and prod.act is None:
+        if prod is not None and prod.kind == "binary_conv2d" and prod.act is None:
+            _fold_into_binary(prod, scale, shift)
+            _merge_into_producer(prog, prod, op)
+        elif prod is not None and prod.kind in ("conv2d", "dense") and prod.act is None:
             w = prod.weights["weight"].astype(np.float64)
             n = w.shape[0]
             b = prod.weights.get("bias", np.zeros(n)).astype(np.float64)
@@ -144,6 +148,17 @@ def fold_affine(prog: Program) -> None:
             op.weights = {k: v.astype(np.float32) for k, v in
                           (("scale", scale), ("bias", shift)) if v is not None}
             op.attrs = {"scale": scale is not None, "bias": shift is not None}
+
+
+def _fold_into_binary(prod: Op, scale, shift) -> None:
+    """out = s * (alpha * sum) + b * s + t: the per-filter scale absorbs s, the bias the rest."""
+    alpha = prod.weights["scale"].astype(np.float64)
+    bias = prod.weights.get("bias", np.zeros_like(alpha)).astype(np.float64)
+    if scale is not None:
+        alpha, bias = alpha * scale, bias * scale
+    if shift is not None:
+        bias = bias + shift
+    prod.weights.update(scale=alpha.astype(np.float32), bias=bias.astype(np.float32))
 
 
 def fuse_activations(prog: Program) -> None:

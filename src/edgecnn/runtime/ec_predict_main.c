@@ -6,7 +6,7 @@
  * of that size: float32 (already preprocessed, h*w*c*4 bytes) or uint8 pixels (h*w*c bytes,
  * RGB). PPM and uint8 pixels get the model's preprocessing (pixel range, channel order, mean,
  * std); nothing is resized. Prints the top-5 output indices and values; -o writes all outputs
- * as float32; -n runs the model n times and prints the mean time per frame.
+ * as float32; -n runs the model n more times and prints the mean time per frame.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -120,6 +120,16 @@ static void print_top5(const float *y, int n) {
     }
 }
 
+/* One inference: the model's static arena, or the one this program allocated. */
+static int run(const float *x, float *y, void *arena) {
+#ifdef EC_MODEL_CALLER_ARENA
+    return ec_model_predict_with_arena(x, y, arena);
+#else
+    (void)arena;
+    return ec_model_predict(x, y);
+#endif
+}
+
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -151,26 +161,26 @@ int main(int argc, char **argv) {
     n = ec_model_output_size();
     x = (float *)malloc(sizeof(float) * (size_t)h * w * c);
     y = (float *)malloc(sizeof(float) * (size_t)n);
+#ifdef EC_MODEL_CALLER_ARENA
     arena = malloc(ec_model_arena_size() + 64);
+#else
+    arena = malloc(1); /* the model has its own arena */
+#endif
     if (!x || !y || !arena) return fail("out of memory", NULL);
     rc = load_input(image, x, h, w, c);
-    for (k = 0; rc == 0 && k < (repeats > 0 ? repeats : 1); k++) {
+    if (rc == 0) rc = run(x, y, arena); /* also warms the caches before timing */
+    if (rc == 0 && repeats > 0) {
         double t0 = now_ms();
-        rc = ec_model_predict_with_arena(x, y, arena);
-        if (k == 0 && repeats > 0) { /* the first run warms caches; time the rest */
-            double t1 = now_ms();
-            for (i = 1; rc == 0 && i < repeats; i++) rc = ec_model_predict_with_arena(x, y, arena);
-            if (repeats > 1)
-                printf("%.3f ms/frame (%d runs)\n", (now_ms() - t1) / (repeats - 1), repeats - 1);
-            else
-                printf("%.3f ms/frame (1 run)\n", now_ms() - t0);
-            break;
-        }
+        for (k = 0; rc == 0 && k < repeats; k++) rc = run(x, y, arena);
+        printf("%.3f ms/frame (%d runs)\n", (now_ms() - t0) / repeats, repeats);
     }
-    if (rc == 1) fprintf(stderr, "predict: the model failed (weights not loaded)\n");
+    if (rc != 0 && rc != 2)
+        fprintf(stderr, "predict: the model failed with code %d%s\n", rc,
+                rc == 1 ? " (weights not loaded)" : "");
     if (rc == 0 && out_path) {
         FILE *f = fopen(out_path, "wb");
-        if (!f || fwrite(y, sizeof(float), (size_t)n, f) != (size_t)n) rc = fail("cannot write", out_path);
+        if (!f || fwrite(y, sizeof(float), (size_t)n, f) != (size_t)n)
+            rc = fail("cannot write", out_path);
         if (f) fclose(f);
     }
     if (rc == 0) print_top5(y, n);

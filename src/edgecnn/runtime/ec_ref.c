@@ -55,7 +55,7 @@ void ec_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
 }
 
 void ec_binary_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                          const float *w_sign_oihw, const float *scale) {
+                          const float *w_sign_oihw, const float *scale, const float *bias) {
     const int cin = in->c, wsize = cin * p->kh * p->kw;
     int oy;
     EC_OMP_FOR
@@ -80,8 +80,8 @@ void ec_binary_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tenso
                         }
                     }
                 }
-                dst[o] = ec_activate(acc * scale[o], p->act, p->act_alpha,
-                                     slope_of(p->act_slope, o));
+                acc = acc * scale[o] + (bias ? bias[o] : 0.0f);
+                dst[o] = ec_activate(acc, p->act, p->act_alpha, slope_of(p->act_slope, o));
             }
         }
     }

@@ -1,5 +1,5 @@
 /* edgecnn runtime: reference kernels (plain C99 loops, bounds-checked, the oracle in C) and the
- * small helpers generated models call between kernels.
+ * small support functions generated models call between kernels.
  *
  * Every kernel reads and writes ec_tensor views (NHWC, batch 1) and touches only the logical
  * interior of its output: borders are the caller's business (see ec_zero_border).
@@ -17,10 +17,16 @@ float ec_activate(float v, int act, float alpha, float slope);
 void ec_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                    const float *w_oihw, const float *bias);
 
-/* XNOR convolution: out[o] = scale[o] * sum sign(w) * sign(in), padded cells count 0.
- * `w_sign_oihw` holds +1/-1 (binarized by the compiler). */
+/* XNOR convolution: out[o] = act(scale[o] * sum sign(w) * sign(in) + bias[o]), padded cells
+ * count 0. `w_sign_oihw` holds +1/-1 (binarized by the compiler); bias may be NULL. */
 void ec_binary_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                          const float *w_sign_oihw, const float *scale);
+                          const float *w_sign_oihw, const float *scale, const float *bias);
+/* The same on bit-packed signs (ec_binary.c), kh * kw <= 121: w_bits [C_out][kh][kw]
+ * [ceil(C_in/64)] 64-bit words (2 floats each); scratch: ec_binary_scratch_floats(in) floats. */
+size_t ec_binary_scratch_floats(const ec_tensor *in);
+void ec_binary_conv2d_bits(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                           const float *w_bits, const float *scale, const float *bias,
+                           float *scratch);
 
 /* Pooling over p->kh x p->kw windows with stride and padding from p (groups, act unused).
  * Windows are clipped to the input (ceil mode's partial windows included). Max ignores padded
@@ -30,6 +36,10 @@ void ec_maxpool_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out
 void ec_avgpool_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                     int count_include_pad);
 void ec_global_avgpool_ref(const ec_tensor *in, ec_tensor *out);
+/* The same pooling, vectorizable and threaded (ec_pool.c); the compiler's default. */
+void ec_maxpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out);
+void ec_avgpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                int count_include_pad);
 
 /* y[units] = act(W x + bias); W is (units, in_features) row-major; x contiguous. */
 void ec_dense_ref(int in_features, int units, const float *x, float *y, const float *w,
@@ -53,7 +63,7 @@ void ec_add_ref(const ec_tensor *a, const ec_tensor *b, ec_tensor *out, int act,
 /* Copies `in` into channels [c0, c0 + in->c) of out (concat). */
 void ec_copy_channels(const ec_tensor *in, ec_tensor *out, int c0);
 
-/* ---- helpers for generated code -------------------------------------------------------- */
+/* ---- support for generated code -------------------------------------------------------- */
 /* The view of an h x w x c tensor whose buffer (border included) starts `offset` floats into
  * `base`, with a border of pad_h rows and pad_w columns. */
 ec_tensor ec_view(float *base, size_t offset, int h, int w, int c, int pad_h, int pad_w);

@@ -30,10 +30,15 @@ typedef struct {
 
 /* `EC_OMP_FOR` before a for loop splits it over OpenMP threads when the build defines EC_OPENMP
  * (and passes -fopenmp); otherwise it expands to nothing, so -Wall sees no unknown pragma. */
+/* `EC_OMP_FOR_IF(cond)`: the same, only when `cond` holds (small ops stay on one thread: a
+ * parallel region costs microseconds). */
+#define EC_PRAGMA(x) _Pragma(#x)
 #ifdef EC_OPENMP
 #define EC_OMP_FOR _Pragma("omp parallel for schedule(static)")
+#define EC_OMP_FOR_IF(cond) EC_PRAGMA(omp parallel for schedule(static) if(cond))
 #else
 #define EC_OMP_FOR
+#define EC_OMP_FOR_IF(cond)
 #endif
 
 #endif /* EC_TYPES_H */
