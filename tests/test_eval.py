@@ -5,9 +5,9 @@ import pytest
 
 from edgecnn import reference
 from edgecnn.datasets import Augment, eval_pixels, find_samples, input_affine, to_input
-from edgecnn.graph import Preprocessing
 from edgecnn.errors import EdgecnnError
 from edgecnn.evaluate import evaluate, subset
+from edgecnn.graph import Preprocessing
 from edgecnn.labels import ilsvrc2012
 from edgecnn.preprocess import load_image
 from testutil import tiny_cnn, write_image
