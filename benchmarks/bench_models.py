@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from edgecnn.bench import bench
+from edgecnn.bench import bench, busy_warning
 from edgecnn.fileio import write_text_atomic
 from edgecnn.modelfile import resolve
 
@@ -55,7 +55,10 @@ def markdown(results: list[dict]) -> str:
     for r in results:
         for e in r["entries"]:
             lines.append(_row(r, e))
-    return "\n".join(lines) + "\n\n" + machine_note(results[0]) + "\n"
+    busy = [b for b in map(busy_warning, results) if b]
+    note = machine_note(results[0]) + ("\n\n" + busy[0].replace("warning:", "**Warning**:")
+                                       if busy else "")
+    return "\n".join(lines) + "\n\n" + note + "\n"
 
 
 def _row(r: dict, e: dict) -> str:

@@ -159,6 +159,8 @@ def test_cli_json_has_what_cards_need(tmp_path, capsys, monkeypatch):
         (b, t) for b in ("compiled", "onnxruntime", "reference") for t in (1, 2)}
     for e in printed["entries"]:
         assert {"device", "threads", "target", "date"} <= set(e)
+        if e["available"]:  # every backend computes the same scores (softmax outputs)
+            assert e["details"]["max_abs_diff"] < 1e-5, e
     assert str(tmp_path) not in json.dumps(printed)  # no path of this machine in the card data
 
 
@@ -173,3 +175,30 @@ def test_cli_table_and_errors(tmp_path, capsys):
     assert main(["bench", str(model), "--threads", "one"]) == 2
     assert "--threads takes integers" in capsys.readouterr().err
     assert main(["bench", str(tmp_path / "missing.safetensors")]) == 2
+
+
+def test_busy_warning():
+    from edgecnn.bench import busy_warning
+
+    def result(before, after):
+        return {"machine": {"usable_cores": 2,
+                            "load_average_1min": {"before": before, "after": after}}}
+
+    assert busy_warning(result(0.2, 0.4)) == ""
+    assert busy_warning(result(None, None)) == ""
+    assert "load average up to 3.5 on 2 cores" in busy_warning(result(0.1, 3.5))
+
+
+@pytest.mark.onnx
+@pytest.mark.torch
+def test_agreement_on_a_spatial_output():
+    """The output is 4x4x8, not 1x1xC: NCHW backends are compared in H, W, C order."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    pytest.importorskip("torch", reason="the torch extra is not installed")
+    from edgecnn.graph import GraphBuilder
+
+    b = GraphBuilder("spatial", (8, 8, 3))
+    b.add("conv2d", filters=8, kernel=3, stride=2, padding=1)
+    r = bench(b.build(init_seed=0), ("reference", "onnxruntime", "torch"), **FAST)
+    for e in r["entries"]:
+        assert e["details"]["max_abs_diff"] < 1e-5, e

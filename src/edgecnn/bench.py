@@ -48,7 +48,12 @@ from .graph import Graph
 
 BACKENDS = ("compiled", "onnxruntime", "torch", "reference")
 DEFAULT_BACKENDS = ("compiled", "onnxruntime", "torch")
-PAUSE_S = 0.002  # between backends: lets the previous one's spinning worker threads go idle
+# Pause before each sample, so the previous backend's worker threads (ONNX Runtime's pool,
+# OpenMP teams), which spin for a while after a run, are idle again; measured on the seed model
+# at 2 threads on 2 cores: with 2 ms pauses the compiled and ONNX Runtime medians were 1.4-2x
+# their values alone, with 50 ms they matched. One thread runs no worker threads.
+PAUSE_S = 0.002  # one thread
+PAUSE_MULTI_S = 0.05  # several
 
 
 class BackendUnavailable(Exception):
@@ -61,6 +66,7 @@ class _Runner:
     threads: int
     run: Callable  # the backend's own input (from prepare) -> its output
     prepare: Callable = lambda x: x  # (1, H, W, C) float32 -> the backend's own input, untimed
+    nhwc: Callable = lambda y: y  # the backend's output -> NHWC order, for the agreement check
     details: dict = field(default_factory=dict)
     samples: list[float] = field(default_factory=list)  # seconds per frame
     inner: int = 1
@@ -178,7 +184,7 @@ def _onnxruntime(graph: Graph, t: int, tmp: str) -> _Runner:
     def run(feed):
         return sess.run(None, feed)[0]
 
-    return _Runner("onnxruntime", t, run, prepare=prepare,
+    return _Runner("onnxruntime", t, run, prepare=prepare, nhwc=_nchw_to_nhwc,
                    details={"target": "cpu", "provider": "CPUExecutionProvider",
                             "opset": DEFAULT_OPSET})
 
@@ -199,9 +205,13 @@ def _torch(graph: Graph, t: int, tmp: str) -> _Runner:
         with torch.inference_mode():
             return module(xt).numpy()
 
-    return _Runner("torch", t, run, prepare=prepare,
+    return _Runner("torch", t, run, prepare=prepare, nhwc=_nchw_to_nhwc,
                    details={"target": "cpu", "mode": "eager",
                             "memory_format": str(fmt).replace("torch.", "")})
+
+
+def _nchw_to_nhwc(y: np.ndarray) -> np.ndarray:
+    return y.transpose(0, 2, 3, 1)
 
 
 def _pick_memory_format(torch, module, x0, tries: int = 3):
@@ -241,7 +251,8 @@ def _measure(runners: list[_Runner], x: np.ndarray, t: int, repeats: int, warmup
     outputs = {}
     for r in runners:  # warm up, keep an output for the agreement check, pick `inner`
         _set_threads_for(r)
-        outputs[r.backend] = np.asarray(r.run(feeds[r.backend]), dtype=np.float32).reshape(-1)
+        y = r.nhwc(np.asarray(r.run(feeds[r.backend]), dtype=np.float32))
+        outputs[r.backend] = y.reshape(-1)  # H, W, C order, as compiled and reference give
         start = time.perf_counter()
         for _ in range(warmup):
             r.run(feeds[r.backend])
@@ -253,7 +264,7 @@ def _measure(runners: list[_Runner], x: np.ndarray, t: int, repeats: int, warmup
         for r in runners[k:] + runners[:k]:  # rotate the order: none always runs first
             _set_threads_for(r)
             feed = feeds[r.backend]
-            time.sleep(PAUSE_S)
+            time.sleep(PAUSE_S if r.threads == 1 else PAUSE_MULTI_S)
             start = time.perf_counter()
             for _ in range(r.inner):
                 r.run(feed)
@@ -403,4 +414,20 @@ def format_table(result: dict) -> str:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
     lines.append("compiled/this < 1: the compiled model is faster than that backend")
+    busy = busy_warning(result)
+    if busy:
+        lines.append(busy)
     return "\n".join(lines)
+
+
+def busy_warning(result: dict) -> str:
+    """A warning when other work kept the machine busy while timing ("" when it was quiet)."""
+    m = result["machine"]
+    load = m.get("load_average_1min") or {}
+    worst = max((v for v in (load.get("before"), load.get("after")) if v is not None),
+                default=None)
+    if worst is None or worst < 0.5 * (m.get("usable_cores") or 1):
+        return ""
+    return (f"warning: the machine was busy (1-minute load average up to {worst:g} on "
+            f"{m.get('usable_cores')} cores): medians, multi-threaded ones most, are inflated; "
+            "the min column is the better guide")
