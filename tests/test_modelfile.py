@@ -145,3 +145,14 @@ def test_future_format_version(tmp_path):
 def test_resolve_path_that_does_not_exist(tmp_path):
     with pytest.raises(ModelFileError, match="no such model file"):
         resolve(str(tmp_path / "missing.safetensors"))
+
+
+def test_saved_file_gets_the_umask_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save(tiny_cnn(), tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

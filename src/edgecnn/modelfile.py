@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EdgecnnError, GraphError, ModelFileError
+from .fileio import publish
 from .graph import Graph
 
 FORMAT_VERSION = "1"
@@ -34,7 +35,7 @@ def save(g: Graph, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

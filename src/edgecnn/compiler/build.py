@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EdgecnnError
+from ..fileio import write_bytes_atomic
 from ..graph import Graph
 from . import emit, kernels, passes, plan, targets
 
@@ -58,16 +58,7 @@ def _version() -> str:
 
 
 def _write(path: Path, data: str | bytes) -> None:
-    """Atomic write: a temp file in the same directory, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary source files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomic(path, data.encode() if isinstance(data, str) else data)
 
 
 def lower_and_plan(g: Graph, target: targets.Target, ref_kernels: bool = False):
