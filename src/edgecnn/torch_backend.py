@@ -278,9 +278,25 @@ def _define_classes() -> dict[str, Any]:
 
         def forward(self, x):
             size = self.a["size"]
-            sq = F.pad((x * x).unsqueeze(1), (0, 0, 0, 0, (size - 1) // 2, size // 2))
-            s = F.avg_pool3d(sq, (size, 1, 1), stride=1, divisor_override=1).squeeze(1)
-            return x / (self.a["k"] + self.a["alpha"] / size * s) ** self.a["beta"]
+            if torch.onnx.is_in_onnx_export():  # one ONNX LRN node (same window and formula)
+                return OnnxLRN.apply(x, size, self.a["alpha"], self.a["beta"], self.a["k"])
+            return lrn(x, size, self.a["alpha"], self.a["beta"], self.a["k"])
+
+    def lrn(x, size, alpha, beta, k):
+        sq = F.pad((x * x).unsqueeze(1), (0, 0, 0, 0, (size - 1) // 2, size // 2))
+        s = F.avg_pool3d(sq, (size, 1, 1), stride=1, divisor_override=1).squeeze(1)
+        return x / (k + alpha / size * s) ** beta
+
+    class OnnxLRN(torch.autograd.Function):
+        """Exports as ONNX LRN (torch's own LRN exports as a dozen elementwise ops)."""
+
+        @staticmethod
+        def forward(ctx, x, size, alpha, beta, k):
+            return lrn(x, size, alpha, beta, k)
+
+        @staticmethod
+        def symbolic(g, x, size, alpha, beta, k):
+            return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
 
     class Dense(nn.Module):
         """dense: flatten in H, W, C order, nn.Linear, output (N, units, 1, 1)."""

@@ -35,7 +35,7 @@ from ._build import Build, default_labels
 SUPPORTED = {"Conv", "BatchNormalization", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid",
              "Tanh", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Gemm",
              "MatMul", "Flatten", "Reshape", "Softmax", "Add", "Sub", "Mul", "Div", "Concat",
-             "LRN", "Dropout", "Identity", "Pad", "Constant"}
+             "LRN", "Dropout", "Identity", "Pad", "Constant", "Transpose", "Unsqueeze"}
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 
 
@@ -49,12 +49,17 @@ class Value:
 
     ``chw`` is set on a flat vector made by flattening a C x H x W tensor (ONNX order C, H, W;
     edgecnn's H, W, C). ``pad`` is a pending zero padding (top, left, bottom, right).
+    ``nhwc``: the tensor transposed to N, H, W, C — edgecnn's own order, so flattening it moves
+    nothing (PyTorch modules that flatten channels-last export Transpose, Flatten). ``unsq``:
+    trailing unit axes appended to a flat (N, K) vector by Unsqueeze, one at a time.
     """
 
     layer: str
     flat: bool = False
     chw: tuple[int, int, int] | None = None
     pad: tuple[int, int, int, int] | None = None
+    nhwc: bool = False
+    unsq: int = 0
 
 
 def import_onnx(path: str | os.PathLike, preprocessing: Preprocessing | None = None) -> Graph:
@@ -200,7 +205,8 @@ class _Importer:
         if n.op_type == "Shape" and n.input[0] in self.vals:
             v = self.vals[n.input[0]]
             h, w, c = self.b.shapes[v.layer]
-            shape = np.array([1, h * w * c] if v.flat else [1, c, h, w], np.int64)
+            shape = np.array([1, h * w * c] + [1] * v.unsq if v.flat
+                             else [1, h, w, c] if v.nhwc else [1, c, h, w], np.int64)
             start, end = self._attr(n, "start", 0), self._attr(n, "end", None)
             self.consts[n.output[0]] = shape[start:end]
             return True
@@ -238,6 +244,11 @@ class _Importer:
             raise self.fail(f"input {name!r} is neither the model input nor a computed value")
         if v.pad is not None and not allow_pad:
             raise self.fail("reads a Pad result; only Conv and AveragePool absorb a Pad")
+        if v.nhwc and self.node.op_type not in ("Flatten", "Reshape", "Transpose"):
+            raise self.fail("reads an N x H x W x C transpose; only Flatten, Reshape to (N, -1) "
+                            "or the Transpose back may follow it")
+        if v.unsq and self.node.op_type != "Unsqueeze":
+            raise self.fail("reads a partly unsqueezed (N, K, 1) tensor")
         return v
 
     def _const(self, name: str) -> np.ndarray:
@@ -396,6 +407,10 @@ class _Importer:
 
     def _flatten(self, n, v: Value) -> None:
         h, w, c = self.b.shapes[v.layer]
+        if v.nhwc:  # already in edgecnn's H, W, C order: no permutation to remember
+            self._set(n, Value(v.layer if (h, w) == (1, 1) else
+                               self._add("flatten", [v.layer]), True))
+            return
         if v.flat or (h, w) == (1, 1):
             self._set(n, Value(v.layer, True, v.chw))
         else:
@@ -420,6 +435,34 @@ class _Importer:
                 or shape == [-1, -1]:
             raise self.fail(f"to shape {shape}: only flattening to (N, -1)")
         self._flatten(n, v)
+
+    def _Transpose(self, n) -> None:
+        v = self._val(n.input[0])
+        perm = [int(p) for p in self._attr(n, "perm", [])]
+        if not v.flat and not v.nhwc and perm == [0, 2, 3, 1]:
+            self._set(n, Value(v.layer, nhwc=True))
+        elif v.nhwc and perm == [0, 3, 1, 2]:
+            self._set(n, Value(v.layer))
+        else:
+            raise self.fail(f"perm {perm}: only N, C, H, W → N, H, W, C before a Flatten "
+                            "(and back)")
+
+    def _Unsqueeze(self, n) -> None:
+        v = self._val(n.input[0])
+        axes = self._attr(n, "axes")  # opset < 13: an attribute; later: the second input
+        axes = [int(a) for a in (axes if axes is not None else self._const(n.input[1]).ravel())]
+        rank_in = 2 + v.unsq
+        rank_out = rank_in + len(axes)
+        axes = sorted(a + rank_out if a < 0 else a for a in axes)
+        if not v.flat or self.b.shapes[v.layer][:2] != (1, 1) \
+                or axes != list(range(rank_in, rank_out)) or v.unsq + len(axes) > 2:
+            raise self.fail(f"axes {axes}: only (N, K) → (N, K, 1, 1)")
+        if v.unsq + len(axes) == 2:
+            if v.chw is not None:  # the channels would stay in ONNX's C, H, W order
+                raise self.fail("a C x H x W tensor flattened into channels")
+            self._set(n, Value(v.layer))  # (N, K, 1, 1): edgecnn's 1 x 1 x K
+        else:
+            self._set(n, Value(v.layer, True, v.chw, unsq=v.unsq + len(axes)))
 
     def _dense(self, n, v: Value, w: np.ndarray, bias: np.ndarray | None) -> str:
         """A dense layer; ``w`` is (units, features) with features in ONNX order."""
