@@ -425,3 +425,30 @@ def test_imported_mobilenet_through_onnx(shared_data, tmp_path):
     back = import_model(path)
     np.testing.assert_allclose(reference.predict(back, x), want, atol=1e-6)
     assert back.labels == g.labels and back.preprocessing == g.preprocessing
+
+
+@pytest.mark.data
+@pytest.mark.cc
+@pytest.mark.parametrize("model", ["mobilenet_v1_0.25_128_quant", "mobilenet_v2_1.0_224_quant"])
+def test_compiled_mobilenets_score_like_litert(shared_data, samples, model):
+    """The imported models compiled to C: top-1/top-5 on all 500 images within 1.5 points of
+    LiteRT's published figures, and top-1 equal to the numpy reference's (every 10th image)."""
+    import shutil
+
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("needs a C compiler")
+    import edgecnn
+    from edgecnn.preprocess import normalize
+
+    paths, truth = samples
+    g = import_model(shared_data / "tflite" / f"{model}.tflite")
+    px = pixels(g, paths)
+    compiled = edgecnn.compile(g, target="host")
+    ours = np.concatenate([compiled.predict(normalize(px[i:i + BATCH], g.preprocessing))
+                           for i in range(0, len(px), BATCH)])
+    want1, want5 = readme_figures(shared_data, model)
+    top1, top5 = accuracy(ours, truth)
+    assert abs(top1 - want1) <= 0.015 and abs(top5 - want5) <= 0.015, (top1, top5)
+    ref = edgecnn_scores(g, px[::10])
+    assert (ours[::10].argmax(1) == ref.argmax(1)).all()
+    np.testing.assert_allclose(ours[::10], ref, atol=1e-4)
