@@ -311,47 +311,20 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
     per_proc_batch = max(1, r.batch_size // dist.world)
     steps_per_epoch = len(samples) // dist.world // per_proc_batch
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
-    steps_this_call = 0
-    epoch = start_epoch
     normalize = _normalizer(torch, tg.preprocessing, dev,
                             r.channels_last and device_kind == "cuda")
+    step_ctx = _Step(torch, net, opt, scaler, loss_fn, normalize, dev, device_kind, amp_dtype)
+    budget = max_steps
     for epoch in range(start_epoch, r.epochs):
         torch.manual_seed(r.seed * 1000003 + epoch)
         order = epoch_order(len(samples), r.seed, epoch, dist.rank, dist.world, per_proc_batch)
         ds = _TrainSet(tg, samples, targets, r, epoch, train=True)
-        net.train()
-        seen = correct = 0
-        loss_sum = 0.0
         t0 = time.perf_counter()
-        bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{r.epochs}", "step",
-                       stream=sys.stderr if dist.main else io.StringIO())
-        for batch in _loader(ds, order, per_proc_batch, r.workers):
-            if batch is None:
-                continue
-            x, y = (t.to(dev, non_blocking=True) for t in batch)
-            x = normalize(x)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(r, step, steps_per_epoch)
-            with torch.autocast(device_kind, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = net(x).flatten(1)
-                loss = loss_fn(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            step += 1
-            steps_this_call += 1
-            seen += len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss.detach()) * len(y)
-            rate = seen * dist.world / (time.perf_counter() - t0)
-            bar.update(1, f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f} "
-                          f"{rate:.0f} img/s")
-            if max_steps is not None and steps_this_call >= max_steps:
-                bar.close()
-                return TrainResult(epoch - start_epoch, history)
-        bar.close()
-        stats = _reduce(torch, dist, dev, [loss_sum, correct, seen])
+        stats, step, budget = _run_epoch(step_ctx, _loader(ds, order, per_proc_batch, r.workers),
+                                         r, epoch, step, steps_per_epoch, dist, budget)
+        if budget == 0:  # stopped mid-epoch (max_steps): no checkpoint for it
+            return TrainResult(epoch - start_epoch, history)
+        stats = _reduce(torch, dist, dev, stats)
         entry = {"epoch": epoch + 1, "step": step, "lr": lr_at(r, step - 1, steps_per_epoch),
                  "loss": stats[0] / max(stats[2], 1), "train_top1": stats[1] / max(stats[2], 1),
                  "images": int(stats[2]),
@@ -385,6 +358,62 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return TrainResult(r.epochs - start_epoch, history, str(output))
+
+
+@dataclass
+class _Step:
+    """What one optimizer step needs."""
+
+    torch: object
+    net: object
+    opt: object
+    scaler: object
+    loss_fn: object
+    normalize: object
+    dev: object
+    device_kind: str
+    amp_dtype: object
+
+    def __call__(self, batch, lr: float) -> tuple[float, int, int]:
+        """One step on a batch; returns (summed loss, correct, images)."""
+        torch = self.torch
+        x, y = (t.to(self.dev, non_blocking=True) for t in batch)
+        x = self.normalize(x)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        with torch.autocast(self.device_kind, dtype=self.amp_dtype,
+                            enabled=self.amp_dtype is not None):
+            logits = self.net(x).flatten(1)
+            loss = self.loss_fn(logits.float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return float(loss.detach()) * len(y), int((logits.argmax(1) == y).sum()), len(y)
+
+
+def _run_epoch(do_step: _Step, loader, r: Recipe, epoch: int, step: int, steps_per_epoch: int,
+               dist: _Dist, budget: int | None) -> tuple[list[float], int, int | None]:
+    """Train one epoch; returns ([loss sum, correct, images], step, remaining step budget)."""
+    do_step.net.train()
+    loss_sum = correct = seen = 0
+    t0 = time.perf_counter()
+    with Progress(steps_per_epoch, f"epoch {epoch + 1}/{r.epochs}", "step",
+                  stream=sys.stderr if dist.main else io.StringIO()) as bar:
+        for batch in loader:
+            if batch is None:
+                continue
+            l_sum, c, n = do_step(batch, lr_at(r, step, steps_per_epoch))
+            step += 1
+            loss_sum, correct, seen = loss_sum + l_sum, correct + c, seen + n
+            rate = seen * dist.world / (time.perf_counter() - t0)
+            bar.update(1, f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f} "
+                          f"{rate:.0f} img/s")
+            if budget is not None:
+                budget -= 1
+                if budget == 0:
+                    break
+    return [loss_sum, correct, seen], step, budget
 
 
 def _reduce(torch, dist: _Dist, dev, values: list[float]) -> list[float]:
