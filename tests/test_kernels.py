@@ -283,6 +283,16 @@ DEPTHWISE_CASES = [
     (9, 8, 20, 1, 3, 2, 1, "relu"),          # stride 2, channels not a multiple of NB
     (6, 6, 8, 2, 3, 1, 1, "none"),           # multiplier 2
     (7, 7, 5, 3, 5, 1, 2, "prelu"),          # 5x5, multiplier 3, Cout = 15
+    (6, 33, 20, 1, 3, 1, 1, "relu"),         # rows of tiles + an overlapping last one, ragged
+    (9, 30, 40, 1, 3, 2, (0, 0, 1, 1), "relu6"),  # stride 2, TF "same" padding, ragged block
+    (5, 14, 48, 1, 3, 1, 1, "none"),         # width 14 (MobileNet), no activation
+    (4, 7, 64, 1, 3, 1, 1, "leaky_relu"),    # width 7, activation applied after the tile
+    (5, 37, 8, 1, 3, 1, 1, "prelu"),         # 8 channels: pixels packed in vectors, odd width
+    (6, 23, 4, 1, 3, 1, 1, "relu6"),         # 4 channels
+    (7, 19, 2, 1, 5, 1, 2, "tanh"),          # 2 channels, 5x5
+    (11, 20, 16, 1, 3, 3, 1, "sigmoid"),     # stride 3
+    (3, 3, 24, 1, 3, 1, 1, "relu6"),         # map narrower than any tile
+    (9, 10, 3, 1, 3, 2, 1, "relu"),          # 3 channels (do not divide a vector), stride 2
 ]
 
 
@@ -293,6 +303,35 @@ def test_depthwise_matches_reference(kernels, case):
     x, wt, bias, slope = case_data(seed_of(case), h, w, c, c * m, k, groups=c)
     dst = kernels.conv("depthwise", a, x, wt, bias, act, 0.1, slope, (1, 1))
     check(dst, reference(a, x, wt, bias, act, 0.1, slope), TOL, (1, 1))
+
+
+@pytest.mark.parametrize("c,dil,act", [(24, 2, "relu6"), (8, 2, "none")])
+def test_depthwise_dilated(kernels, c, dil, act):
+    a = conv_attrs(c, c, 3, 1, dil, dil, groups=c)
+    x, wt, bias, slope = case_data(c + dil, 9, 13, c, c, 3, groups=c)
+    dst = kernels.conv("depthwise", a, x, wt, bias, act, 0.1, slope, (1, 1))
+    check(dst, reference(a, x, wt, bias, act, 0.1, slope), TOL, (1, 1))
+
+
+# (h, w, channels, activation): the residual add, borders (2, 1), (0, 0) and (1, 1)
+ADD_CASES = [(5, 7, 24, "none"), (3, 9, 20, "relu6"), (4, 4, 3, "prelu"), (2, 5, 37, "leaky_relu")]
+
+
+@pytest.mark.parametrize("case", ADD_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_add_matches_reference(kernels, case):
+    h, w, c, act = case
+    rng = np.random.default_rng(seed_of(case))
+    a, b = Buffer(h, w, c, 2, 1), Buffer(h, w, c)
+    a.interior[...] = rng.standard_normal((h, w, c))
+    b.interior[...] = rng.standard_normal((h, w, c))
+    slope = rng.uniform(0.05, 0.5, c).astype(np.float32)
+    dst = Buffer(h, w, c, 1, 1, fill=7.0)
+    kernels.lib.ec_add_fast(ctypes.byref(a.view), ctypes.byref(b.view), ctypes.byref(dst.view),
+                            ACTS[act], ctypes.c_float(0.1), fptr(slope))
+    s = a.interior + b.interior
+    ref = {"none": s, "relu6": np.clip(s, 0, 6), "prelu": np.where(s > 0, s, s * slope),
+           "leaky_relu": np.where(s > 0, s, s * np.float32(0.1))}[act]
+    check(dst, ref, 1e-6, (1, 1))
 
 
 @pytest.mark.parametrize("n_in,units,act", [(100, 37, "relu"), (4096, 1000, "none"),

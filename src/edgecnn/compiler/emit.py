@@ -268,11 +268,12 @@ def _call(op: Op, prog: Program, plan: Plan, algo: str, blob: Blob, opt: Options
     if k == "add":
         slope = _ptr(blob, wt.get("act_slope"))
         act = f"{ACT_CODES[op.act]}, {flt(op.act_alpha)}, {slope}"
-        lines = [f"    ec_add_ref(&{ins[0]}, &{ins[1]}, &{out}, "
+        fn = "ec_add_fast" if algo == "add_fast" else "ec_add_ref"
+        lines = [f"    {fn}(&{ins[0]}, &{ins[1]}, &{out}, "
                  f"{act if len(ins) == 2 else 'EC_ACT_NONE, 0.0f, NULL'});"]
         for j, v in enumerate(ins[2:], start=2):
             a = act if j == len(ins) - 1 else "EC_ACT_NONE, 0.0f, NULL"
-            lines.append(f"    ec_add_ref(&{out}, &{v}, &{out}, {a});")
+            lines.append(f"    {fn}(&{out}, &{v}, &{out}, {a});")
         return "\n".join(lines)
     if k == "concat":
         lines, c0 = [], 0

@@ -15,7 +15,7 @@ from .passes import Op, Program
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 
 # algorithm -> the runtime source that implements it
-SOURCES = {"direct": "ec_conv_fast.c", "depthwise": "ec_conv_fast.c",
+SOURCES = {"direct": "ec_conv_fast.c", "depthwise": "ec_conv_fast.c", "add_fast": "ec_conv_fast.c",
            "winograd": "ec_winograd.c", "dense_fast": "ec_dense_fast.c", "vector": "ec_pool.c",
            "bits": "ec_binary.c"}
 
@@ -36,14 +36,17 @@ def _packing_has(name: str) -> bool:
 
 
 def choose(op: Op, prog: Program, nb: int, ref_only: bool) -> str:
-    """"ref", "direct", "depthwise", "winograd" (conv2d), "dense_fast" (dense), "vector"
-    (pooling, ec_pool.c) or "bits" (binary_conv2d on packed signs, ec_binary.c)."""
+    """"ref", "direct", "depthwise", "winograd" (conv2d), "dense_fast" (dense), "add_fast"
+    (add, ec_conv_fast.c), "vector" (pooling, ec_pool.c) or "bits" (binary_conv2d on packed
+    signs, ec_binary.c)."""
     if ref_only:
         return "ref"
     if op.kind == "conv2d":
         return _choose_conv(op, prog, nb)
     if op.kind == "dense" and available("dense_fast"):
         return "dense_fast"
+    if op.kind == "add" and available("add_fast"):
+        return "add_fast"
     if op.kind in ("maxpool", "avgpool"):
         return "vector"
     if op.kind == "binary_conv2d" and available("bits") and \

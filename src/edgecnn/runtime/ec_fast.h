@@ -43,9 +43,17 @@ void ec_conv2d_direct_f16(const ec_conv_params *p, const ec_tensor *in, ec_tenso
 
 /* Depthwise convolution: groups == Cin, Cout = Cin * multiplier; output channel o reads input
  * channel o / multiplier. Same border requirement. w_packed: [ceil(Cout/EC_NB)][kh][kw][EC_NB]
- * (from pack_depthwise). */
+ * (from pack_depthwise). With multiplier 1 a ragged last block of channels may read (never
+ * write) up to EC_NB floats past a pixel's channels inside the input's buffer (its border or
+ * the next pixel), never past the buffer's end. */
 void ec_conv2d_depthwise(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                          const float *w_packed, const float *bias);
+
+/* out = act(a + b) for tensors of one shape (any borders; out may be a or b): a residual add,
+ * in vectors along the contiguous w * c floats of each row. act as in conv (PReLU: `slope`
+ * per channel, else NULL). */
+void ec_add_fast(const ec_tensor *a, const ec_tensor *b, ec_tensor *out, int act, float alpha,
+                 const float *slope);
 
 /* Winograd F(4x4, 3x3): 3x3, stride 1, dilation 1, groups 1; any padding within the input's
  * border. w_transformed: [36][ceil(Cout/EC_NB)][Cin][EC_NB] = G g G^T (from pack_winograd).

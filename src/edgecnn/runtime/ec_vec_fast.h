@@ -20,6 +20,7 @@ typedef int ec_vi __attribute__((vector_size(EC_NB * 4)));
 /* Same vector, alignment 4: loads and stores of packed weights / NHWC pixels need not be
  * aligned to the vector size. */
 typedef float ec_vfu __attribute__((vector_size(EC_NB * 4), aligned(4), may_alias));
+#define EC_LANE(vec, i) ((vec)[i]) /* lane i of a vector (an lvalue) */
 
 EC_INLINE ec_vf ec_vload(const float *p) { return *(const ec_vfu *)p; }
 EC_INLINE void ec_vstore(float *p, ec_vf v) { *(ec_vfu *)p = v; }
@@ -58,6 +59,7 @@ EC_INLINE ec_vf ec_vload_h(const uint16_t *p)
 #else
 #define EC_INLINE static inline
 typedef struct { float v[EC_NB]; } ec_vf;
+#define EC_LANE(vec, i) ((vec).v[i])
 
 EC_INLINE ec_vf ec_vload(const float *p) { ec_vf r; memcpy(r.v, p, sizeof r.v); return r; }
 EC_INLINE void ec_vstore(float *p, ec_vf v) { memcpy(p, v.v, sizeof v.v); }
@@ -132,28 +134,66 @@ EC_INLINE ec_vf ec_wload(const int HALF, const void *w, size_t i)
 #endif
 #endif
 
+/* EC_KEEP(v): v stays in a register. GCC folds a vector loaded once and used by several FMAs
+ * back into each FMA as a memory operand, loading it again for every use; on tiles bound by
+ * loads (depthwise) that costs a third of the speed. An empty asm statement with a vector
+ * register operand (no instruction); nothing on other compilers and targets. */
+#if defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT) && EC_NB >= 4 &&                          \
+    (defined(__x86_64__) || defined(__i386__))
+#if defined(__AVX512F__)
+#define EC_KEEP(v) __asm__("" : "+v"(v))
+#else
+#define EC_KEEP(v) __asm__("" : "+x"(v))
+#endif
+#elif defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT) && EC_NB == 4 && defined(__aarch64__)
+#define EC_KEEP(v) __asm__("" : "+w"(v))
+#else
+#define EC_KEEP(v) ((void)0)
+#endif
+
 /* Before a loop over the pixels of a register tile: unroll it completely, so the accumulator
  * arrays become registers (clang needs this for loops the kernels index them in). */
 #if defined(__clang__)
 #define EC_UNROLL _Pragma("clang loop unroll(full)")
 #elif defined(__GNUC__)
-#define EC_UNROLL _Pragma("GCC unroll 16")
+#define EC_UNROLL _Pragma("GCC unroll 40")
 #else
 #define EC_UNROLL
 #endif
 
-/* The first n (<= EC_NB) lanes from p, the rest zero; store the first n lanes to p. */
+/* The first n (<= EC_NB) lanes from p, the rest zero; store the first n lanes to p. A whole
+ * vector is one plain load or store; a ragged one goes lane by lane (a variable-length memcpy
+ * through a stack buffer costs a library call and, for the load, a store-forwarding stall on
+ * every tile's bias). */
 EC_INLINE ec_vf ec_vload_n(const float *p, int n)
 {
-    float t[EC_NB] = {0};
-    memcpy(t, p, (size_t)n * sizeof(float));
-    return ec_vload(t);
+    if (n >= EC_NB) return ec_vload(p);
+    ec_vf r = ec_vzero();
+    for (int i = 0; i < n; i++) EC_LANE(r, i) = p[i];
+    return r;
 }
 EC_INLINE void ec_vstore_n(float *p, ec_vf v, int n)
 {
-    float t[EC_NB];
+    if (n >= EC_NB) {
+        ec_vstore(p, v);
+        return;
+    }
+    float t[EC_NB]; /* one wide store, then pieces of 8, 4, 2, 1 lanes (fixed-size copies) */
     ec_vstore(t, v);
-    memcpy(p, t, (size_t)n * sizeof(float));
+    int i = 0;
+    if (EC_NB > 8 && (n & 8)) {
+        memcpy(p + i, t + i, 8 * sizeof(float));
+        i += 8;
+    }
+    if (EC_NB > 4 && (n & 4)) {
+        memcpy(p + i, t + i, 4 * sizeof(float));
+        i += 4;
+    }
+    if (EC_NB > 2 && (n & 2)) {
+        memcpy(p + i, t + i, 2 * sizeof(float));
+        i += 2;
+    }
+    if (n & 1) p[i] = t[i];
 }
 
 /* Scalar sigmoid and tanh through expf only (as the reference kernels do). */
