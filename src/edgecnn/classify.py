@@ -98,12 +98,12 @@ def classify(g: Graph, paths: list[str | os.PathLike], top: int = 5,
             if batch:
                 probs = probabilities(g, run(np.stack(batch)))
                 for pred, p in zip(ok, probs, strict=True):
-                    pred.top = _top_k(p, names, top)
+                    pred.top = top_k(p, names, top)
             bar.update(len(chunk))
     return results
 
 
-def _top_k(p: np.ndarray, names: list[tuple[str, str]], k: int) -> list[dict]:
+def top_k(p: np.ndarray, names: list[tuple[str, str]], k: int) -> list[dict]:
     idx = np.argsort(-p, kind="stable")[:k]
     return [{"index": int(i), "id": names[i][0], "name": names[i][1],
              "probability": float(p[i])} for i in idx]

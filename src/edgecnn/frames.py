@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .classify import _top_k, backend_fn, probabilities
+from .classify import backend_fn, probabilities, top_k
 from .errors import EdgecnnError, require
 from .graph import Graph
 from .labels import class_names
@@ -75,7 +75,7 @@ def _frames(g, cv2, cap, is_file, run, every, top, max_frames) -> Iterator[Frame
             done += 1
             pos = (cap.get(cv2.CAP_PROP_POS_MSEC) / 1e3 if is_file
                    else time.perf_counter() - start)
-            yield FrameResult(index - 1, pos, _top_k(np.asarray(p), names, top), ms,
+            yield FrameResult(index - 1, pos, top_k(np.asarray(p), names, top), ms,
                               done / (time.perf_counter() - start), bgr)
     finally:
         cap.release()

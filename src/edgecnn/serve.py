@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .classify import _top_k, backend_fn, probabilities
+from .classify import backend_fn, probabilities, top_k
 from .graph import Graph
 from .labels import class_names
 from .preprocess import preprocess
@@ -95,7 +95,7 @@ class Classifier:
             t0 = time.perf_counter()
             p = probabilities(self.g, self.run(x))[0]
             ms = (time.perf_counter() - t0) * 1e3
-        return {"top": _top_k(np.asarray(p), self.names, self.top), "ms": ms}
+        return {"top": top_k(np.asarray(p), self.names, self.top), "ms": ms}
 
 
 def make_server(g: Graph, host: str = "127.0.0.1", port: int = 8000,

@@ -21,7 +21,7 @@ def cut(g: Graph, at: str) -> Graph:
             needed.update(l.inputs)
     layers = [Layer(l.name, l.kind, l.inputs, dict(l.attrs)) for l in keep if l.name in needed]
     out = Graph(g.name, layers, preprocessing=g.preprocessing, labels=g.labels, meta=g.meta)
-    out.weights = {k: v for k, v in g.weights.items() if k.split(".")[0] in needed}
+    out.weights = {k: v for k, v in g.weights.items() if _layer_of(k) in needed}
     return out
 
 
@@ -36,33 +36,25 @@ def classifier_layer(g: Graph) -> Layer:
 def with_classes(g: Graph, labels: list[str], seed: int = 0) -> Graph:
     """The same architecture with its classifier resized to ``labels`` (fresh weights for it).
 
-    The classifier is the last conv2d/dense layer; every layer after it must keep the channel
-    count (batchnorm, activation, pooling, softmax …), and those get fresh tensors too.
+    The classifier is the last conv2d/dense layer; the layers after it (batchnorm, activation,
+    pooling, softmax …) keep the channel count and get fresh tensors too.
     """
     head = classifier_layer(g)
     n = len(labels)
-    layers = []
-    after = False
-    for l in g.layers:
-        attrs = dict(l.attrs)
-        if l is head:
-            attrs["filters" if l.kind == "conv2d" else "units"] = n
-            after = True
-        elif after and l.kind in HEAD_KINDS:
-            raise EdgecnnError(f"cannot re-head {g.name!r}: layer {l.name!r} follows the "
-                               f"classifier {head.name!r}")
-        layers.append(Layer(l.name, l.kind, l.inputs, attrs))
+    layers = [Layer(l.name, l.kind, l.inputs,
+                    dict(l.attrs, **{"filters" if l.kind == "conv2d" else "units": n})
+                    if l is head else dict(l.attrs)) for l in g.layers]
     out = Graph(g.name, layers, preprocessing=g.preprocessing, labels=list(labels),
                 meta=dict(g.meta))
     if out.num_classes != n:
         raise EdgecnnError(f"cannot re-head {g.name!r}: after resizing {head.name!r} the "
                            f"model has {out.num_classes} outputs, not {n}")
-    idx = [l.name for l in g.layers].index(head.name)
-    stale = {l.name for l in g.layers[idx:]}
-    fresh = Graph(g.name, layers, preprocessing=g.preprocessing, labels=list(labels))
-    fresh.init_weights(seed)
-    out.weights = {k: (fresh.weights[k] if k.split(".")[0] in stale else v)
-                   for k, v in g.weights.items() if k in fresh.weights}
-    for k, v in fresh.weights.items():
-        out.weights.setdefault(k, v)
+    out.init_weights(seed)  # fresh everywhere, then the trained layers before the head
+    kept = {l.name for l in g.layers[:g.layers.index(head)]}
+    out.weights.update({k: v for k, v in g.weights.items() if _layer_of(k) in kept})
     return out
+
+
+def _layer_of(key: str) -> str:
+    """The layer of a tensor key "<layer>.<tensor>" (layer names may contain dots)."""
+    return key.rsplit(".", 1)[0]
