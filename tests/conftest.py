@@ -1,13 +1,48 @@
-"""Shared fixtures. Tests needing optional pieces skip with a reason when they are absent."""
+"""Shared fixtures. Tests needing optional pieces skip with a reason when they are absent.
+
+A missing piece (a compiler, an emulator, a package, the shared data, a browser) is reported by
+:func:`need`: it skips the test, unless the piece is named in ``EDGECNN_REQUIRE`` (a comma
+list, or ``all``), where it fails instead, so that a missing install step in CI cannot pass as a
+skip. The pieces: cc, clang, cross (cross compilers + qemu-user), mcu (arm-none-eabi + qemu-system-arm),
+data, browser, torch, onnx, tflite, litert, video, fuzz.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PIECES = ("cc", "clang", "cross", "mcu", "data", "browser", "torch", "onnx", "tflite", "litert",
+          "video", "fuzz")
+
+
+def required(piece: str) -> bool:
+    """Is ``piece`` named in EDGECNN_REQUIRE (where its absence is a failure)?"""
+    names = {n.strip() for n in os.environ.get("EDGECNN_REQUIRE", "").split(",") if n.strip()}
+    return "all" in names or piece in names
+
+
+def need(piece: str, ok: bool, reason: str) -> None:
+    """Skip (or, when ``piece`` is required, fail) unless ``ok``: ``reason`` says what is missing
+    and how to install it."""
+    assert piece in PIECES, piece
+    if ok:
+        return
+    if required(piece):
+        pytest.fail(f"EDGECNN_REQUIRE names {piece!r}, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def need_module(piece: str, module: str, reason: str | None = None):
+    """``import module`` or skip/fail as :func:`need` does; returns the module."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        need(piece, False, reason or f"needs {module} ({e})")
 
 
 def shared_data_dir() -> Path | None:
@@ -21,9 +56,8 @@ def shared_data_dir() -> Path | None:
 def shared_data() -> Path:
     """The shared test data folder (ImageNet samples, reference models)."""
     path = shared_data_dir()
-    if path is None:
-        pytest.skip("shared test data not found: set EDGECNN_DATA or provide ../shared/data "
-                    "next to the repository")
+    need("data", path is not None, "shared test data not found: set EDGECNN_DATA or provide "
+         "../shared/data next to the repository")
     return path
 
 
@@ -50,9 +84,9 @@ def browser(tmp_path):
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
+    need("browser", bool(chromium and driver_path),
+         "needs Debian's chromium and chromium-driver (apt install chromium chromium-driver)")
+    webdriver = need_module("browser", "selenium.webdriver", "needs selenium (the test extra)")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
