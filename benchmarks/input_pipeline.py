@@ -78,7 +78,8 @@ def main(argv=None) -> int:
                "loader": {}}
     print(f"decode + random-resized crop + flip + HSV jitter to "
           f"{g.input_shape[0]}x{g.input_shape[1]}, {len(samples)} source images")
-    print(f"  one process (decode + augment, uint8):{results['single_process_images_per_second']:7.1f} images/s")
+    rate = results["single_process_images_per_second"]
+    print(f"  one process (decode + augment, uint8):{rate:7.1f} images/s")
     for w in (int(x) for x in args.workers.split(",")):
         rate = loader(ds, args.images, w)
         results["loader"][w] = rate

@@ -3,8 +3,8 @@
 A missing piece (a compiler, an emulator, a package, the shared data, a browser) is reported by
 :func:`need`: it skips the test, unless the piece is named in ``EDGECNN_REQUIRE`` (a comma
 list, or ``all``), where it fails instead, so that a missing install step in CI cannot pass as a
-skip. The pieces: cc, clang, cross (cross compilers + qemu-user), mcu (arm-none-eabi + qemu-system-arm),
-data, browser, torch, onnx, tflite, litert, video, fuzz.
+skip. The pieces: cc, clang, cross (cross compilers + qemu-user), mcu (arm-none-eabi and
+qemu-system-arm), data, browser, torch, onnx, tflite, litert, video, fuzz.
 """
 
 from __future__ import annotations

@@ -24,9 +24,6 @@ from ..errors import EdgecnnError
 from ..graph import Graph
 from . import build, targets
 
-# targets whose libraries this machine can load (x86-64 hosts)
-LOADABLE = {"host", "x86-64", "x86-64-v2", "c99"}
-
 
 def cache_root() -> Path:
     root = os.environ.get("EDGECNN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
@@ -161,14 +158,8 @@ def compile(model, target: str = "host", threads: int | None = None, ref_kernels
     from .. import modelfile
 
     g = modelfile.resolve(model)
-    if target not in LOADABLE:
-        raise EdgecnnError(f"a {target!r} library cannot run on this machine: use "
-                           f"`edgecnn compile MODEL --target {target} -o DIR` and copy it there "
-                           f"(loadable here: {', '.join(sorted(LOADABLE))})")
-    if target == "x86-64" and targets.host_nb() < 8:
-        raise EdgecnnError("this CPU has no AVX2/FMA: an x86-64 (x86-64-v3) library would "
-                           "crash here; use target 'host' or 'x86-64-v2'")
     t = targets.get(target, cc)
+    require_loadable(t)
     options = {"ref_kernels": ref_kernels, "opt_level": opt_level, "arena": "caller",
                "weights": "file"}
     root = Path(cache_dir) / "compiled" if cache_dir else cache_root()
@@ -192,6 +183,19 @@ def compile(model, target: str = "host", threads: int | None = None, ref_kernels
         if gen is None:  # pragma: no cover - the rename failed and nobody else built it
             raise EdgecnnError(f"could not store the build in {final}")
     return CompiledModel(g, gen, threads)
+
+
+def require_loadable(t: targets.Target, m: targets.Machine | None = None) -> None:
+    """Refuse a target whose code the running machine (or ``m``) cannot execute."""
+    m = m or targets.this_machine()
+    if t.runs_on(m):
+        return
+    here = [n for n in targets.TARGETS if targets.get(n, machine=m).runs_on(m)]
+    why = (f"it is {t.arch} code and this machine is {m.arch}" if t.arch and t.arch != m.arch
+           else f"this CPU lacks {', '.join(sorted(t.needs - m.flags))}")
+    raise EdgecnnError(f"a {t.name!r} library cannot run on this machine ({why}): use "
+                       f"`edgecnn compile MODEL --target {t.name} -o DIR` and copy it to the "
+                       f"device (loadable here: {', '.join(here)})")
 
 
 def _write_info(d: Path, gen: build.Generated) -> None:

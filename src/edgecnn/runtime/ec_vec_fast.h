@@ -137,9 +137,17 @@ EC_INLINE ec_vf ec_wload(const int HALF, const void *w, size_t i)
 /* EC_KEEP(v): v stays in a register. GCC folds a vector loaded once and used by several FMAs
  * back into each FMA as a memory operand, loading it again for every use; on tiles bound by
  * loads (depthwise) that costs a third of the speed. An empty asm statement with a vector
- * register operand (no instruction); nothing on other compilers and targets. */
-#if defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT) && EC_NB >= 4 &&                          \
-    (defined(__x86_64__) || defined(__i386__))
+ * register operand (no instruction), only where the vector fits one register of the enabled
+ * ISA: "v" (any of zmm/ymm/xmm 0-31) with AVX-512, "x" (ymm/xmm 0-15) for 32 bytes with AVX
+ * and 16 bytes with SSE, "w" for 16 bytes on AArch64; nothing elsewhere. */
+#if defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT) && (defined(__x86_64__) || defined(__i386__))
+/* A vector wider than the enabled ISA's registers is split by the compiler and passed in
+ * memory (GCC's -Wpsabi): a build for EC_NB lanes needs that ISA (e.g. -march=x86-64-v4). */
+#if EC_NB == 16 && !defined(__AVX512F__)
+#error "EC_NB=16 needs AVX-512 (-march=x86-64-v4, or -march=native on an AVX-512 CPU)"
+#elif EC_NB == 8 && !defined(__AVX__)
+#error "EC_NB=8 needs AVX (-march=x86-64-v3, or -march=native on an AVX2 CPU)"
+#endif
 #if defined(__AVX512F__)
 #define EC_KEEP(v) __asm__("" : "+v"(v))
 #else
