@@ -1,4 +1,4 @@
-"""`edgecnn.bench` and `edgecnn bench`: well-formed results, agreement, clear errors.
+"""`edgecnn.publish.bench` and `edgecnn bench`: well-formed results, agreement, clear errors.
 
 No assertion on speed (machines are noisy); the timings are only checked to be consistent
 with one another (min <= median, GFLOP/s = 2 x MACs / median, ratios from the medians).
@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 import edgecnn
-from edgecnn import reference, summarize
-from edgecnn.bench import bench, format_table, machine_info
-from edgecnn.cli import main
+from edgecnn import summarize
+from edgecnn.cli.main import main
+from edgecnn.core import reference
 from edgecnn.errors import EdgecnnError, MissingDependencyError
-from edgecnn.modelfile import save
+from edgecnn.formats.modelfile import save
+from edgecnn.publish.bench import bench, format_table, machine_info
 from testutil import tiny_cnn
 
 FAST = {"repeats": 3, "warmup": 1, "min_time": 0.0}
@@ -178,7 +179,7 @@ def test_cli_table_and_errors(tmp_path, capsys):
 
 
 def test_busy_warning():
-    from edgecnn.bench import busy_warning
+    from edgecnn.publish.bench import busy_warning
 
     def result(before, after):
         return {"machine": {"usable_cores": 2,
@@ -195,7 +196,7 @@ def test_agreement_on_a_spatial_output():
     """The output is 4x4x8, not 1x1xC: NCHW backends are compared in H, W, C order."""
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     pytest.importorskip("torch", reason="the torch extra is not installed")
-    from edgecnn.graph import GraphBuilder
+    from edgecnn.core.graph import GraphBuilder
 
     b = GraphBuilder("spatial", (8, 8, 3))
     b.add("conv2d", filters=8, kernel=3, stride=2, padding=1)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from edgecnn import reference
+from edgecnn.core import reference
 from edgecnn.errors import ModelFileError
-from edgecnn.modelfile import load, resolve, save
+from edgecnn.formats.modelfile import load, resolve, save
 from testutil import tiny_cnn
 
 

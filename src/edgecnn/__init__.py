@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-from .accounting import summarize  # noqa: E402
+from .core.accounting import summarize  # noqa: E402
+from .core.graph import Graph, GraphBuilder, Layer, Preprocessing  # noqa: E402
 from .errors import EdgecnnError  # noqa: E402
-from .graph import Graph, GraphBuilder, Layer, Preprocessing  # noqa: E402
 
 
 def compile(model, target="host", threads=None, **options):  # noqa: A001 - the product's verb

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
 from . import build, targets
 
 # targets whose libraries this machine can load (x86-64 hosts)
@@ -158,7 +158,7 @@ def compile(model, target: str = "host", threads: int | None = None, ref_kernels
     ``ref_kernels`` forces the reference C kernels everywhere; ``cc`` picks the compiler (e.g.
     clang); ``opt_level`` overrides the target's -O flag.
     """
-    from .. import modelfile
+    from ..formats import modelfile
 
     g = modelfile.resolve(model)
     if target not in LOADABLE:

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.fileio import write_bytes_atomic
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..fileio import write_bytes_atomic
-from ..graph import Graph
 from . import emit, kernels, passes, plan, targets
 
 RUNTIME_DIR = kernels.RUNTIME_DIR
