@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 
+from edgecnn.apps.resolve import resolve
 from edgecnn.core.fileio import write_text_atomic
-from edgecnn.formats.modelfile import resolve
 from edgecnn.publish.bench import bench, busy_warning
 
 MODELS = ("dr_I256x256x3CMCMCMCMCMCMCMC1AS", "alexnet")

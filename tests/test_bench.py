@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-import edgecnn
 from edgecnn import summarize
 from edgecnn.cli.main import main
+from edgecnn.compiler import api
 from edgecnn.core import reference
 from edgecnn.errors import EdgecnnError, MissingDependencyError
 from edgecnn.formats.modelfile import save
@@ -58,8 +58,12 @@ def test_reference_and_onnxruntime_well_formed():
     assert "onnxruntime" in text and "reference" in text
 
 
+def _no_compiler(graph, **kw):
+    raise OSError("cc: not found")  # what a failed C build raises
+
+
 def test_compiled_missing_or_failing_is_an_entry(monkeypatch):
-    monkeypatch.delattr(edgecnn, "compile", raising=False)
+    monkeypatch.setattr(api, "compile", _no_compiler)
     r = bench(tiny_cnn(), ("compiled", "reference"), **FAST)
     e = _entry(r, "compiled")
     assert not e["available"] and "not available" in e["reason"]
@@ -69,13 +73,13 @@ def test_compiled_missing_or_failing_is_an_entry(monkeypatch):
     def failing(graph, **kw):
         raise EdgecnnError("not yet supported: layer 'x' of kind 'y'")
 
-    monkeypatch.setattr(edgecnn, "compile", failing, raising=False)
+    monkeypatch.setattr(api, "compile", failing)
     e = _entry(bench(tiny_cnn(), ("compiled", "reference"), **FAST), "compiled")
     assert not e["available"] and "not yet supported" in e["reason"]
 
 
 class _FakeCompiled:
-    """Stands in for edgecnn.compile's result: the reference, twice over (so it is slower)."""
+    """Stands in for a CompiledModel: the reference, twice over (so it is slower)."""
 
     def __init__(self, graph, **kw):
         self.graph, self.kw, self.threads = graph, kw, None
@@ -98,7 +102,7 @@ def test_ratio_and_profile_with_a_compiled_backend(monkeypatch):
         made.append(_FakeCompiled(graph, **kw))
         return made[-1]
 
-    monkeypatch.setattr(edgecnn, "compile", fake_compile, raising=False)
+    monkeypatch.setattr(api, "compile", fake_compile)
     g = tiny_cnn()
     r = bench(g, ("compiled", "reference"), threads=(1, 2), profile=True, **FAST)
     assert [m.kw["target"] for m in made] == ["host", "host"]
@@ -113,7 +117,7 @@ def test_ratio_and_profile_with_a_compiled_backend(monkeypatch):
 
 
 def test_profile_not_available_without_compiled(monkeypatch):
-    monkeypatch.delattr(edgecnn, "compile", raising=False)
+    monkeypatch.setattr(api, "compile", _no_compiler)
     r = bench(tiny_cnn(), ("compiled", "reference"), profile=True, **FAST)
     assert r["profile"]["available"] is False and r["profile"]["reason"]
 

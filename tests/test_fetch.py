@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from edgecnn.apps.pretrained import fetch, registry
+from edgecnn.apps.resolve import resolve
 from edgecnn.cli.main import main
 from edgecnn.core import reference
 from edgecnn.errors import EdgecnnError
-from edgecnn.formats.modelfile import resolve
 from testutil import tiny_cnn, write_image
 
 pytest.importorskip("onnx", reason="the served model is ONNX: needs the onnx extra")

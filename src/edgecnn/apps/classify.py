@@ -39,7 +39,7 @@ def backend_fn(g: Graph, backend: str) -> Callable[[np.ndarray], np.ndarray]:
 
         return lambda x: predict(g, x)
     if backend == "compiled":
-        from .. import compile as compile_model
+        from ..compiler.api import compile as compile_model
 
         return compile_model(g).predict
     if backend == "torch":

@@ -153,14 +153,15 @@ class CompiledModel:
 def compile(model, target: str = "host", threads: int | None = None, ref_kernels: bool = False,
             cc: str | None = None, opt_level: str | None = None,
             cache_dir: str | os.PathLike | None = None) -> CompiledModel:  # noqa: A001
-    """Build ``model`` (a Graph, model file or zoo name) for ``target`` and load it.
+    """Build the Graph ``model`` for ``target`` and load it.
 
     ``ref_kernels`` forces the reference C kernels everywhere; ``cc`` picks the compiler (e.g.
     clang); ``opt_level`` overrides the target's -O flag.
     """
-    from ..formats import modelfile
-
-    g = modelfile.resolve(model)
+    if not isinstance(model, Graph):
+        raise EdgecnnError(f"compile takes a Graph, not {type(model).__name__}: "
+                           "edgecnn.compile(model) also takes a file or a name")
+    g = model
     if target not in LOADABLE:
         raise EdgecnnError(f"a {target!r} library cannot run on this machine: use "
                            f"`edgecnn compile MODEL --target {target} -o DIR` and copy it there "

@@ -52,7 +52,7 @@ class Generated:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

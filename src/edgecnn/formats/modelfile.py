@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.fileio import publish
 from ..core.graph import Graph
-from ..errors import EdgecnnError, GraphError, ModelFileError
+from ..errors import GraphError, ModelFileError
 
 FORMAT_VERSION = "1"
 SUFFIX = ".safetensors"
@@ -89,31 +89,3 @@ def _first_line(e: Exception) -> str:
 
 def looks_like_path(spec: str) -> bool:
     return spec.endswith(SUFFIX) or os.sep in spec or (os.altsep or os.sep) in spec
-
-
-def resolve(spec: str | os.PathLike | Graph, weights: bool = True, seed: int = 0) -> Graph:
-    """A model from a Graph, a model file path, a pretrained model's name (fetched and
-    cached), or a zoo name / ELL architecture string.
-
-    Zoo models come with He-initialized weights (``seed``) when ``weights`` is set.
-    """
-    if isinstance(spec, Graph):
-        return spec
-    spec = os.fspath(spec)
-    if os.path.exists(spec):
-        if os.path.isdir(spec):
-            raise EdgecnnError(f"{spec}: is a directory, not a model file")
-        return load(spec)
-    if looks_like_path(spec):
-        raise ModelFileError(f"{spec}: no such model file")
-    from .. import zoo
-    from ..apps import pretrained
-
-    if spec in pretrained.registry():
-        return load(pretrained.fetch(spec))
-
-    g = zoo.get(spec)
-    if weights:
-        g.init_weights(seed)
-        g.meta.setdefault("weights", f"untrained: He-initialized (seed {seed})")
-    return g

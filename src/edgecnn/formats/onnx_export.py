@@ -86,7 +86,7 @@ def to_onnx(graph: Graph, opset: int = DEFAULT_OPSET):
 
 def metadata(graph: Graph) -> dict[str, str]:
     """The ``metadata_props`` of the exported model."""
-    from .. import __version__
+    from .._version import __version__
 
     labels = graph.labels if isinstance(graph.labels, str) else json.dumps(graph.labels)
     return {"edgecnn.version": __version__, "edgecnn.name": graph.name,

@@ -1,7 +1,8 @@
 """Batch-1 inference speed of one model on several backends, in one run on one machine.
 
 Backends (all run the same weights on the same input):
-- ``compiled``: ``edgecnn.compile(graph, target="host")`` then ``.predict`` (the generated C);
+- ``compiled``: ``edgecnn.compiler.api.compile(graph, target="host")`` then ``.predict``
+  (the generated C);
 - ``onnxruntime``: the model exported by :mod:`edgecnn.formats.onnx_export`, one session per thread
   count (intra-op threads = threads, inter-op 1, all graph optimizations, sequential execution);
 - ``torch``: ``edgecnn.train.torch_module.to_module(graph)`` in eval mode under
@@ -142,13 +143,10 @@ def _make_runners(graph: Graph, backends, t: int, tmp: str):
 
 
 def _compiled(graph: Graph, t: int, tmp: str) -> _Runner:
-    import edgecnn
+    from ..compiler import api
 
-    compile_fn = getattr(edgecnn, "compile", None)
-    if compile_fn is None:
-        raise BackendUnavailable("not available: this edgecnn has no compiler (edgecnn.compile)")
     try:
-        model = compile_fn(graph, target="host", threads=t)
+        model = api.compile(graph, target="host", threads=t)
         if hasattr(model, "set_threads"):
             model.set_threads(t)
     except EdgecnnError as e:  # e.g. a layer kind the compiler cannot emit yet
@@ -378,7 +376,7 @@ def _cpuinfo() -> tuple[str, set[str]]:
 
 
 def versions() -> dict:
-    from .. import __version__
+    from .._version import __version__
 
     out = {"edgecnn": __version__, "python": platform.python_version(), "numpy": np.__version__}
     for mod in ("onnxruntime", "torch"):

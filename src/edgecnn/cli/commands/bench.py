@@ -2,9 +2,9 @@
 
 import json
 
+from ...apps.resolve import resolve
 from ...core.fileio import write_text_atomic
 from ...errors import EdgecnnError
-from ...formats.modelfile import resolve
 from ...publish.bench import BACKENDS, bench, format_table
 
 HELP = "time batch-1 inference: compiled vs ONNX Runtime vs PyTorch on this machine"

@@ -1,4 +1,4 @@
-from ...formats.modelfile import resolve
+from ...apps.resolve import resolve
 from ...publish.card import build, write
 
 HELP = "write the model card (Markdown, HTML, JSON) from the model, eval and bench reports"
@@ -24,7 +24,7 @@ def run(args) -> int:
     if args.compiled_size:
         from pathlib import Path
 
-        from ... import compile as compile_model
+        from ...compiler.api import compile as compile_model
 
         libs = sorted(Path(compile_model(g).dir).glob("lib*.so"))
         compiled = libs[0].stat().st_size if libs else None

@@ -2,8 +2,8 @@ import json
 import sys
 
 from ...apps.classify import BACKENDS, classify
+from ...apps.resolve import resolve
 from ...errors import EdgecnnError
-from ...formats.modelfile import resolve
 
 HELP = "classify images (files or folders) and print the top-k classes"
 

@@ -25,8 +25,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from ...apps.resolve import resolve
     from ...compiler.build import compile_to_dir
-    from ...formats.modelfile import resolve
 
     g = resolve(args.model)
     gen = compile_to_dir(g, args.output, args.target, args.name, args.arena, args.weights,

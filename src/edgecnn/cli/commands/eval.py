@@ -2,7 +2,7 @@ import json
 
 from ...apps.classify import BACKENDS
 from ...apps.evaluate import evaluate
-from ...formats.modelfile import resolve
+from ...apps.resolve import resolve
 
 HELP = "top-1 / top-5 accuracy on a labelled image folder (ImageNet layout)"
 

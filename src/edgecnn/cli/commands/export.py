@@ -1,6 +1,6 @@
 """`edgecnn export MODEL --format onnx -o FILE`: the model as an ONNX file."""
 
-from ...formats.modelfile import resolve
+from ...apps.resolve import resolve
 from ...formats.onnx_export import DEFAULT_OPSET, export
 
 HELP = "export a model to ONNX (input 'input': preprocessed float32 NCHW; output 'output')"

@@ -1,4 +1,5 @@
-from ...formats.modelfile import resolve, save
+from ...apps.resolve import resolve
+from ...formats.modelfile import save
 
 HELP = "write a model file with He-initialized weights for an architecture"
 

@@ -1,7 +1,8 @@
 from ...apps.classify import BACKENDS
+from ...apps.resolve import resolve
 from ...apps.retarget import group, read_groups, retarget
 from ...errors import EdgecnnError
-from ...formats.modelfile import resolve, save
+from ...formats.modelfile import save
 
 HELP = "new categories from a pretrained classifier: a new head, or ILSVRC classes grouped"
 

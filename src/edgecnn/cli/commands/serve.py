@@ -1,6 +1,6 @@
 from ...apps.classify import BACKENDS
+from ...apps.resolve import resolve
 from ...apps.serve import make_server
-from ...formats.modelfile import resolve
 
 HELP = "a local web page: drop an image, see the top-5"
 

@@ -1,6 +1,6 @@
 """`edgecnn summary`: shapes, params, MACs and memory of a model, ELL-gallery style."""
 
-from ...formats.modelfile import resolve
+from ...apps.resolve import resolve
 from ...publish.summary import FORMATS, render
 
 HELP = "print a model's layers with output shapes, params, MACs and memory"

@@ -1,8 +1,8 @@
 import json
 
+from ...apps.resolve import resolve
 from ...core.datasets import find_samples
 from ...core.surgery import with_classes
-from ...formats.modelfile import resolve
 from ...train.loop import RECIPES, recipe_for, train
 
 HELP = "train a model on an ImageNet-layout folder (PyTorch; one device or torchrun)"
