@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from edgecnn.datasets import find_samples, label_indices
-from edgecnn.train import RECIPES, _collate, _TrainSet
+from edgecnn.core.datasets import find_samples, label_indices
+from edgecnn.train.loop import RECIPES, _collate, _TrainSet
 from edgecnn.zoo import get
 
 SEED_MODEL = "dr_I256x256x3CMCMCMCMCMCMCMC1AS"

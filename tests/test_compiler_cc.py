@@ -317,8 +317,8 @@ def _preprocess(g, img: np.ndarray) -> np.ndarray:
 @needs_cc
 @pytest.mark.parametrize("weights, arena", [("const", "static"), ("file", "caller")])
 def test_predict_program_on_ppm(weights, arena, tmp_path, capsys):
-    from edgecnn.cli import main
-    from edgecnn.graph import Preprocessing
+    from edgecnn.cli.main import main
+    from edgecnn.core.graph import Preprocessing
 
     b = GraphBuilder("ppm-net", (12, 10, 3),
                      preprocessing=Preprocessing("BGR", (-1.0, 1.0), (0.1, 0.2, 0.3),
@@ -329,7 +329,7 @@ def test_predict_program_on_ppm(weights, arena, tmp_path, capsys):
     b.add("dense", units=20)
     b.add("softmax")
     g = _random(b.build(), 7)
-    from edgecnn import modelfile
+    from edgecnn.formats import modelfile
 
     model = modelfile.save(g, tmp_path / "m.safetensors")
     out = tmp_path / "out"

@@ -7,8 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from edgecnn import reference
 from edgecnn.compiler import build, targets
+from edgecnn.core import reference
 from test_compiler import _dag
 
 pytestmark = [pytest.mark.cross, pytest.mark.cc]

@@ -28,7 +28,8 @@ import pytest
 
 import conformance
 from conftest import need
-from edgecnn import GraphBuilder, reference
+from edgecnn import GraphBuilder
+from edgecnn.core import reference
 from edgecnn.compiler import build, targets
 
 pytestmark = pytest.mark.cc

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn import reference
-from edgecnn.cli import main
-from edgecnn.modelfile import save
-from edgecnn.preprocess import preprocess
+from edgecnn.cli.main import main
+from edgecnn.core import reference
+from edgecnn.core.preprocess import preprocess
+from edgecnn.formats.modelfile import save
 from testutil import tiny_cnn
 
 cv2 = pytest.importorskip("cv2", reason="video needs the video extra (OpenCV)")
@@ -54,7 +54,7 @@ def test_video_csv_every_second_frame(tmp_path, capsys):
 
 
 def _wnid(i):
-    from edgecnn.labels import ilsvrc2012
+    from edgecnn.core.labels import ilsvrc2012
 
     return ilsvrc2012()[i][0]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecnn import reference
-from edgecnn.accounting import summarize
+from edgecnn.core import reference
+from edgecnn.core.accounting import summarize
 from edgecnn.errors import ModelFileError
-from edgecnn.importers import UnsupportedModelError, import_model
-from edgecnn.importers.darknet import import_darknet
+from edgecnn.formats.importers import UnsupportedModelError, import_model
+from edgecnn.formats.importers.darknet import import_darknet
 
 SMALL_CFG = """\
 [net]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecnn import reference
+from edgecnn.core import reference
 from edgecnn.errors import EdgecnnError, ModelFileError
-from edgecnn.importers import UnsupportedModelError, import_model
+from edgecnn.formats.importers import UnsupportedModelError, import_model
 
 onnx = pytest.importorskip("onnx", reason="needs onnx (the onnx extra)")
 ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (the onnx extra)")
@@ -181,7 +181,7 @@ def test_torch_exports_match_onnxruntime(which, tmp_path):
 @pytest.mark.torch
 def test_import_torch(tmp_path):
     torch, models = _torch_models()
-    from edgecnn.importers.torch import import_torch
+    from edgecnn.formats.importers.torch import import_torch
 
     m, size = models["alexnet"]
     torch.manual_seed(2)
@@ -349,7 +349,8 @@ def _touch(p):
 # ---- round trip through edgecnn's own exporter -----------------------------------------------
 
 def test_round_trip_export_import(tmp_path):
-    export = pytest.importorskip("edgecnn.onnx_export", reason="edgecnn.onnx_export not present")
+    export = pytest.importorskip("edgecnn.formats.onnx_export",
+                                 reason="edgecnn.formats.onnx_export not present")
     from testutil import tiny_cnn
 
     g = tiny_cnn(classes=10, size=16, seed=3, labels=[f"c{i}" for i in range(10)])
@@ -370,8 +371,8 @@ def test_zoo_models_round_trip_through_pytorch_onnx(name, tmp_path):
     import warnings
 
     torch = pytest.importorskip("torch")
-    from edgecnn.onnx_export import export
-    from edgecnn.torch_backend import to_module
+    from edgecnn.formats.onnx_export import export
+    from edgecnn.train.torch_module import to_module
     from edgecnn.zoo import get
 
     g = get(name).init_weights(0)

@@ -16,10 +16,10 @@ from functools import cache
 import numpy as np
 import pytest
 
-from edgecnn import reference
+from edgecnn.core import reference
 from edgecnn.errors import ModelFileError
-from edgecnn.importers import UnsupportedModelError, import_model
-from edgecnn.importers.tflite import Tensor, same_padding
+from edgecnn.formats.importers import UnsupportedModelError, import_model
+from edgecnn.formats.importers.tflite import Tensor, same_padding
 
 pytest.importorskip("tflite", reason="needs the tflite package (the tflite extra)")
 
@@ -82,8 +82,8 @@ def samples(shared_data):
 @cache
 def _pixels(paths: tuple, size: int, fraction: float) -> np.ndarray:
     """uint8 (N, size, size, 3): central crop and bilinear resize (the models' recipe)."""
-    from edgecnn.graph import Preprocessing
-    from edgecnn.preprocess import load_image, to_pixels
+    from edgecnn.core.graph import Preprocessing
+    from edgecnn.core.preprocess import load_image, to_pixels
 
     p = Preprocessing(resize="center_crop", crop_fraction=fraction)
     return np.stack([to_pixels(load_image(f), p, (size, size)) for f in paths])
@@ -96,7 +96,7 @@ def pixels(g, paths) -> np.ndarray:
 
 
 def edgecnn_scores(g, px: np.ndarray) -> np.ndarray:
-    from edgecnn.preprocess import normalize
+    from edgecnn.core.preprocess import normalize
 
     out = [reference.predict(g, normalize(px[i:i + BATCH], g.preprocessing))
            for i in range(0, len(px), BATCH)]
@@ -412,8 +412,9 @@ def test_every_unsupported_operator_is_listed(tmp_path):
 @pytest.mark.data
 @pytest.mark.onnx
 def test_imported_mobilenet_through_onnx(shared_data, tmp_path):
-    """TFLite → Graph → ONNX (edgecnn.onnx_export) → ONNX Runtime and → Graph again."""
-    export = pytest.importorskip("edgecnn.onnx_export", reason="edgecnn.onnx_export not present")
+    """TFLite → Graph → ONNX (edgecnn.formats.onnx_export) → ONNX Runtime and → Graph again."""
+    export = pytest.importorskip("edgecnn.formats.onnx_export",
+                                 reason="edgecnn.formats.onnx_export not present")
     ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime")
     g = import_model(shared_data / "tflite" / f"{V1}.tflite")
     path = export.export(g, tmp_path / "v1.onnx")
@@ -438,7 +439,7 @@ def test_compiled_mobilenets_score_like_litert(shared_data, samples, model):
     if not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("needs a C compiler")
     import edgecnn
-    from edgecnn.preprocess import normalize
+    from edgecnn.core.preprocess import normalize
 
     paths, truth = samples
     g = import_model(shared_data / "tflite" / f"{model}.tflite")

@@ -28,7 +28,7 @@ from conftest import need
 from edgecnn.compiler import packing, targets
 from edgecnn.layers.base import get_kind
 
-RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "runtime"
+RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "compiler" / "runtime"
 DRIVER = Path(__file__).resolve().parent / "c" / "kernels_check.c"
 SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
 WARN = ["-Wall", "-Wextra", "-Werror"]

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import conformance as C
-from edgecnn import reference
+from edgecnn.core import reference
+from edgecnn.core.graph import GraphBuilder, Preprocessing
 from edgecnn.errors import EdgecnnError
-from edgecnn.graph import GraphBuilder, Preprocessing
 from edgecnn.layers import all_kinds
 
 pytestmark = pytest.mark.onnx
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.onnx
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
-from edgecnn.onnx_export import export, to_onnx  # noqa: E402 - after the skip above
+from edgecnn.formats.onnx_export import export, to_onnx  # noqa: E402 - after the skip above
 
 
 def run_onnx(model_or_path, x_nhwc: np.ndarray) -> np.ndarray:
@@ -35,7 +35,7 @@ def run_onnx(model_or_path, x_nhwc: np.ndarray) -> np.ndarray:
 
 
 def test_every_layer_kind_is_exported():
-    from edgecnn.onnx_export import _EMITTERS
+    from edgecnn.formats.onnx_export import _EMITTERS
 
     assert set(all_kinds()) - {"input"} <= set(_EMITTERS)
 
@@ -131,7 +131,7 @@ def test_zoo_binary_model_logits():
     """A model with binary layers: their outputs are integers times a scale, so the logits of
     random weights tie often and the softmax of two correct backends may pick different
     winners; compare the logits (the graph without its softmax) instead."""
-    from edgecnn.graph import Graph
+    from edgecnn.core.graph import Graph
 
     zoo = pytest.importorskip("edgecnn.zoo", reason="the zoo is not available")
     g = zoo.get("d_I160x160x3CMCMBMBMBMBMC1AS").init_weights(0)
@@ -193,8 +193,8 @@ def test_unwritable_destination(tmp_path):
 
 
 def test_cli_export(tmp_path, capsys):
-    from edgecnn.cli import main
-    from edgecnn.modelfile import save
+    from edgecnn.cli.main import main
+    from edgecnn.formats.modelfile import save
 
     g = dag_graph()
     src = save(g, tmp_path / "dag.safetensors")

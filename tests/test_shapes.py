@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecnn.accounting import padded_shapes, summarize
+from edgecnn.core.accounting import padded_shapes, summarize
+from edgecnn.core.graph import GraphBuilder
 from edgecnn.errors import GraphError
-from edgecnn.graph import GraphBuilder
 from edgecnn.layers import get_kind
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from edgecnn.cli import main
+from edgecnn.apps.evaluate import evaluate
+from edgecnn.cli.main import main
 from edgecnn.errors import EdgecnnError
-from edgecnn.evaluate import evaluate
-from edgecnn.modelfile import load, save
-from edgecnn.train import RECIPES, epoch_order, lr_at
+from edgecnn.formats.modelfile import load, save
+from edgecnn.train.loop import RECIPES, epoch_order, lr_at
 from testutil import make_shapes_dataset, small_d_model
 
 torch = pytest.importorskip("torch", reason="training needs the torch extra")
@@ -50,7 +50,7 @@ def test_epoch_order_shards_disjointly():
 
 
 def test_training_learns_far_above_chance(shapes, tmp_path):
-    from edgecnn.train import train
+    from edgecnn.train.loop import train
 
     out = tmp_path / "m.safetensors"
     recipe = FAST.override(epochs=10, schedule="cosine", lr=0.1)
@@ -68,7 +68,7 @@ def test_training_learns_far_above_chance(shapes, tmp_path):
 
 
 def test_resume_after_a_kill_gives_the_same_parameters(shapes, tmp_path):
-    from edgecnn.train import train
+    from edgecnn.train.loop import train
 
     full = tmp_path / "full.safetensors"
     train(small_d_model(), shapes / "train", full, FAST)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
 from . import build, targets
 
 
@@ -150,14 +150,15 @@ class CompiledModel:
 def compile(model, target: str = "host", threads: int | None = None, ref_kernels: bool = False,
             cc: str | None = None, opt_level: str | None = None,
             cache_dir: str | os.PathLike | None = None) -> CompiledModel:  # noqa: A001
-    """Build ``model`` (a Graph, model file or zoo name) for ``target`` and load it.
+    """Build the Graph ``model`` for ``target`` and load it.
 
     ``ref_kernels`` forces the reference C kernels everywhere; ``cc`` picks the compiler (e.g.
     clang); ``opt_level`` overrides the target's -O flag.
     """
-    from .. import modelfile
-
-    g = modelfile.resolve(model)
+    if not isinstance(model, Graph):
+        raise EdgecnnError(f"compile takes a Graph, not {type(model).__name__}: "
+                           "edgecnn.compile(model) also takes a file or a name")
+    g = model
     t = targets.get(target, cc)
     require_loadable(t)
     options = {"ref_kernels": ref_kernels, "opt_level": opt_level, "arena": "caller",

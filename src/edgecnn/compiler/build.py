@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.fileio import write_bytes_atomic
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..fileio import write_bytes_atomic
-from ..graph import Graph
 from . import emit, kernels, passes, plan, targets
 
 RUNTIME_DIR = kernels.RUNTIME_DIR
@@ -52,7 +52,7 @@ class Generated:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -6,9 +6,9 @@ Register a new architecture with ``@register("name")`` on a function returning i
 
 from __future__ import annotations
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
-from . import alexnet, ell, gallery  # noqa: F401 - imported to register their architectures
+from . import alexnet, ell, ell_gallery  # noqa: F401 - imported to register their architectures
 from .registry import is_registered, names, register, unknown_message
 
 
@@ -26,7 +26,7 @@ def get(name: str) -> Graph:
 
 def catalog() -> list[dict]:
     """One entry per registered architecture: name, input (H, W, C), params, MACs, description."""
-    from ..accounting import summarize
+    from ..core.accounting import summarize
 
     out = []
     for name in names():

@@ -26,7 +26,7 @@ The convolution directly before A has 1000 outputs (the ILSVRC2012 classes); eve
 follows its family's channel rule. Numbers are written without leading zeros.
 
 The names are lossy: the gallery's published tables depart from what they say (see
-``edgecnn.zoo.gallery``), so those models are written in the detailed spec below, which this
+``edgecnn.zoo.ell_gallery``), so those models are written in the detailed spec below, which this
 module parses with a second lookup table. Detailed spec: tokens separated by spaces::
 
     C3/16  C1/1000  B3/64  B1/1000   convolution k x k with n outputs; ":none", ":relu",
@@ -45,8 +45,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..core.graph import Graph, GraphBuilder, Preprocessing
 from ..errors import EdgecnnError, GraphError
-from ..graph import Graph, GraphBuilder, Preprocessing
 from ..layers import get_kind
 
 CLASSES = 1000  # ILSVRC2012
