@@ -29,8 +29,8 @@ import pytest
 import conformance
 from conftest import need
 from edgecnn import GraphBuilder
-from edgecnn.core import reference
 from edgecnn.compiler import build, targets
+from edgecnn.core import reference
 
 pytestmark = pytest.mark.cc
 
