@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import need_module
 from edgecnn import summarize
 from edgecnn.cli.main import main
 from edgecnn.compiler import api
@@ -40,7 +41,7 @@ def _check_timed(e, macs):
 
 @pytest.mark.onnx
 def test_reference_and_onnxruntime_well_formed():
-    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    need_module("onnx", "onnxruntime", "the onnx extra is not installed")
     g = tiny_cnn()
     r = bench(g, ("reference", "onnxruntime"), threads=(1, 2), **FAST)
     macs = summarize(g).total_macs
@@ -148,7 +149,7 @@ def test_machine_info_names_no_host():
 
 @pytest.mark.onnx
 def test_cli_json_has_what_cards_need(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    need_module("onnx", "onnxruntime", "the onnx extra is not installed")
     monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "cache"))  # a compiled build, if any
     model = save(tiny_cnn(), tmp_path / "tiny.safetensors")
     out = tmp_path / "bench.json"
@@ -198,8 +199,8 @@ def test_busy_warning():
 @pytest.mark.torch
 def test_agreement_on_a_spatial_output():
     """The output is 4x4x8, not 1x1xC: NCHW backends are compared in H, W, C order."""
-    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    pytest.importorskip("torch", reason="the torch extra is not installed")
+    need_module("onnx", "onnxruntime", "the onnx extra is not installed")
+    need_module("torch", "torch", "the torch extra is not installed")
     from edgecnn.core.graph import GraphBuilder
 
     b = GraphBuilder("spatial", (8, 8, 3))

@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from conftest import need_module
 from edgecnn.apps.pretrained import fetch, registry
 from edgecnn.apps.resolve import resolve
 from edgecnn.cli.main import main
@@ -15,7 +16,7 @@ from edgecnn.core import reference
 from edgecnn.errors import EdgecnnError
 from testutil import tiny_cnn, write_image
 
-pytest.importorskip("onnx", reason="the served model is ONNX: needs the onnx extra")
+need_module("onnx", "onnx", "the served model is ONNX: needs the onnx extra")
 pytestmark = pytest.mark.onnx
 
 

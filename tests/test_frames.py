@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import need_module
 from edgecnn.cli.main import main
 from edgecnn.core import reference
 from edgecnn.core.preprocess import preprocess
 from edgecnn.formats.modelfile import save
 from testutil import tiny_cnn
 
-cv2 = pytest.importorskip("cv2", reason="video needs the video extra (OpenCV)")
+cv2 = need_module("video", "cv2", "video needs the video extra (OpenCV)")
 
 
 def _video(path, frames=9, size=(48, 32)):

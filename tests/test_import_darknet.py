@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -327,7 +329,7 @@ def test_darknet_reference_against_ell_zoo(shared_data):
     norm and leaky relu) and a 2x2 average pool; darknet.cfg averages the 4x4x1024 globally and
     ends with a linear 1x1 convolution (with bias).
     """
-    zoo = pytest.importorskip("edgecnn.zoo", reason="edgecnn.zoo not present")
+    zoo = importlib.import_module("edgecnn.zoo")
     ours = summarize(import_model(shared_data / "darknet" / "darknet.cfg")).layers
     ell = summarize(zoo.get("dr_I256x256x3CMCMCMCMCMCMCMC1AS")).layers
     end = next(i for i, r in enumerate(ours) if r.output_shape == (4, 4, 1024)

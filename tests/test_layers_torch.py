@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import conformance as C
+from conftest import need_module
 from edgecnn.core import reference
 from edgecnn.core.graph import Graph, Layer
 from edgecnn.errors import GraphError
@@ -35,7 +36,7 @@ def test_every_layer_kind_has_a_conformance_case():
 # ---- the independent torch computation of one layer --------------------------------------------
 
 def _torch():
-    return pytest.importorskip("torch", reason="the torch extra is not installed")
+    return need_module("torch", "torch", "the torch extra is not installed")
 
 
 def _pads_native(pad, kernel) -> bool:
@@ -202,12 +203,9 @@ def shrink(g: Graph, size: int) -> Graph:
 def _small_zoo_graphs() -> list:
     """Each zoo architecture at the smallest of a few input sizes it accepts; repeats (the
     same architecture registered at several sizes) once."""
-    try:
-        from edgecnn import zoo
+    from edgecnn import zoo
 
-        names = list(zoo.names())
-    except (ImportError, AttributeError):  # the zoo is optional to this file
-        return [pytest.param(None, marks=pytest.mark.skip(reason="edgecnn.zoo is not available"))]
+    names = list(zoo.names())
     params, seen = [], set()
     for name in names:
         g = zoo.get(name)

@@ -7,12 +7,14 @@ returns NCHW; the reference works in NHWC, so the comparison transposes.
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
 import pytest
 
 import conformance as C
+from conftest import need_module
 from edgecnn.core import reference
 from edgecnn.core.graph import GraphBuilder, Preprocessing
 from edgecnn.errors import EdgecnnError
@@ -20,8 +22,8 @@ from edgecnn.layers import all_kinds
 
 pytestmark = pytest.mark.onnx
 
-onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
-ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+onnx = need_module("onnx", "onnx", "the onnx extra is not installed")
+ort = need_module("onnx", "onnxruntime", "the onnx extra is not installed")
 
 from edgecnn.formats.onnx_export import export, to_onnx  # noqa: E402 - after the skip above
 
@@ -122,7 +124,7 @@ def test_dense_after_hxwxc_and_flatten_layer():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dr_I256x256x3CMCMCMCMCMCMCMC1AS", "alexnet"])
 def test_zoo_model(name):
-    zoo = pytest.importorskip("edgecnn.zoo", reason="the zoo is not available")
+    zoo = importlib.import_module("edgecnn.zoo")
     g = zoo.get(name).init_weights(0)
     check_whole_graph(g, n=1)
 
@@ -133,7 +135,7 @@ def test_zoo_binary_model_logits():
     winners; compare the logits (the graph without its softmax) instead."""
     from edgecnn.core.graph import Graph
 
-    zoo = pytest.importorskip("edgecnn.zoo", reason="the zoo is not available")
+    zoo = importlib.import_module("edgecnn.zoo")
     g = zoo.get("d_I160x160x3CMCMBMBMBMBMC1AS").init_weights(0)
     assert g.output.kind == "softmax" and "binary_conv2d" in {l.kind for l in g.layers}
     check_whole_graph(Graph(g.name, g.layers[:-1], g.weights), n=1)

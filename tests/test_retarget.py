@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import need_module
 from edgecnn.apps.classify import classify
 from edgecnn.apps.evaluate import evaluate
 from edgecnn.apps.retarget import fit_softmax, group, read_groups, retarget
@@ -27,7 +28,7 @@ def test_fit_softmax_separates_separable_data():
 def test_retarget_pretrained_features_to_new_categories(tmp_path):
     """Pretrain on four shape classes, then repurpose to three new categories (one of them
     merging two pretrained classes) from a small set of other images."""
-    pytest.importorskip("torch", reason="pretraining the base model needs the torch extra")
+    need_module("torch", "torch", "pretraining the base model needs the torch extra")
     from edgecnn.train.loop import RECIPES, train
 
     wnids = [w for w, _ in ilsvrc2012()][:4]

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import need_module
 from edgecnn.core.accounting import padded_shapes, summarize
 from edgecnn.core.graph import GraphBuilder
 from edgecnn.errors import GraphError
@@ -26,7 +27,7 @@ SETTINGS = settings(max_examples=150, deadline=None,
 
 
 def _torch():
-    return pytest.importorskip("torch", reason="the torch extra is not installed")
+    return need_module("torch", "torch", "the torch extra is not installed")
 
 
 def _shape_or_error(kind: str, attrs: dict, shape):

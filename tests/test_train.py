@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import need_module
 from edgecnn.apps.evaluate import evaluate
 from edgecnn.cli.main import main
 from edgecnn.errors import EdgecnnError
@@ -15,7 +16,7 @@ from edgecnn.formats.modelfile import load, save
 from edgecnn.train.loop import RECIPES, epoch_order, lr_at
 from testutil import make_shapes_dataset, small_d_model
 
-torch = pytest.importorskip("torch", reason="training needs the torch extra")
+torch = need_module("torch", "torch", "training needs the torch extra")
 pytestmark = pytest.mark.torch
 
 FAST = RECIPES["default"].override(epochs=2, batch_size=16, lr=0.05, workers=0,
@@ -106,8 +107,9 @@ def test_torchrun_two_processes_with_gloo(shapes, tmp_path):
     model = save(small_d_model(), tmp_path / "s.safetensors")
     out = tmp_path / "ddp.safetensors"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "edgecnn", "train", str(model), "--data",
+    # --standalone: a local rendezvous on a free port the launcher picks (no fixed port)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "edgecnn", "train", str(model), "--data",
            str(shapes / "train"), "-o", str(out), "--epochs", "3", "--batch-size", "32",
            "--workers", "0", "--lr", "0.05", "--set", "schedule=constant", "--val",
            str(shapes / "val")]
