@@ -23,9 +23,10 @@ PIECES = ("cc", "clang", "cross", "mcu", "data", "browser", "torch", "onnx", "tf
 
 
 def pytest_configure(config):
-    """Builds in the tests treat warnings as errors. Tests never write into the user's ~/.cache: builds and downloads go to a temporary
-    EDGECNN_CACHE, removed at the end. Hypothesis keeps no database in the repository, and in CI
-    (CI=true) draws derandomized examples, so a run is repeatable."""
+    """Builds in the tests treat warnings as errors. Tests never write into the user's
+    ~/.cache: builds and downloads go to a temporary EDGECNN_CACHE, removed at the end.
+    Hypothesis keeps no database in the repository, and in CI (CI=true) draws derandomized
+    examples, so a run is repeatable."""
     config._edgecnn_cache = tempfile.mkdtemp(prefix="edgecnn-test-cache-")
     os.environ["EDGECNN_CACHE"] = config._edgecnn_cache
     os.environ["EDGECNN_WERROR"] = "1"  # the C the compiler writes must stay warning-free
