@@ -310,6 +310,14 @@ def op_weights(g: Graph) -> dict[str, np.ndarray]:
     return g.layer_weights(g.layer(OP))
 
 
+def logits(g: Graph) -> Graph:
+    """``g`` without its final softmax. Whole graphs are compared on logits: a softmax squashes
+    differences (a saturated one hides them entirely), so comparing its output is too weak."""
+    if g.output.kind != "softmax":
+        return g
+    return Graph(g.name, g.layers[:-1], g.weights, g.preprocessing, g.labels, g.meta)
+
+
 def max_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(actual, np.float64) - expected), initial=0.0))
 

@@ -162,9 +162,11 @@ def test_torch_module_matches_reference(case):
 # ---- whole graphs ------------------------------------------------------------------------------
 
 def _check_graph_against_reference(g, x, atol=1e-4):
+    """The torch module against the reference, on logits (C.logits)."""
     torch = _torch()
     from edgecnn.train.torch_module import to_module
 
+    g = C.logits(g)
     expected = reference.run(g, x)
     m = to_module(g).eval()
     with torch.no_grad():
@@ -274,12 +276,18 @@ def test_training_step_updates_weights_and_batchnorm_statistics():
                 "binary_conv2d1.weight", "activation2.slope"):
         assert not np.allclose(new[key], before[key]), f"{key} did not change in training"
     update_graph(g, m)
-    # the written-back graph computes what the module computes in eval mode
+    # the written-back graph computes what the module computes in eval mode, compared on the
+    # logits (the input of the final softmax, caught by a hook)
     m.eval()
+    before_softmax = g.output.inputs[0]
+    caught = []
+    m.layers[m.key_of[before_softmax]].register_forward_hook(
+        lambda mod, inp, out: caught.append(out))
     xe = np.random.default_rng(4).standard_normal((2, 17, 16, 3)).astype(np.float32)
     with torch.no_grad():
-        got = nhwc(m(nchw(xe)))
-    np.testing.assert_allclose(got, reference.run(g, xe), atol=1e-5, rtol=1e-4)
+        m(nchw(xe))
+    want = reference.run(g, xe, outputs=[before_softmax])[before_softmax]
+    np.testing.assert_allclose(nhwc(caught[0]), want, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.torch
