@@ -54,18 +54,74 @@ LEAKY_SLOPE = 0.1  # Darknet's leaky relu
 
 
 @dataclass(frozen=True)
+class GalleryRules:
+    """How ELL's gallery built a network of a family from its name (see ``edgecnn.zoo.rules``).
+
+    Inferred from the 18 published tables in ``../shared/data/ell_gallery.json``; each field
+    says which tables show it. A name of the family's gallery ``form`` is built by these rules,
+    any other string literally.
+    """
+
+    form: str  # regex over the letters after the input size: a whole gallery network
+    schedule: tuple[int, ...]  # conv outputs by the number of pools before it; the last repeats
+    activation: str | None = None  # of the float convolutions and hidden dense layers; None:
+    #                                the family's (Family.activation)
+    binary_pool: str = "M3"  # the pool written M after a binary convolution
+    feature_width: int = 0  # the last conv before the classifier has this many outputs; if the
+    #                         name's last conv has fewer, ``extra`` adds one (0: never)
+    extra: tuple[tuple[str, str], ...] = ()  # (type of the name's last conv, detailed spec)
+    classifier: str = "conv"  # "conv": [CB]1 before A is a float 1x1 conv with CLASSES outputs;
+    #                           "dense": the name's F<n> is hidden and a dense CLASSES follows
+    classifier_act: str = "unless-binary"  # "unless-binary": the activation of a float net's
+    #                                        classifier conv, none with binary layers; "none"
+    page_pools: str = "padded"  # how the gallery page prints Pooling rows (gallery.py)
+    page_pools_binary: str = "padded-2x2"  # the same, for a network with binary layers
+    min_pools: int = 5  # a gallery network pools at least this often (ILSVRC2012 at 64..256)
+
+    def extra_for(self, conv_type: str) -> str:
+        return dict(self.extra).get(conv_type, "")
+
+
+@dataclass(frozen=True)
 class Family:
     activation: str
-    channels: Callable[[int], int]  # pools before the convolution -> output channels
+    channels: Callable[[int], int]  # literal reading: pools before the convolution -> outputs
     words: str
+    formula: str  # the literal channel rule in words, with {p} for the pool count
+    gallery: GalleryRules
 
+
+# The gallery's name forms: d and dr start conv+pool blocks (float, then optionally binary) and
+# end with the 1x1 classifier, A and S; v is VGG's blocks of convs and pools, F<n> and S.
+_DARKNET_FORM = r"CM(?:CM)*(?:BM)*[CB]1AS?"
+_VGG_FORM = r"(?:C+M)+F[1-9][0-9]*S?"
 
 FAMILIES = {
-    "d": Family("relu", lambda p: 16 * 2**p, "Darknet-like, relu, channels 16·2^pools"),
+    # d (14 tables): 16, 64, 64, 128 ... (the second conv is 64 in 13 of 14, from 6 CM stacks
+    # of float and binary kinds); relu in 11 of 14; a 1024-wide 3x3 conv of the last conv's
+    # type before the classifier when the name stops short of 1024 (10 of 12 tables that stop
+    # short; Darknet's reference cfg ends the same way), with a 3x3/2 pool after a binary one
+    # (9 of 10) and none after a float one (3 of 4); pools after binary convs 3x3/2 (10 of 10);
+    # the classifier is a float 1x1 conv (also where the name writes B1: 3 of 3), with relu in
+    # float nets (3 of 4) and no activation beside binary layers (10 of 10).
+    "d": Family("relu", lambda p: 16 * 2**p, "Darknet-like, relu, channels 16·2^pools",
+                "16·2^{p}", GalleryRules(
+                    form=_DARKNET_FORM, schedule=(16, 64, 64, 128, 256, 512, 1024),
+                    feature_width=1024, extra=(("C", "C3/1024"), ("B", "B3/1024 M3")),
+                    page_pools="unpadded")),
+    # dr (1 table): the literal reading; it shares d's Darknet tail (the 1024-wide conv, the
+    # binary pools and classifier), which its one table does not exercise.
     "dr": Family("leaky_relu", lambda p: 16 * 2**p,
-                 "Darknet reference, leaky relu (0.1), channels 16·2^pools"),
+                 "Darknet reference, leaky relu (0.1), channels 16·2^pools", "16·2^{p}",
+                 GalleryRules(form=_DARKNET_FORM, schedule=(16, 32, 64, 128, 256, 512, 1024),
+                              feature_width=1024, extra=(("C", "C3/1024"), ("B", "B3/1024 M3")))),
+    # v (3 tables): VGG channels min(64·2^p, 512), relu; the name's F<n> is a hidden dense
+    # layer and a dense 1000-way classifier follows it (the pages print no dense rows, but
+    # their file sizes need exactly one n x 1000 classifier: see tests/test_zoo_rules.py).
     "v": Family("relu", lambda p: min(64 * 2**p, 512),
-                "VGG-like, relu, channels min(64·2^pools, 512)"),
+                "VGG-like, relu, channels min(64·2^pools, 512)", "min(64·2^{p}, 512)",
+                GalleryRules(form=_VGG_FORM, schedule=(64, 128, 256, 512),
+                             classifier="dense")),
 }
 
 
@@ -201,15 +257,23 @@ def parse_detailed(family: str, shape: tuple[int, int, int], spec: str,
 
     ``activation`` replaces the family's as the default of C and F tokens.
     """
-    fam = FAMILIES[family]
-    fam_act = activation or fam.activation
+    arch = Arch(family, shape, tuple(detail_ops(family, spec, activation)))
+    check(arch, spec)
+    return arch
+
+
+def detail_ops(family: str, spec: str, activation: str | None = None,
+               last: bool = True) -> list[Op]:
+    """The Ops of a detailed spec, unchecked. ``last``: the spec ends the network (so a final
+    F token is the classifier, without an activation)."""
+    fam_act = activation or FAMILIES[family].activation
     found = list(re.finditer(r"\S+", spec))
     tokens = [m.group() for m in found]
     ops = []
     for i, tok in enumerate(tokens):
         pos = found[i].start()
         code, m = _match_detail(tok, spec)
-        last = i + 1 == len(tokens) or tokens[i + 1] == "S"
+        ends = (last and i + 1 == len(tokens)) or (i + 1 < len(tokens) and tokens[i + 1] == "S")
         if code in ("C", "B"):
             k, n, act = m.groups()
             code = code if k == "3" else code + "1"
@@ -217,13 +281,11 @@ def parse_detailed(family: str, shape: tuple[int, int, int], spec: str,
             ops.append(Op(code, int(n), default if act is None else ACTS[act], pos))
         elif code == "F":
             n, act = m.groups()
-            default = None if last else fam_act
+            default = None if ends else fam_act
             ops.append(Op(code, int(n), default if act is None else ACTS[act], pos))
         else:
             ops.append(Op(code, 0, None, pos))
-    arch = Arch(family, shape, tuple(ops))
-    check(arch, spec)
-    return arch
+    return ops
 
 
 def format_detailed(arch: Arch) -> str:
