@@ -7,10 +7,12 @@ Grammar (one string, no spaces)::
 family   d   Darknet-like, relu              channels 16 * 2**p
          dr  Darknet reference, leaky relu   channels 16 * 2**p   (slope 0.1, as in Darknet)
          v   VGG-like, relu                  channels min(64 * 2**p, 512)
-         where p is the number of M letters before the convolution. These rules fit the
-         published gallery tables best: 11 of the 14 d tables use relu; the dr table and
-         d_I256x256x3CMCMCMCMCMCMCMC1AS follow 16 * 2**p exactly (the other d tables have 64
-         channels in their second convolution); the v tables follow the VGG rule.
+         where p is the number of M letters before the convolution. This is the literal
+         reading. A whole gallery network of a family (its letters have the family's gallery
+         form, e.g. CM(CM)*(BM)*C1AS for d, and it pools at least 5 times) is built instead by
+         the family's gallery rules, ``GalleryRules`` in ``FAMILIES`` below (applied by
+         ``edgecnn.zoo.rules``): what ELL published for such names, e.g. 64 channels in d's
+         second convolution and a 3x3x1024 convolution before the classifier.
 I<H>x<W>x<C>  the input image, H x W pixels, C = 3 channels (B, G, R as ELL feeds them).
 layers, read left to right:
     C      3x3 convolution, stride 1, padding 1, no bias -> batchnorm -> family activation
@@ -26,8 +28,8 @@ The convolution directly before A has 1000 outputs (the ILSVRC2012 classes); eve
 follows its family's channel rule. Numbers are written without leading zeros.
 
 The names are lossy: the gallery's published tables depart from what they say (see
-``edgecnn.zoo.gallery``), so those models are written in the detailed spec below, which this
-module parses with a second lookup table. Detailed spec: tokens separated by spaces::
+``edgecnn.zoo.rules``), so the networks the rules build are written in the detailed spec below,
+which this module parses with a second lookup table. Detailed spec: tokens separated by spaces::
 
     C3/16  C1/1000  B3/64  B1/1000   convolution k x k with n outputs; ":none", ":relu",
                                      ":leaky" or ":prelu" overrides the activation
@@ -188,7 +190,8 @@ def parse_head(text: str) -> tuple[str, tuple[int, int, int], int]:
 
 
 def parse(text: str) -> Arch:
-    """The ELL name code as an Arch with every channel count and activation filled in."""
+    """The literal reading of the name code, every channel count and activation filled in
+    (``rules.graph`` builds a gallery-form name by its family's rules instead)."""
     family, shape, pos = parse_head(text)
     codes: list[tuple[str, int, int]] = []  # (code, n, position)
     while pos < len(text):
@@ -397,7 +400,7 @@ def to_graph(arch: Arch, name: str | None = None, meta: dict | None = None,
     """The Graph of an Arch (no weights), with ELL's preprocessing and the ILSVRC2012 labels."""
     name = name or format(arch)
     if meta is None:
-        meta = {"description": f"ELL architecture string, family {arch.family} "
+        meta = {"description": f"ELL architecture string read literally, family {arch.family} "
                                f"({FAMILIES[arch.family].words})",
                 "family": arch.family, "departures": []}
     net = _Net(name, arch, text or name, preprocessing=ell_preprocessing(),
