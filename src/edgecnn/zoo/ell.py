@@ -79,6 +79,7 @@ class GalleryRules:
     page_pools: str = "padded"  # how the gallery page prints Pooling rows (gallery.py)
     page_pools_binary: str = "padded-2x2"  # the same, for a network with binary layers
     min_pools: int = 5  # a gallery network pools at least this often (ILSVRC2012 at 64..256)
+    words: str = ""  # the rules in words, where they differ from Family.words
 
     def extra_for(self, conv_type: str) -> str:
         return dict(self.extra).get(conv_type, "")
@@ -110,7 +111,9 @@ FAMILIES = {
                 "16·2^{p}", GalleryRules(
                     form=_DARKNET_FORM, schedule=(16, 64, 64, 128, 256, 512, 1024),
                     feature_width=1024, extra=(("C", "C3/1024"), ("B", "B3/1024 M3")),
-                    page_pools="unpadded")),
+                    page_pools="unpadded",
+                    words="Darknet-like, relu, channels 16, 64, 64, 128 ... 1024 by pools, "
+                          "a 1024-wide conv before the classifier")),
     # dr (1 table): the literal reading; it shares d's Darknet tail (the 1024-wide conv, the
     # binary pools and classifier), which its one table does not exercise.
     "dr": Family("leaky_relu", lambda p: 16 * 2**p,

@@ -135,7 +135,8 @@ def build(named: Arch, name: str, rules: GalleryRules | None = None, what: str =
     pages = page_pools(named, rules)
     fam = ell.FAMILIES[named.family]
     what = what or f"ELL gallery-form name, built by the {named.family} family's rules"
-    meta = {"description": f"{what} (ILSVRC2012, family {named.family}: {fam.words})",
+    words = rules.words or fam.words
+    meta = {"description": f"{what} (ILSVRC2012, family {named.family}: {words})",
             "family": named.family,
             "departures": departures(named, built, pages) + list(one_offs),
             "gallery": {"spec": ell.format_detailed(built), "page_pools": pages}}
