@@ -1,9 +1,11 @@
 """The 18 models of ELL's ILSVRC2012 gallery, as their published architecture tables show them.
 
 Source: the ELL model gallery pages (Microsoft Embedded Learning Library, 2017-2018), one page
-per model with a table of Convolution / Pooling / Softmax rows. The names are lossy, so each
-entry gives the detailed spec (grammar in ``edgecnn.zoo.ell``) that reproduces its table, and
-lists in words every way the table departs from what the name says; ``summary`` prints them.
+per model with a table of Convolution / Pooling / Softmax rows. The names are lossy; the
+family's rules (``GalleryRules`` in ``edgecnn.zoo.ell``, applied by ``edgecnn.zoo.rules``)
+reproduce 15 of the 18 tables. An entry records only what its page does differently from its
+family's rules (three d pages); its departures from the literal name are computed, and
+``summary`` prints them.
 
 ``page_pools`` says how the page prints Pooling rows: "padded" (the output buffer with the zero
 border the next 3x3 convolution reads, ELL's convention), "unpadded" (the logical shape), or
@@ -15,29 +17,46 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.graph import Graph
-from . import ell
+from . import ell, rules
 from .registry import register
 
 
 @dataclass(frozen=True)
 class Entry:
+    """A gallery model: its name, and the rule fields its page replaces (genuine one-offs)."""
+
     name: str
-    spec: str
-    departures: tuple[str, ...] = ()
-    activation: str | None = None  # replaces the family's default activation of C and F
-    page_pools: str = "padded"
+    one_offs: tuple[tuple[str, object], ...] = ()  # GalleryRules field -> this page's value
+    why: str = ""  # the one-offs in words
+
+    @property
+    def family(self) -> str:
+        return ell.parse_head(self.name)[0]
+
+    @property
+    def rules(self) -> ell.GalleryRules:
+        return rules.rules_of(self.family, **dict(self.one_offs))
+
+    @property
+    def spec(self) -> str:
+        """The detailed spec of the published table."""
+        return ell.format_detailed(arch_of(self))
+
+    @property
+    def page_pools(self) -> str:
+        return rules.page_pools(ell.parse(self.name), self.rules)
+
+    @property
+    def departures(self) -> tuple[str, ...]:
+        return tuple(build(self).meta["departures"])
 
 
-# ---- the departures, in words ------------------------------------------------------------------
+# The departures from the literal reading, in words (computed by rules.departures; named here
+# for the tests and for readers).
 LEAKY = "float convolutions use leaky relu (slope 0.1), not the d family's relu"
 SECOND_64 = "the second convolution has 64 channels, not 32 (16·2^1) as the d channel rule gives"
-POOL_3X3 = ("every max pool after a binary convolution is 3x3 stride 2 padding 1 (output "
-            "ceil(in/2)), not M's 2x2 stride 2")
-NO_ACT = "the classifier (1x1 convolution, 1000 outputs) has no activation"
-UNPADDED = ("the page prints Pooling rows unpadded (logical shape); summary prints the padded "
-            "buffer the next 3x3 convolution reads")
-UNPADDED_3X3 = ("the page prints the 3x3/2 Pooling rows unpadded (logical shape); summary prints "
-                "the padded buffer the next binary convolution reads")
+POOL_3X3, NO_ACT, B1_IS_FLOAT = rules.POOL_3X3, rules.NO_ACT, rules.B1_IS_FLOAT
+UNPADDED, UNPADDED_3X3, CLASSIFIER_FC = rules.UNPADDED, rules.UNPADDED_3X3, rules.CLASSIFIER_FC
 EXTRA_C1_1024 = "an extra 1x1 convolution with 1024 outputs comes before the classifier"
 EXTRA_C3_1024 = ("an extra 3x3 convolution with 1024 outputs (no pool after it) comes before "
                  "the classifier")
@@ -45,79 +64,50 @@ EXTRA_B_POOL = ("an extra binary 3x3 convolution with 1024 outputs and a 3x3/2 m
                 "before the classifier")
 EXTRA_B = ("an extra binary 3x3 convolution with 1024 outputs (no pool after it) comes before "
            "the classifier")
-B1_IS_FLOAT = ("the name's final B1 is the classifier: a float 1x1 convolution with 1000 "
-               "outputs, not a binary one")
-CLASSIFIER_FC = ("a dense classifier with 1000 outputs follows F{n} (the name ends F{n}S; the "
-                 "page prints no FullyConnected rows)")
 
-# the common layer stacks of the tables
-_FLOAT6 = "C3/16 M2 C3/64 M2 C3/64 M2 C3/128 M2 C3/256 M2 C3/512 M2"
-_BIN_CC = "C3/16 M2 C3/64 M2 B3/64 M3 B3/128 M3 B3/256 M3 B3/512 M3 B3/1024"
-_BIN_CB = "C3/16 M2 B3/64 M3 B3/64 M3 B3/128 M3 B3/256 M3 B3/512 M3 B3/1024"
-_VGG = "C3/64 C3/64 M2 C3/128 C3/128 M2 C3/256 C3/256 C3/256 M2 C3/512 C3/512 C3/512 M2 " \
-       "C3/512 C3/512 C3/512 M2"
-
-_BIN_DEPARTURES = (SECOND_64, POOL_3X3, EXTRA_B_POOL, NO_ACT, UNPADDED_3X3)
+_LEAKY = ("activation", "leaky_relu")
 
 ENTRIES = [
-    Entry("d_I128x128x3CMCMCMCMCMCMC1AS", f"{_FLOAT6} C1/1024 C1/1000:none A S",
-          (LEAKY, SECOND_64, EXTRA_C1_1024, NO_ACT, UNPADDED), "leaky_relu", "unpadded"),
-    Entry("d_I160x160x3CMCMBMBMBMBMC1AS", f"{_BIN_CC} M3 C1/1000:none A S", _BIN_DEPARTURES,
-          page_pools="padded-2x2"),
-    Entry("d_I160x160x3CMCMCMCMCMCMC1AS", f"{_FLOAT6} C3/1024 C1/1000 A S",
-          (SECOND_64, EXTRA_C3_1024, UNPADDED), page_pools="unpadded"),
-    Entry("d_I192x192x3CMCMBMBMBMBMB1AS", f"{_BIN_CC} M3 C1/1000:none A S",
-          (*_BIN_DEPARTURES, B1_IS_FLOAT), page_pools="padded-2x2"),
-    Entry("d_I192x192x3CMCMBMBMBMBMC1AS", f"{_BIN_CC} M3 C1/1000:none A S", _BIN_DEPARTURES,
-          page_pools="padded-2x2"),
-    Entry("d_I224x224x3CMCMBMBMBMBMB1AS", f"{_BIN_CC} C1/1000:none A S",
-          (LEAKY, SECOND_64, POOL_3X3, EXTRA_B, NO_ACT, UNPADDED_3X3, B1_IS_FLOAT),
-          "leaky_relu", "padded-2x2"),
-    Entry("d_I224x224x3CMCMBMBMBMBMC1AS", f"{_BIN_CC} M3 C1/1000:none A S", _BIN_DEPARTURES,
-          page_pools="padded-2x2"),
-    Entry("d_I224x224x3CMCMCMCMCMCMC1AS", f"{_FLOAT6} C3/1024 C1/1000 A S",
-          (SECOND_64, EXTRA_C3_1024, UNPADDED), page_pools="unpadded"),
-    Entry("d_I256x256x3CMBMBMBMBMBMB1AS", f"{_BIN_CB} M3 C1/1000:none A S",
-          (*_BIN_DEPARTURES, B1_IS_FLOAT), page_pools="padded-2x2"),
-    Entry("d_I256x256x3CMBMBMBMBMBMC1AS", f"{_BIN_CB} M3 C1/1000:none A S", _BIN_DEPARTURES,
-          page_pools="padded-2x2"),
-    Entry("d_I256x256x3CMCMBMBMBMBMB1AS", f"{_BIN_CC} M3 C1/1000:none A S",
-          (*_BIN_DEPARTURES, B1_IS_FLOAT), page_pools="padded-2x2"),
-    Entry("d_I256x256x3CMCMBMBMBMBMC1AS", f"{_BIN_CC} M3 C1/1000:none A S", _BIN_DEPARTURES,
-          page_pools="padded-2x2"),
-    Entry("d_I256x256x3CMCMCMCMCMCMC1AS", f"{_FLOAT6} C3/1024 C1/1000 A S",
-          (SECOND_64, EXTRA_C3_1024, UNPADDED), page_pools="unpadded"),
+    # Three d pages depart from their family's rules; each is also the only leaky one among its
+    # siblings (the same name with B1 for C1, or the same stack at other sizes, follows the rules).
+    Entry("d_I128x128x3CMCMCMCMCMCMC1AS",
+          (_LEAKY, ("extra", (("C", "C1/1024"),)), ("classifier_act", "none")),
+          "leaky relu, a 1x1 (not 3x3) 1024-wide conv, no activation on the classifier"),
+    Entry("d_I160x160x3CMCMBMBMBMBMC1AS"),
+    Entry("d_I160x160x3CMCMCMCMCMCMC1AS"),
+    Entry("d_I192x192x3CMCMBMBMBMBMB1AS"),
+    Entry("d_I192x192x3CMCMBMBMBMBMC1AS"),
+    Entry("d_I224x224x3CMCMBMBMBMBMB1AS", (_LEAKY, ("extra", (("B", "B3/1024"),))),
+          "leaky relu, no pool after the 1024-wide binary conv"),
+    Entry("d_I224x224x3CMCMBMBMBMBMC1AS"),
+    Entry("d_I224x224x3CMCMCMCMCMCMC1AS"),
+    Entry("d_I256x256x3CMBMBMBMBMBMB1AS"),
+    Entry("d_I256x256x3CMBMBMBMBMBMC1AS"),
+    Entry("d_I256x256x3CMCMBMBMBMBMB1AS"),
+    Entry("d_I256x256x3CMCMBMBMBMBMC1AS"),
+    Entry("d_I256x256x3CMCMCMCMCMCMC1AS"),
     Entry("d_I256x256x3CMCMCMCMCMCMCMC1AS",
-          "C3/16 M2 C3/32 M2 C3/64 M2 C3/128 M2 C3/256 M2 C3/512 M2 C3/1024 M2 C1/1000 A S",
-          (LEAKY, UNPADDED), "leaky_relu", "unpadded"),
-    Entry("dr_I256x256x3CMCMCMCMCMCMCMC1AS",
-          "C3/16 M2 C3/32 M2 C3/64 M2 C3/128 M2 C3/256 M2 C3/512 M2 C3/1024 M2 C1/1000 A S"),
-    Entry("v_I160x160x3CCMCCMCCCMCCCMCCCMF2048S", f"{_VGG} F2048 F1000 S",
-          (CLASSIFIER_FC.format(n=2048),)),
-    Entry("v_I160x160x3CCMCCMCCCMCCCMCCCMF4096S", f"{_VGG} F4096 F1000 S",
-          (CLASSIFIER_FC.format(n=4096),)),
-    Entry("v_I64x64x3CCMCCMCCCMCCCMCCCMF2048S", f"{_VGG} F2048 F1000 S",
-          (CLASSIFIER_FC.format(n=2048),)),
+          (_LEAKY, ("schedule", ell.FAMILIES["dr"].gallery.schedule)),
+          "the dr network (leaky relu, channels 16·2^pools) under a d name"),
+    Entry("dr_I256x256x3CMCMCMCMCMCMCMC1AS"),
+    Entry("v_I160x160x3CCMCCMCCCMCCCMCCCMF2048S"),
+    Entry("v_I160x160x3CCMCCMCCCMCCCMCCCMF4096S"),
+    Entry("v_I64x64x3CCMCCMCCCMCCCMCCCMF2048S"),
 ]
 
 SEED = "dr_I256x256x3CMCMCMCMCMCMCMC1AS"
 
 
 def arch_of(entry: Entry) -> ell.Arch:
-    family, shape, _ = ell.parse_head(entry.name)
-    return ell.parse_detailed(family, shape, entry.spec, entry.activation)
+    """The published table's network: the family's rules with the entry's one-offs."""
+    return rules.expand(ell.parse(entry.name), entry.rules)
 
 
 def build(entry: Entry) -> Graph:
-    arch = arch_of(entry)
-    meta = {
-        "description": f"ELL gallery model {entry.name} (ILSVRC2012, family {arch.family}: "
-                       f"{ell.FAMILIES[arch.family].words})",
-        "family": arch.family,
-        "departures": list(entry.departures),
-        "gallery": {"spec": entry.spec, "page_pools": entry.page_pools},
-    }
-    return ell.to_graph(arch, name=entry.name, meta=meta)
+    named = ell.parse(entry.name)
+    one_off = (f"one-off (this page, not the {entry.family} family's rules): {entry.why}",)
+    return rules.build(named, entry.name, entry.rules, f"ELL gallery model {entry.name}",
+                       one_off if entry.one_offs else ())
 
 
 def _register(entry: Entry) -> None:
