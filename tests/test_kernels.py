@@ -158,7 +158,8 @@ def builds() -> dict[str, tuple[str, targets.Target, list[str]]]:
     out = {"host-gcc": ("gcc", host, []),
            "host-clang": ("clang", host, []),
            "host-openmp": ("gcc", replace(host, openmp=True), []),
-           "c99-scalar": ("gcc", targets.get("c99"), [])}
+           "c99-scalar": ("gcc", targets.get("c99"), []),
+           "c99-clang": ("clang", targets.get("c99"), [])}
     if x86():
         for nb in (16, 8, 4):
             out[f"gcc-nb{nb}"] = ("gcc", width_target(nb), [])

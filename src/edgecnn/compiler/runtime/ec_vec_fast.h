@@ -161,7 +161,10 @@ EC_INLINE ec_vf ec_wload(const int HALF, const void *w, size_t i)
 
 /* Before a loop over the pixels of a register tile: unroll it completely, so the accumulator
  * arrays become registers (clang needs this for loops the kernels index them in). */
-#if defined(__clang__)
+#if defined(EC_NO_VECTOR_EXT) /* struct vectors: nothing to keep in registers, and clang
+                               * cannot fully unroll their lane loops (-Wpass-failed) */
+#define EC_UNROLL
+#elif defined(__clang__)
 #define EC_UNROLL _Pragma("clang loop unroll(full)")
 #elif defined(__GNUC__)
 #define EC_UNROLL _Pragma("GCC unroll 40")
