@@ -193,7 +193,7 @@ def require_loadable(t: targets.Target, m: targets.Machine | None = None) -> Non
         return
     here = [n for n in targets.TARGETS if targets.get(n, machine=m).runs_on(m)]
     why = (f"it is {t.arch} code and this machine is {m.arch}" if t.arch and t.arch != m.arch
-           else f"this CPU lacks {', '.join(sorted(t.needs - m.flags))}")
+           else f"this CPU lacks {', '.join(sorted(set(t.needs) - m.flags))}")
     raise EdgecnnError(f"a {t.name!r} library cannot run on this machine ({why}): use "
                        f"`edgecnn compile MODEL --target {t.name} -o DIR` and copy it to the "
                        f"device (loadable here: {', '.join(here)})")
