@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import conformance
-from edgecnn import GraphBuilder, reference
+from edgecnn import GraphBuilder
 from edgecnn.compiler import build, targets
 from edgecnn.compiler.api import CompiledModel
 from edgecnn.compiler.api import compile as ec_compile
+from edgecnn.core import reference
 from test_compiler import _chain, _dag, _random
 
 pytestmark = pytest.mark.cc
