@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from edgecnn.compiler import packing
+from edgecnn.compiler.kernels import conv_algorithm
 from edgecnn.layers.base import get_kind
 
 RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "compiler" / "runtime"
@@ -405,7 +406,7 @@ def test_winograd_filter_transform_is_exact_in_1d():
 def test_choose_conv_algorithm():
     def choose(cin, cout, hw, k=3, s=1, groups=1, nb=16):
         a = conv_attrs(cin, cout, k, s, k // 2, groups=groups)
-        return packing.choose_conv_algorithm(a, (hw, hw, cin), (hw // s, hw // s, cout), nb)
+        return conv_algorithm(a, (hw, hw, cin), (hw // s, hw // s, cout), nb)
 
     assert choose(3, 16, 256) == "direct"          # RGB first layer
     assert choose(16, 32, 128) == "winograd"

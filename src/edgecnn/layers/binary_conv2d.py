@@ -93,8 +93,9 @@ class BinaryConv2d(LayerKind):
 
     def c_call(self, op, c):
         wt = op.weights
+        params = c_conv_params(op, c)
         wsign = np.where(wt["weight"] > 0, 1.0, -1.0)
         call = (f"ec_binary_conv2d_ref(&p, &{c.ins[0]}, &{c.out}, {c.ptr(wsign)}, "
                 f"{c.ptr(wt['scale'])}, {c.ptr(wt.get('bias'))});")
-        return c.block(c_conv_params(op, c), call)
+        return c.block(params, call)
 

@@ -103,9 +103,10 @@ class Conv2d(LayerKind):
         return out
 
     def c_call(self, op, c):
-        call = (f"ec_conv2d_ref(&p, &{c.ins[0]}, &{c.out}, {c.ptr(op.weights['weight'])}, "
-                f"{c.ptr(op.weights.get('bias'))});")
-        return c.block(c_conv_params(op, c), call)
+        params = c_conv_params(op, c)  # the weight blob's order: slopes, bias, weight
+        bias = c.ptr(op.weights.get("bias"))
+        w = c.ptr(op.weights["weight"])
+        return c.block(params, f"ec_conv2d_ref(&p, &{c.ins[0]}, &{c.out}, {w}, {bias});")
 
 
 

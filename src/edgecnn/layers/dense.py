@@ -76,7 +76,8 @@ class Dense(LayerKind):
     def c_call(self, op, c):
         n_in = int(np.prod(c.shape(op.inputs[0])))
         gather, x = c.flat_input(op)
-        w, bias = c.ptr(op.weights["weight"]), c.ptr(op.weights.get("bias"))
+        bias = c.ptr(op.weights.get("bias"))
+        w = c.ptr(op.weights["weight"])
         return "\n".join([*gather, f"    ec_dense_ref({n_in}, {op.attrs['units']}, {x}, "
                                     f"{c.out}.data, {w}, {bias}, {c.fused_act(op, slope=False)});"])
 
