@@ -36,8 +36,9 @@ REWRITTEN = {"dropout": "drop_dropout", "batchnorm": "fold_affine"}
 # compile time naming the layer
 SUPPORTED = frozenset({k for k, kind in all_kinds().items() if lowers_to(kind, "c")}
                       | REWRITTEN.keys())
-# producers an activation can be fused into (prelu needs per-channel slopes: not into dense)
-FUSE_INTO = {"conv2d", "binary_conv2d", "dense", "add"}
+# producers an activation can be fused into: the linear kinds and add, whose C kernels apply
+# it (prelu needs per-channel slopes: not into dense)
+FUSE_INTO = frozenset({k for k, kind in all_kinds().items() if kind.linear} | {"add"})
 
 
 @dataclass

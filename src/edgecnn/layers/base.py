@@ -121,6 +121,9 @@ class LayerKind:
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
     elementwise: ClassVar[bool] = False  # output has the input's shape and may be computed in place
+    # a learned linear map (a convolution or dense): it heads a group of rows in ELL tables,
+    # can be a classifier head, and its C kernels apply a fused activation
+    linear: ClassVar[bool] = False
 
     def normalize_attrs(self, attrs: dict, where: str) -> dict:
         known = {a.name for a in self.attrs}

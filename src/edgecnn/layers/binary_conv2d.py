@@ -22,6 +22,7 @@ from .conv2d import Conv2d, c_conv_params, onnx_conv_attrs
 @register
 class BinaryConv2d(LayerKind):
     kind = "binary_conv2d"
+    linear = True
     title = "Convolution"
     attrs = (Attr("filters", "int"), Attr("kernel", "int2", 3), Attr("stride", "int2", 1),
              Attr("padding", "pad4", 1))

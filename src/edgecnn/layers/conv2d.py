@@ -14,6 +14,7 @@ from .base import Attr, LayerKind, TensorSpec, fmt_hw, pad_nhwc, register, windo
 @register
 class Conv2d(LayerKind):
     kind = "conv2d"
+    linear = True
     title = "Convolution"
     attrs = (
         Attr("filters", "int", doc="output channels"),

@@ -11,6 +11,7 @@ from .base import Attr, LayerKind, TensorSpec, register
 @register
 class Dense(LayerKind):
     kind = "dense"
+    linear = True
     title = "FullyConnected"
     attrs = (Attr("units", "int"), Attr("bias", "bool", True))
 
