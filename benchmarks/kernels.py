@@ -29,7 +29,8 @@ from edgecnn.compiler import packing
 from edgecnn.compiler.kernels import conv_algorithm
 
 RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "compiler" / "runtime"
-SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
+SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winograd.c",
+           "ec_dense_fast.c")
 # (h, w, cin, cout, kernel, pad): the seed model's convolutions (input sizes)
 SEED_CONVS = [(256, 256, 3, 16, 3, 1), (128, 128, 16, 32, 3, 1), (64, 64, 32, 64, 3, 1),
               (32, 32, 64, 128, 3, 1), (16, 16, 128, 256, 3, 1), (8, 8, 256, 512, 3, 1),

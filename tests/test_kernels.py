@@ -29,7 +29,8 @@ from edgecnn.layers.base import get_kind
 
 RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "compiler" / "runtime"
 DRIVER = Path(__file__).resolve().parent / "c" / "kernels_check.c"
-SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
+SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winograd.c",
+           "ec_dense_fast.c")
 WARN = ["-Wall", "-Wextra", "-Werror"]
 TOL = 2e-5
 TOL_WINOGRAD = 5e-5

@@ -23,7 +23,8 @@ from . import emit, kernels, passes, plan, targets
 RUNTIME_DIR = kernels.RUNTIME_DIR
 PREDICT_MAIN = "ec_predict_main.c"
 CORE_SOURCES = ("ec_ref.c", "ec_pool.c", "ec_binary.c")  # always built
-FAST_SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")  # ec_fast.h
+FAST_SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winograd.c",
+                "ec_dense_fast.c")  # ec_fast.h
 WARNINGS = ("-Wall", "-Wextra", "-Werror")
 
 

@@ -137,7 +137,7 @@ def winograd_tiles(out_shape: tuple[int, int, int]) -> int:
 
 
 WINOGRAD_CHUNK_FLOATS = 96 * 1024  # EC_WINO_CHUNK_FLOATS in ec_winograd.c: one chunk's scratch
-WINOGRAD_MAX_THREADS = 4           # EC_MAX_THREADS of an OpenMP build (1 without OpenMP)
+WINOGRAD_MAX_THREADS = 4  # EC_MAX_THREADS of an OpenMP build (1 without): the Pis' 4 cores
 
 
 def winograd_scratch_floats(in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
