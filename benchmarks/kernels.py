@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.compiler import packing
+from edgecnn.compiler.kernels import conv_algorithm
 
 RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "compiler" / "runtime"
-SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
+SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winograd.c",
+           "ec_dense_fast.c")
 # (h, w, cin, cout, kernel, pad): the seed model's convolutions (input sizes)
 SEED_CONVS = [(256, 256, 3, 16, 3, 1), (128, 128, 16, 32, 3, 1), (64, 64, 32, 64, 3, 1),
               (32, 32, 64, 128, 3, 1), (16, 16, 128, 256, 3, 1), (8, 8, 256, 512, 3, 1),
@@ -168,11 +170,11 @@ def report(args, layers, best) -> None:
         head += "".join(f" | {f'{t}T {a}':<22}" for a in cols)
     print(head)
     faster = {t: 0.0 for t in args.threads}  # the faster kernel of each layer
-    chosen = {t: 0.0 for t in args.threads}  # the kernel choose_conv_algorithm picks
+    chosen = {t: 0.0 for t in args.threads}  # the kernel conv_algorithm picks
     for i, layer in enumerate(layers):
         h, w, cin, cout, k, _ = layer
         attrs = {"kernel": (k, k), "stride": (1, 1), "dilation": (1, 1), "groups": 1}
-        pick = packing.choose_conv_algorithm(attrs, (h, w, cin), (h, w, cout), args.nb)
+        pick = conv_algorithm(attrs, (h, w, cin), (h, w, cout), args.nb)
         row = f"{h}x{w}x{cin}->{cout} {k}x{k}".ljust(22) + f"{layer_macs(layer) / 1e6:6.1f}"
         for t in args.threads:
             for algo in cols:
@@ -183,7 +185,7 @@ def report(args, layers, best) -> None:
         print(row)
     total_macs = sum(layer_macs(layer) for layer in layers)
     for t in args.threads:
-        for what, total in (("the kernel choose_conv_algorithm picks", chosen[t]),
+        for what, total in (("the kernel conv_algorithm picks", chosen[t]),
                             ("the faster float32 kernel", faster[t])):
             gf = 2 * total_macs / total / 1e9
             print(f"sum over the layers, {t} thread(s), {what}: {total * 1e3:.3f} ms "

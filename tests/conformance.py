@@ -93,7 +93,7 @@ _add("conv2d-stride-2x1", "conv2d", (9, 7, 3),
      {"filters": 4, "kernel": 3, "stride": (2, 1), "padding": 1})
 _add("conv2d-nobias", "conv2d", (6, 6, 4), {"filters": 6, "kernel": 3, "bias": False})
 # one input channel, strided: torch 2.13 miscomputes these when the input's strides also read
-# as channels_last (edgecnn.train.torch_module.plain_strides)
+# as channels_last (edgecnn.layers._torch.plain_strides)
 _add("conv2d-1ch-4x4-s1x2", "conv2d", (7, 5, 1), {"filters": 3, "kernel": 4, "stride": (1, 2)})
 _add("conv2d-1ch-asym-pad-s1x2", "conv2d", (1, 2, 1),
      {"filters": 1, "kernel": (2, 4), "stride": (1, 2), "padding": (1, 0, 3, 3), "bias": False})

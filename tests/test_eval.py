@@ -5,10 +5,10 @@ import pytest
 
 from edgecnn.apps.evaluate import evaluate, subset
 from edgecnn.core import reference
-from edgecnn.core.datasets import Augment, eval_pixels, find_samples, input_affine, to_input
+from edgecnn.core.datasets import Augment, find_samples, input_affine
 from edgecnn.core.graph import Preprocessing
 from edgecnn.core.labels import ilsvrc2012
-from edgecnn.core.preprocess import load_image
+from edgecnn.core.preprocess import load_image, normalize, preprocess
 from edgecnn.errors import EdgecnnError
 from testutil import tiny_cnn, write_image
 
@@ -24,8 +24,7 @@ def _class_folders(root, classes, per_class=3):
 
 
 def _recount(g, samples, classes):
-    x = np.stack([to_input(eval_pixels(load_image(s.path), g.preprocessing, (16, 16)),
-                           g.preprocessing) for s in samples])
+    x = np.stack([preprocess(load_image(s.path), g.preprocessing, (16, 16)) for s in samples])
     p = reference.predict(g, x)
     t = np.array([classes.index(s.label) for s in samples])
     best = np.argsort(-p, axis=1, kind="stable")[:, :5]
@@ -110,11 +109,11 @@ def test_augment_output_and_determinism(tmp_path):
     assert not np.array_equal(a, c)
 
 
-def test_input_affine_equals_to_input():
+def test_input_affine_equals_normalize():
     px = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
     for p in (Preprocessing(), Preprocessing(channel_order="BGR", pixel_range=(0, 255)),
               Preprocessing(pixel_range=(-1, 1), mean=(0.1, 0.2, 0.3), std=(0.5, 2, 4),
                             channel_order="BGR")):
         a, b, bgr = input_affine(p)
         x = (px[..., ::-1] if bgr else px).astype(np.float32) * a + b
-        np.testing.assert_allclose(x, to_input(px, p), rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(x, normalize(px, p), rtol=1e-6, atol=1e-5)

@@ -26,11 +26,13 @@ import pytest
 
 from conftest import need
 from edgecnn.compiler import packing, targets
+from edgecnn.compiler.kernels import conv_algorithm
 from edgecnn.layers.base import get_kind
 
 RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "compiler" / "runtime"
 DRIVER = Path(__file__).resolve().parent / "c" / "kernels_check.c"
-SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
+SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winograd.c",
+           "ec_dense_fast.c")
 WARN = ["-Wall", "-Wextra", "-Werror"]
 TOL = 2e-5
 TOL_WINOGRAD = 5e-5
@@ -144,7 +146,7 @@ def width_target(nb: int) -> targets.Target:
                    cflags=(march, "-O3", "-ffp-contract=fast"), nb=nb, needs=needs, openmp=False)
 
 
-# Tile settings of the ARM builds (ec_vec_fast.h, ec_conv_fast.c), compiled with EC_NB=4 on x86
+# Tile settings of the ARM builds (ec_vec_fast.h, ec_conv_direct.c, ec_conv_depthwise.c), compiled with EC_NB=4 on x86
 # too, so that their tile loops run natively here and not only under qemu.
 ARM_TILES = {"aarch64": ["-DEC_TW=8", "-DEC_DW_TW=16"], "armv7": ["-DEC_TW=4", "-DEC_DW_TW=8"]}
 
@@ -450,7 +452,7 @@ def test_winograd_filter_transform_is_exact_in_1d():
 def test_choose_conv_algorithm():
     def choose(cin, cout, hw, k=3, s=1, groups=1, nb=16):
         a = conv_attrs(cin, cout, k, s, k // 2, groups=groups)
-        return packing.choose_conv_algorithm(a, (hw, hw, cin), (hw // s, hw // s, cout), nb)
+        return conv_algorithm(a, (hw, hw, cin), (hw // s, hw // s, cout), nb)
 
     assert choose(3, 16, 256) == "direct"          # RGB first layer
     assert choose(16, 32, 128) == "winograd"

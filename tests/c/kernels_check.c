@@ -2,8 +2,8 @@
  * from Python (NEON cross builds run under qemu-user). Prints one line per case and "all ok";
  * exits 1 on the first error above the tolerance (relative to the case's largest |output|).
  *
- * Build: cc -O2 -DEC_NB=4 -I<runtime> kernels_check.c ec_conv_fast.c ec_winograd.c
- *        ec_dense_fast.c -lm
+ * Build: cc -O2 -DEC_NB=4 -I<runtime> kernels_check.c ec_conv_direct.c ec_conv_depthwise.c
+ *        ec_add_fast.c ec_winograd.c ec_dense_fast.c -lm
  */
 #include <math.h>
 #include <stdint.h>

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.datasets import Sample, eval_pixels, find_samples, label_indices, to_input
+from ..core.datasets import Sample, find_samples, label_indices
 from ..core.graph import Graph, fingerprint
 from ..core.labels import class_names
-from ..core.preprocess import load_image
+from ..core.preprocess import load_image, preprocess
 from ..core.progress import Progress
 from ..errors import EdgecnnError
 from .classify import backend_fn
@@ -33,7 +33,7 @@ def _load(g: Graph, s: Sample) -> np.ndarray | str:
     """The preprocessed input for a sample, or the error message if it cannot be read."""
     try:
         h, w, _ = g.input_shape
-        return to_input(eval_pixels(load_image(s.path), g.preprocessing, (h, w)), g.preprocessing)
+        return preprocess(load_image(s.path), g.preprocessing, (h, w))
     except EdgecnnError as e:
         return str(e)
 

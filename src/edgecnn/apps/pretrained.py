@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..core.fileio import cache_dir
 from ..core.progress import Progress
 from ..errors import EdgecnnError
 
@@ -49,10 +50,6 @@ BUILTIN = [
                "Apache-2.0", "MobileNet v2, width 1.0, 224x224 RGB, uint8 quantized; 1001 "
                "outputs (0 = background); ImageNet (ILSVRC2012)", 3610798),
 ]
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EDGECNN_CACHE") or Path.home() / ".cache" / "edgecnn")
 
 
 def registry() -> dict[str, Pretrained]:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.datasets import eval_pixels, find_samples, to_input
+from ..core.datasets import find_samples
 from ..core.graph import Graph, Layer
 from ..core.labels import ilsvrc2012, wnid_index
-from ..core.preprocess import load_image
+from ..core.preprocess import load_image, normalize, to_pixels
 from ..core.progress import Progress
 from ..core.surgery import classifier_layer, cut
 from ..errors import EdgecnnError
@@ -42,13 +42,13 @@ def features(g: Graph, paths: list[Path], backend: str = "reference", batch_size
             xs = []
             for i in range(start, min(start + batch_size, len(paths))):
                 try:
-                    px = eval_pixels(load_image(paths[i]), g.preprocessing, (h, w))
+                    px = to_pixels(load_image(paths[i]), g.preprocessing, (h, w))
                 except EdgecnnError as e:
                     print(f"edgecnn retarget: skipped {e}")
                     continue
                 if flip:
                     px = px[:, ::-1]
-                xs.append(to_input(px, g.preprocessing))
+                xs.append(normalize(px, g.preprocessing))
                 ok.append(i)
             if xs:
                 out.append(run(np.stack(xs)))

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.fileio import cache_dir
 from ..core.graph import Graph
+from ..core.reference import check_input
 from ..errors import EdgecnnError
 from . import build, targets
 
 
 def cache_root() -> Path:
-    root = os.environ.get("EDGECNN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                           "edgecnn")
-    return Path(root) / "compiled"
+    return cache_dir() / "compiled"
 
 
 def cache_key(g: Graph, t: targets.Target, options: dict) -> str:
@@ -97,17 +97,7 @@ class CompiledModel:
         getattr(self._lib, f"{self.name}_set_threads")(ctypes.c_int(int(n)))
 
     def _check(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        h, w, c = self.input_shape
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or tuple(x.shape[1:]) != (h, w, c):
-            raise EdgecnnError(f"compiled model {self.graph.name!r} takes input of shape "
-                               f"(N, {h}, {w}, {c}) or ({h}, {w}, {c}), got {tuple(x.shape)}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise EdgecnnError(f"compiled model {self.graph.name!r} takes preprocessed float "
-                               f"input (float32), got dtype {x.dtype}")
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return check_input(self.graph, x, "compiled model")
 
     def predict(self, x) -> np.ndarray:
         """(N, H, W, C) or (H, W, C) preprocessed float input -> (N, classes) float32."""

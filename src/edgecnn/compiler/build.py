@@ -23,7 +23,8 @@ from . import emit, kernels, passes, plan, targets
 RUNTIME_DIR = kernels.RUNTIME_DIR
 PREDICT_MAIN = "ec_predict_main.c"
 CORE_SOURCES = ("ec_ref.c", "ec_pool.c", "ec_binary.c")  # always built
-FAST_SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")  # ec_fast.h
+FAST_SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winograd.c",
+                "ec_dense_fast.c")  # ec_fast.h
 WARNINGS = ("-Wall", "-Wextra")
 # Warnings are errors where EDGECNN_WERROR=1 (the test suite sets it: the generated C and the
 # runtime must stay warning-free), never in what users build: a newer compiler's new warning
@@ -66,12 +67,10 @@ def _write(path: Path, data: str | bytes) -> None:
 
 
 def lower_and_plan(g: Graph, target: targets.Target, ref_kernels: bool = False):
+    """The pipeline's first three stages: (program, memory plan)."""
     prog = passes.lower(g)
-
-    def scratch(op, algo, prog, views):
-        return emit.scratch_floats(op, algo, prog, views, target.nb, target.openmp)
-
-    return prog, plan.make_plan(prog, target.nb, ref_kernels, scratch)
+    chosen = kernels.choose_all(prog, target, ref_kernels)
+    return prog, plan.make_plan(prog, chosen, target)
 
 
 def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target = "host",
@@ -84,8 +83,12 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
                        portable=t.name == "c99")
     say = progress or (lambda s: None)
     say(f"generate: lowering {g.name!r} for target {t.name} (EC_NB={t.nb})")
-    prog, pl = lower_and_plan(g, t, ref_kernels)
-    e = emit.emit(g, prog, pl, opt, _version())
+    # the pipeline: lower → choose kernels → plan memory → pack weights → emit C (→ build_dir)
+    prog = passes.lower(g)
+    chosen = kernels.choose_all(prog, t, ref_kernels)
+    pl = plan.make_plan(prog, chosen, t)
+    packed = kernels.pack_all(prog, chosen, t.nb)
+    e = emit.emit(g, prog, chosen, pl, packed, opt, _version())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write(out / "model.c", e.model_c)
@@ -94,7 +97,7 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
         _write(out / "weights.bin", emit.weights_file_bytes(e))
     sources = ["model.c", *CORE_SOURCES]
     if e.uses_fast:
-        sources += [s for s in FAST_SOURCES if (RUNTIME_DIR / s).is_file()]
+        sources += FAST_SOURCES
     for f in sorted(RUNTIME_DIR.glob("*.h")):
         shutil.copyfile(f, out / f.name)
     for s in sources[1:]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..core.graph import Graph
 from ..errors import EdgecnnError
+from .kernels import Kernel
 from .passes import ACT_CODES, Op, Program
 from .plan import ALIGN, Plan
 from .templates import CONST_WEIGHTS_C, MODEL_C, MODEL_H, PREDICT_STATIC, WEIGHTS_FILE_C
@@ -120,18 +121,21 @@ def flt(x: float) -> str:
     return s + "f"
 
 
-def emit(g: Graph, prog: Program, plan: Plan, opt: Options, version: str) -> Emitted:
+def emit(g: Graph, prog: Program, chosen: dict[str, Kernel], plan: Plan,
+         packed: dict[str, dict[str, np.ndarray]], opt: Options, version: str) -> Emitted:
+    """model.c and model.h: the kernels ``chosen`` called in order on the ``plan``'s buffers,
+    reading the ``packed`` weights (all stages before this one)."""
     blob = Blob()
     _t = _tensor_names(plan)
     calls = []
-    uses_fast = False
+    uses_fast = any(k.fast for k in chosen.values())
     for i, op in enumerate(prog.ops):
-        algo = plan.algos[op.name]
-        uses_fast |= algo not in ("ref", "vector")
-        calls.append(_comment(op, prog, algo))
+        kernel = chosen[op.name]
+        calls.append(_comment(op, prog, kernel.name))
         if op.output in plan.zero_border and op.name not in plan.in_place:
             calls.append(f"    ec_zero_border(&{_t(op.output)});")
-        calls.append(_call(op, prog, plan, algo, blob, opt, _t))
+        c = CallContext([_t(v) for v in op.inputs], _t(op.output), blob, prog, plan, packed)
+        calls.append(kernel.call(op, c))
         calls.append(f"    EC_TICK({i});")
     model_id = blob.model_id()
     p = opt.name
@@ -198,169 +202,56 @@ def _comment(op: Op, prog: Program, algo: str) -> str:
     return f"    /* {op.name} ({op.kind}{act}{extra}): {ins} -> {out} [{algo}] */"
 
 
-def _ptr(blob: Blob, a: np.ndarray | None) -> str:
-    return "NULL" if a is None else f"W + {blob.add(a)}"
+@dataclass
+class CallContext:
+    """What a kind's or kernel's C call reads: the op's value names, the weight blob, the packed
+    weights, the plan's shapes and scratch, and the number format."""
 
+    ins: list[str]  # the C variables of the op's inputs
+    out: str  # the C variable of its output
+    blob: Blob
+    prog: Program
+    plan: Plan
+    packed_weights: dict[str, dict[str, np.ndarray]]  # op → weights as its kernel reads them
+    flt = staticmethod(flt)
 
-def _conv_params(op: Op, slope: str) -> str:
-    a = op.attrs
-    kh, kw = a["kernel"]
-    sh, sw = a["stride"]
-    dh, dw = a.get("dilation", (1, 1))
-    t, l, b, r = a["padding"]
-    return (f"{{{kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {t}, {l}, {b}, {r}, {a.get('groups', 1)}, "
-            f"{ACT_CODES[op.act]}, {flt(op.act_alpha)}, {slope}}}")
+    def ptr(self, a: np.ndarray | None) -> str:
+        """``W + offset`` of ``a`` placed in the weight blob; NULL for an absent tensor."""
+        return "NULL" if a is None else f"W + {self.blob.add(a)}"
 
+    def packed(self, op: Op) -> dict[str, np.ndarray]:
+        return self.packed_weights[op.name]
 
-def _call(op: Op, prog: Program, plan: Plan, algo: str, blob: Blob, opt: Options,
-          _t) -> str:
-    ins = [_t(v) for v in op.inputs]
-    out = _t(op.output)
-    k = op.kind
-    wt = op.weights
-    if k in ("conv2d", "binary_conv2d"):
-        slope = _ptr(blob, wt.get("act_slope"))
-        params = f"        const ec_conv_params p = {_conv_params(op, slope)};\n"
-        if k == "binary_conv2d" and algo == "bits":
-            off, _ = plan.scratch[op.name]
-            call = (f"ec_binary_conv2d_bits(&p, &{ins[0]}, &{out}, "
-                    f"{_ptr(blob, pack_sign_bits(wt['weight']))}, {_ptr(blob, wt['scale'])}, "
-                    f"{_ptr(blob, wt.get('bias'))}, A + {off});")
-        elif k == "binary_conv2d":
-            wsign = np.where(wt["weight"] > 0, 1.0, -1.0)
-            call = (f"ec_binary_conv2d_ref(&p, &{ins[0]}, &{out}, {_ptr(blob, wsign)}, "
-                    f"{_ptr(blob, wt['scale'])}, {_ptr(blob, wt.get('bias'))});")
-        else:
-            call = _conv_call(op, algo, ins[0], out, blob, opt, plan)
-        return f"    {{\n{params}        {call}\n    }}"
-    if k in ("maxpool", "avgpool"):
-        a = op.attrs
-        pad = ", ".join(map(str, a["padding"]))
-        params = (f"        const ec_conv_params p = {{{a['kernel'][0]}, {a['kernel'][1]}, "
-                  f"{a['stride'][0]}, {a['stride'][1]}, 1, 1, {pad}, 1, EC_ACT_NONE, 0.0f, "
-                  f"NULL}};\n")
-        fn = f"ec_{k}" + ("_ref" if algo == "ref" else "")  # ec_pool.c's or the reference
-        call = (f"{fn}(&p, &{ins[0]}, &{out});" if k == "maxpool" else
-                f"{fn}(&p, &{ins[0]}, &{out}, {int(a['count_include_pad'])});")
-        return f"    {{\n{params}        {call}\n    }}"
-    if k == "global_avgpool":
-        return f"    ec_global_avgpool_ref(&{ins[0]}, &{out});"
-    if k == "dense":
-        return _dense_call(op, algo, ins[0], out, prog, plan, blob, opt)
-    if k == "activation":
-        f = op.attrs["function"]
-        alpha = flt(op.attrs["slope"]) if f == "leaky_relu" else "0.0f"
-        return (f"    ec_activation_ref(&{ins[0]}, &{out}, {ACT_CODES[f]}, {alpha}, "
-                f"{_ptr(blob, wt.get('slope'))});")
-    if k == "scale_bias":
-        return (f"    ec_scale_bias_ref(&{ins[0]}, &{out}, {_ptr(blob, wt.get('scale'))}, "
-                f"{_ptr(blob, wt.get('bias'))});")
-    if k == "softmax":
-        return f"    ec_softmax_ref(&{ins[0]}, &{out});"
-    if k == "fake_quant":
-        a = op.attrs
-        return (f"    ec_fake_quant_ref(&{ins[0]}, &{out}, {float(a['scale'])!r}, "
-                f"{a['zero_point']}, {a['qmin']}, {a['qmax']});")
-    if k == "lrn":
-        a = op.attrs
-        return (f"    ec_lrn_ref(&{ins[0]}, &{out}, {a['size']}, {flt(a['alpha'])}, "
-                f"{flt(a['beta'])}, {flt(a['k'])});")
-    if k == "add":
-        slope = _ptr(blob, wt.get("act_slope"))
-        act = f"{ACT_CODES[op.act]}, {flt(op.act_alpha)}, {slope}"
-        fn = "ec_add_fast" if algo == "add_fast" else "ec_add_ref"
-        lines = [f"    {fn}(&{ins[0]}, &{ins[1]}, &{out}, "
-                 f"{act if len(ins) == 2 else 'EC_ACT_NONE, 0.0f, NULL'});"]
-        for j, v in enumerate(ins[2:], start=2):
-            a = act if j == len(ins) - 1 else "EC_ACT_NONE, 0.0f, NULL"
-            lines.append(f"    {fn}(&{out}, &{v}, &{out}, {a});")
-        return "\n".join(lines)
-    if k == "concat":
-        lines, c0 = [], 0
-        for v, name in zip(ins, op.inputs, strict=True):
-            lines.append(f"    ec_copy_channels(&{v}, &{out}, {c0});")
-            c0 += prog.shapes[name][2]
-        return "\n".join(lines)
-    if k == "flatten":
-        return f"    ec_store_hwc(&{ins[0]}, {out}.data);"
-    raise EdgecnnError(f"not yet supported by the compiler: layer {op.name!r} of kind {k!r}")
+    def shape(self, value: str) -> tuple[int, int, int]:
+        return self.prog.shapes[value]
 
+    def scratch(self, op: Op) -> tuple[int, int]:
+        """(offset, floats) of the op's planned scratch in the arena."""
+        return self.plan.scratch[op.name]
 
-def _conv_call(op: Op, algo: str, src: str, out: str, blob: Blob, opt: Options,
-               plan: Plan) -> str:
-    """The conv2d kernel call for the chosen algorithm (kernels.choose decides)."""
-    wt = op.weights
-    bias = _ptr(blob, wt.get("bias"))
-    if algo == "ref":
-        return f"ec_conv2d_ref(&p, &{src}, &{out}, {_ptr(blob, wt['weight'])}, {bias});"
-    from . import packing
+    @staticmethod
+    def act_code(function: str | None) -> str:
+        return ACT_CODES[function]
 
-    if algo == "direct":
-        w = _ptr(blob, packing.pack_direct(wt["weight"], opt.nb))
-        return f"ec_conv2d_direct(&p, &{src}, &{out}, {w}, {bias});"
-    if algo == "depthwise":
-        w = _ptr(blob, packing.pack_depthwise(wt["weight"], opt.nb))
-        return f"ec_conv2d_depthwise(&p, &{src}, &{out}, {w}, {bias});"
-    if algo == "winograd":
-        w = _ptr(blob, packing.pack_winograd(wt["weight"], opt.nb))
-        off, n = plan.scratch[op.name]
-        # the planned scratch must match the kernel's own count (else: error 3, no overrun)
-        return (f"if (ec_winograd_scratch_floats(&p, &{src}, &{out}) > {n}u) return 3;\n"
-                f"        ec_conv3x3_winograd(&p, &{src}, &{out}, {w}, {bias}, A + {off});")
-    raise AssertionError(algo)
+    def fused_act(self, op: Op, slope: bool = True) -> str:
+        """The fused activation's C arguments: code, leaky slope (and PReLU slopes pointer)."""
+        args = f"{ACT_CODES[op.act]}, {flt(op.act_alpha)}"
+        return f"{args}, {self.ptr(op.weights.get('act_slope'))}" if slope else args
 
+    def flat_input(self, op: Op) -> tuple[list[str], str]:
+        """(C lines, pointer) of op's input as contiguous H, W, C floats: gathered into the
+        op's scratch when the input buffer has a border."""
+        src = self.ins[0]
+        if op.name not in self.plan.scratch:
+            return [], f"{src}.data"
+        off, _ = self.plan.scratch[op.name]
+        return [f"    ec_store_hwc(&{src}, A + {off});"], f"A + {off}"
 
-def _dense_call(op: Op, algo: str, src: str, out: str, prog: Program, plan: Plan, blob: Blob,
-                opt: Options) -> str:
-    wt = op.weights
-    n_in = int(np.prod(prog.shapes[op.inputs[0]]))
-    units = op.attrs["units"]
-    bias = _ptr(blob, wt.get("bias"))
-    lines = []
-    x = f"{src}.data"
-    if op.name in plan.scratch:  # the input has a border: gather it into contiguous scratch
-        off, _ = plan.scratch[op.name]
-        lines.append(f"    ec_store_hwc(&{src}, A + {off});")
-        x = f"A + {off}"
-    act = f"{ACT_CODES[op.act]}, {flt(op.act_alpha)}"
-    if algo == "dense_fast":
-        from . import packing
-
-        w = _ptr(blob, packing.pack_dense(wt["weight"], opt.nb))
-        lines.append(f"    ec_dense_fast({n_in}, {units}, {x}, {out}.data, {w}, {bias}, {act});")
-    else:
-        w = _ptr(blob, wt["weight"])
-        lines.append(f"    ec_dense_ref({n_in}, {units}, {x}, {out}.data, {w}, {bias}, {act});")
-    return "\n".join(lines)
-
-
-def pack_sign_bits(w_oihw: np.ndarray) -> np.ndarray:
-    """Weight signs as bits for ec_binary_conv2d_bits: (O, I, kh, kw) -> [O][kh][kw][words]
-    little-endian 64-bit words (bit b of word j: input channel 64 j + b, 1 = positive), returned
-    as their float32 bit patterns (two per word) to sit in the weight blob."""
-    o, i, kh, kw = w_oihw.shape
-    words = -(-i // 64)
-    bits = np.zeros((o, kh, kw, words * 64), np.uint8)
-    bits[..., :i] = (np.asarray(w_oihw) > 0).transpose(0, 2, 3, 1)
-    packed = np.packbits(bits, axis=-1, bitorder="little")  # (o, kh, kw, words * 8) bytes
-    return np.ascontiguousarray(packed).view("<f4")
-
-
-def scratch_floats(op: Op, algo: str, prog: Program, views: dict, nb: int = 4,
-                   openmp: bool = True) -> int:
-    """Kernel scratch an op needs (the memory planner adds it to the arena)."""
-    if op.kind == "dense":
-        vw = views[op.inputs[0]]
-        return vw.h * vw.w * vw.c if (vw.pad_h or vw.pad_w) else 0
-    if algo == "bits":  # the input's signs, [h][w][ceil(c / 64)] 64-bit words
-        h, w, c = prog.shapes[op.inputs[0]]
-        return h * w * -(-c // 64) * 2
-    if algo == "winograd":  # the kernel's own count, mirrored in Python by its packer
-        from . import packing
-
-        return int(packing.winograd_scratch_floats(prog.shapes[op.inputs[0]],
-                                                   prog.shapes[op.output], nb, openmp))
-    return 0
+    @staticmethod
+    def block(params: str, *calls: str) -> str:
+        """A C block declaring ``ec_conv_params p`` (``params``: its initializer) for calls."""
+        body = "".join(f"        {c}\n" for c in calls)
+        return f"    {{\n        const ec_conv_params p = {params};\n{body}    }}"
 
 
 # ---- file pieces ------------------------------------------------------------------------------
@@ -484,5 +375,4 @@ def weights_file_bytes(e: Emitted) -> bytes:
     return hdr + data.tobytes()
 
 
-__all__ = ["Emitted", "Options", "c_prefix", "emit", "scratch_floats",
-           "weights_file_bytes"]
+__all__ = ["CallContext", "Emitted", "Options", "c_prefix", "emit", "weights_file_bytes"]

@@ -1,74 +1,266 @@
-"""Which kernel runs each op: the one place that decides between reference and fast kernels.
+"""The compiler's kernels, one table row each: what it serves, what it needs, how it is called.
 
-``choose(op, prog, nb, ref_only)`` returns the algorithm name for an op; the emitter and the
-memory planner both read it (a fast convolution needs a zero border around its input, Winograd
-needs scratch). A fast kernel is used only when its C source ships in the runtime directory, so
-the compiler keeps working while kernels are added.
+A :class:`Kernel` holds every fact of one C kernel: the layer kinds and attribute cases it
+serves (``serves``), the instruction-set features it needs, the zero border it reads around its
+input, its scratch, its weight packing and its C call. :func:`choose` picks, for each op, the
+first row (in :data:`KERNELS` order, fastest first) that serves the op on the target; the
+``ref`` row, the kind's own reference call (``LayerKind.c_call``), serves every kind the
+compiler lowers. The integer kernels of one instruction set are new rows here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ..layers import get_kind
+from ..layers.conv2d import c_conv_params
+from ..layers.merge import c_add_calls
+from ..layers.pool import c_pool_call
+from . import packing
 from .passes import Op, Program
+from .targets import Target
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 
-# algorithm -> the runtime source that implements it
-SOURCES = {"direct": "ec_conv_fast.c", "depthwise": "ec_conv_fast.c", "add_fast": "ec_conv_fast.c",
-           "winograd": "ec_winograd.c", "dense_fast": "ec_dense_fast.c", "vector": "ec_pool.c",
-           "bits": "ec_binary.c"}
+Views = dict  # value name -> plan.View (the planned buffer, its border included)
 
 
-def available(algo: str) -> bool:
-    src = SOURCES.get(algo)
-    if algo == "winograd" and not _packing_has("winograd_scratch_floats"):
-        return False  # the planner must know the kernel's scratch at compile time
-    return src is None or (RUNTIME_DIR / src).is_file()
-
-
-def _packing_has(name: str) -> bool:
-    try:
-        from . import packing
-    except ImportError:
-        return False
-    return hasattr(packing, name)
-
-
-def choose(op: Op, prog: Program, nb: int, ref_only: bool) -> str:
-    """"ref", "direct", "depthwise", "winograd" (conv2d), "dense_fast" (dense), "add_fast"
-    (add, ec_conv_fast.c), "vector" (pooling, ec_pool.c) or "bits" (binary_conv2d on packed
-    signs, ec_binary.c)."""
-    if ref_only:
-        return "ref"
-    if op.kind == "conv2d":
-        return _choose_conv(op, prog, nb)
-    if op.kind == "dense" and available("dense_fast"):
-        return "dense_fast"
-    if op.kind == "add" and available("add_fast"):
-        return "add_fast"
-    if op.kind in ("maxpool", "avgpool"):
-        return "vector"
-    if op.kind == "binary_conv2d" and available("bits") and \
-            op.attrs["kernel"][0] * op.attrs["kernel"][1] <= 121:  # EC_BINARY_MAX_CELLS
-        return "bits"
-    return "ref"
-
-
-def _choose_conv(op: Op, prog: Program, nb: int) -> str:
-    try:
-        from .packing import choose_conv_algorithm
-    except ImportError:  # the packer is not there: reference kernels only
-        return "ref"
-    algo = choose_conv_algorithm(op.attrs, prog.shapes[op.inputs[0]], prog.shapes[op.output], nb)
-    if algo == "winograd" and not available("winograd"):
-        algo = "direct"
-    return algo if available(algo) else "ref"
-
-
-def needs_border(op: Op, algo: str) -> tuple[int, int]:
-    """The zero border (rows, columns) op's kernel reads around its input without checks."""
-    if op.kind == "conv2d" and algo in ("direct", "depthwise", "winograd"):
-        t, l, b, r = op.attrs["padding"]
-        return (max(t, b), max(l, r))
+def _no_border(op: Op) -> tuple[int, int]:
     return (0, 0)
+
+
+def _no_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+    return 0
+
+
+def _same_weights(op: Op, nb: int) -> dict[str, np.ndarray]:
+    return op.weights
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str  # the algorithm, as build.json, the profile and the C comments show it
+    kinds: frozenset[str]  # layer kinds it serves (after the compiler's passes)
+    source: str  # the runtime C file that defines it
+    needs: frozenset[str]  # instruction-set features of the target (see :func:`features`)
+    serves: Callable[[Op, Program, Target], bool]  # attribute cases, and when it wins
+    call: Callable[[Op, object], str]  # the C statement(s); the object is emit's context
+    border: Callable[[Op], tuple[int, int]] = _no_border  # zero rows/columns read around input
+    scratch: Callable[[Op, Program, Views, Target], int] = _no_scratch  # floats of the arena
+    pack: Callable[[Op, int], dict[str, np.ndarray]] = _same_weights  # weights as it reads them
+    fast: bool = False  # declared in ec_fast.h (the model includes it, checks EC_NB)
+
+
+def features(t: Target) -> frozenset[str]:
+    """What a target's build offers the kernels: ``c99`` always; ``vector`` when EC_NB is a width
+    the block kernels compile for (ec_vec_fast.h: GCC/clang vector extensions, or scalar loops
+    under EC_PORTABLE); the instruction set EC_NB was chosen for."""
+    out = {"c99"}
+    if t.nb in packing.VECTOR_WIDTHS:
+        out.add("vector")
+    arm = any(a in t.cc for a in ("arm", "aarch64"))
+    out |= {"neon"} if arm else {16: {"avx512f"}, 8: {"avx2", "fma"}}.get(t.nb, set())
+    return frozenset(out)
+
+
+# ---- the rows -------------------------------------------------------------------------------
+
+def _always(op: Op, prog: Program, t: Target) -> bool:
+    return True
+
+
+def _ref_call(op: Op, c) -> str:
+    return get_kind(op.kind).c_call(op, c)
+
+
+def _ref_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+    return _dense_gather(op, prog, views, t) if op.kind == "dense" else 0
+
+
+def _dense_gather(op: Op, prog: Program, views: Views, t: Target) -> int:
+    """A dense layer reading a bordered tensor gathers it into contiguous scratch first."""
+    vw = views[op.inputs[0]]
+    return vw.h * vw.w * vw.c if (vw.pad_h or vw.pad_w) else 0
+
+
+def _conv_algorithm_is(name: str):
+    def serves(op: Op, prog: Program, t: Target) -> bool:
+        return conv_algorithm(op.attrs, prog.shapes[op.inputs[0]], prog.shapes[op.output],
+                              t.nb) == name
+    return serves
+
+
+def _conv_border(op: Op) -> tuple[int, int]:
+    """The fast convolutions read the padding as a zero border, without bounds checks."""
+    t, l, b, r = op.attrs["padding"]
+    return (max(t, b), max(l, r))
+
+
+def _conv_block(fn: str, weights: str):
+    def call(op: Op, c) -> str:
+        params = c_conv_params(op, c)  # the weight blob's order: slopes, bias, weight
+        bias = c.ptr(op.weights.get("bias"))
+        w = c.ptr(c.packed(op)[weights])
+        return c.block(params, f"{fn}(&p, &{c.ins[0]}, &{c.out}, {w}, {bias});")
+    return call
+
+
+def _winograd_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+    return int(packing.winograd_scratch_floats(prog.shapes[op.inputs[0]], prog.shapes[op.output],
+                                               t.nb, t.openmp))
+
+
+def _winograd_call(op: Op, c) -> str:
+    off, n = c.scratch(op)
+    params = c_conv_params(op, c)
+    bias = c.ptr(op.weights.get("bias"))
+    w = c.ptr(c.packed(op)["winograd"])
+    # the planned scratch must match the kernel's own count (else: error 3, no overrun)
+    return c.block(params,
+                   f"if (ec_winograd_scratch_floats(&p, &{c.ins[0]}, &{c.out}) > {n}u) return 3;",
+                   f"ec_conv3x3_winograd(&p, &{c.ins[0]}, &{c.out}, {w}, {bias}, A + {off});")
+
+
+def _dense_fast_call(op: Op, c) -> str:
+    n_in = int(np.prod(c.shape(op.inputs[0])))
+    gather, x = c.flat_input(op)
+    bias = c.ptr(op.weights.get("bias"))
+    w = c.ptr(c.packed(op)["dense"])
+    return "\n".join([*gather, f"    ec_dense_fast({n_in}, {op.attrs['units']}, {x}, "
+                               f"{c.out}.data, {w}, {bias}, {c.fused_act(op, slope=False)});"])
+
+
+BINARY_MAX_CELLS = 121  # EC_BINARY_MAX_CELLS in ec_binary.c: up to an 11x11 window
+
+
+def _binary_bits_serves(op: Op, prog: Program, t: Target) -> bool:
+    return op.attrs["kernel"][0] * op.attrs["kernel"][1] <= BINARY_MAX_CELLS
+
+
+def _binary_bits_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+    h, w, c = prog.shapes[op.inputs[0]]  # the input's signs, [h][w][ceil(c / 64)] 64-bit words
+    return h * w * -(-c // 64) * 2
+
+
+def _binary_bits_call(op: Op, c) -> str:
+    off, _ = c.scratch(op)
+    wt = op.weights
+    params = c_conv_params(op, c)
+    return c.block(params,
+                   f"ec_binary_conv2d_bits(&p, &{c.ins[0]}, &{c.out}, "
+                   f"{c.ptr(c.packed(op)['bits'])}, {c.ptr(wt['scale'])}, "
+                   f"{c.ptr(wt.get('bias'))}, A + {off});")
+
+
+def pack_sign_bits(w_oihw: np.ndarray) -> np.ndarray:
+    """Weight signs as bits for ec_binary_conv2d_bits: (O, I, kh, kw) -> [O][kh][kw][words]
+    little-endian 64-bit words (bit b of word j: input channel 64 j + b, 1 = positive), returned
+    as their float32 bit patterns (two per word) to sit in the weight blob."""
+    o, i, kh, kw = w_oihw.shape
+    words = -(-i // 64)
+    bits = np.zeros((o, kh, kw, words * 64), np.uint8)
+    bits[..., :i] = (np.asarray(w_oihw) > 0).transpose(0, 2, 3, 1)
+    packed = np.packbits(bits, axis=-1, bitorder="little")  # (o, kh, kw, words * 8) bytes
+    return np.ascontiguousarray(packed).view("<f4")
+
+
+def _packer(name: str, fn: Callable[..., np.ndarray], with_nb: bool = True):
+    def pack(op: Op, nb: int) -> dict[str, np.ndarray]:
+        w = op.weights["weight"]
+        return {name: fn(w, nb) if with_nb else fn(w)}
+    return pack
+
+
+_VEC = frozenset({"vector"})
+_C99 = frozenset({"c99"})
+
+KERNELS: tuple[Kernel, ...] = (
+    # conv2d: conv_algorithm decides between the three fast rows; ref takes the rest
+    Kernel("winograd", frozenset({"conv2d"}), "ec_winograd.c", _VEC,
+           _conv_algorithm_is("winograd"), _winograd_call, _conv_border, _winograd_scratch,
+           _packer("winograd", packing.pack_winograd), fast=True),
+    Kernel("depthwise", frozenset({"conv2d"}), "ec_conv_depthwise.c", _VEC,
+           _conv_algorithm_is("depthwise"), _conv_block("ec_conv2d_depthwise", "depthwise"),
+           _conv_border, pack=_packer("depthwise", packing.pack_depthwise), fast=True),
+    Kernel("direct", frozenset({"conv2d"}), "ec_conv_direct.c", _VEC,
+           _conv_algorithm_is("direct"), _conv_block("ec_conv2d_direct", "direct"),
+           _conv_border, pack=_packer("direct", packing.pack_direct), fast=True),
+    Kernel("dense_fast", frozenset({"dense"}), "ec_dense_fast.c", _VEC, _always,
+           _dense_fast_call, scratch=_dense_gather,
+           pack=_packer("dense", packing.pack_dense), fast=True),
+    Kernel("add_fast", frozenset({"add"}), "ec_add_fast.c", _VEC, _always,
+           lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
+    # pooling with vectorizable loops over channels (no ec_fast.h: built into every model)
+    Kernel("vector", frozenset({"maxpool", "avgpool"}), "ec_pool.c", _C99, _always,
+           lambda op, c: c_pool_call(f"ec_{op.kind}", op, c)),
+    Kernel("bits", frozenset({"binary_conv2d"}), "ec_binary.c", _C99, _binary_bits_serves,
+           _binary_bits_call, scratch=_binary_bits_scratch,
+           pack=_packer("bits", pack_sign_bits, with_nb=False)),
+)
+# the reference kernel of every kind the compiler lowers (ec_ref.c): always last
+REF = Kernel("ref", frozenset(), "ec_ref.c", _C99, _always, _ref_call, scratch=_ref_scratch)
+
+
+def choose(op: Op, prog: Program, t: Target, ref_only: bool = False) -> Kernel:
+    """The first row serving ``op`` on target ``t``; the reference when ``ref_only``."""
+    if not ref_only:
+        have = features(t)
+        for k in KERNELS:
+            if op.kind in k.kinds and k.needs <= have and k.serves(op, prog, t):
+                return k
+    return REF
+
+
+def choose_all(prog: Program, t: Target, ref_only: bool = False) -> dict[str, Kernel]:
+    """op name → its kernel: the pipeline's second stage (after ``passes.lower``)."""
+    return {op.name: choose(op, prog, t, ref_only) for op in prog.ops}
+
+
+def pack_all(prog: Program, chosen: dict[str, Kernel], nb: int) -> dict[str, dict]:
+    """op name → the weights as its kernel reads them (packed for EC_NB = ``nb``)."""
+    return {op.name: chosen[op.name].pack(op, nb) for op in prog.ops}
+
+
+# ---- the convolution algorithm --------------------------------------------------------------
+
+WINOGRAD_MIN_CIN = 8     # below, the input transform costs more than the GEMMs save
+WINOGRAD_MIN_TILES = 16  # 4x4 output tiles: a 16x16 map or larger
+WINOGRAD_MAX_U_PER_TILE = 1 << 17  # transformed weight floats per tile (their reuse)
+
+
+def conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
+                   out_shape: tuple[int, int, int], target_nb: int) -> str:
+    """"winograd", "direct", "depthwise" or "ref" for a conv2d layer (normalized attrs).
+
+    The fast kernels need groups == 1 (or depthwise) and a vector width they compile for;
+    anything else goes to the reference kernel. Winograd F(4x4, 3x3) replaces direct 3x3
+    stride-1 convolutions where it measured faster (benchmarks/kernels.py, one Zen 5 core,
+    EC_NB=16: 1.7-2.8x on the seed model's 128x128 ... 16x16 layers): enough input channels
+    that the transforms are cheap beside the 36 GEMMs (not the RGB first layer: 5x slower), and
+    enough 4x4 tiles to reuse the transformed weights, 4x larger than the direct ones (an 8x8
+    map has 4 tiles for 18.9 MB of weights at 256->512 channels: no faster than direct in
+    cache and slower once the weights come from DRAM).
+    """
+    target_nb = getattr(target_nb, "nb", target_nb)  # an EC_NB or a compile target
+    if target_nb not in packing.VECTOR_WIDTHS:
+        return "ref"
+    cin, cout, groups = in_shape[2], out_shape[2], attrs.get("groups", 1)
+    if groups != 1:
+        if groups == cin and cout % cin == 0:
+            return "depthwise"
+        return "ref"
+    three = tuple(attrs["kernel"]) == (3, 3) and tuple(attrs.get("stride", (1, 1))) == (1, 1)
+    plain = tuple(attrs.get("dilation", (1, 1))) == (1, 1)
+    if three and plain and cin >= WINOGRAD_MIN_CIN and _winograd_pays(cin, cout, out_shape):
+        return "winograd"
+    return "direct"
+
+
+def _winograd_pays(cin: int, cout: int, out_shape: tuple[int, int, int]) -> bool:
+    tiles = packing.winograd_tiles(out_shape)
+    u_floats = 36 * cin * cout
+    return tiles >= WINOGRAD_MIN_TILES and u_floats <= WINOGRAD_MAX_U_PER_TILE * tiles

@@ -1,4 +1,4 @@
-"""Weight packing for the fast C kernels (runtime/ec_fast.h) and the choice of kernel per conv.
+"""Weight packing for the fast C kernels (runtime/ec_fast.h).
 
 The fast kernels compute with vectors of ``nb`` floats (EC_NB: 16 on AVX-512, 8 on AVX2, 4 on
 NEON/SSE/c99); output channels are split into blocks of ``nb``, zero-filled past C_out so a
@@ -137,7 +137,7 @@ def winograd_tiles(out_shape: tuple[int, int, int]) -> int:
 
 
 WINOGRAD_CHUNK_FLOATS = 96 * 1024  # EC_WINO_CHUNK_FLOATS in ec_winograd.c: one chunk's scratch
-WINOGRAD_MAX_THREADS = 4           # EC_MAX_THREADS of an OpenMP build (1 without OpenMP)
+WINOGRAD_MAX_THREADS = 4  # EC_MAX_THREADS of an OpenMP build (1 without): the Pis' 4 cores
 
 
 def winograd_scratch_floats(in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
@@ -153,42 +153,3 @@ def winograd_scratch_floats(in_shape: tuple[int, int, int], out_shape: tuple[int
     tc = min(max(8, WINOGRAD_CHUNK_FLOATS // (36 * (cin + coutp)) // 8 * 8), tiles)
     threads = min(_blocks(tiles, tc), WINOGRAD_MAX_THREADS if openmp else 1)
     return threads * 36 * tc * (cin + coutp)
-
-
-def choose_conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
-                          out_shape: tuple[int, int, int], target_nb: int) -> str:
-    """"winograd", "direct", "depthwise" or "ref" for a conv2d layer (normalized attrs).
-
-    The fast kernels need groups == 1 (or depthwise) and a vector width they compile for;
-    anything else goes to the reference kernel. Winograd F(4x4, 3x3) replaces direct 3x3
-    stride-1 convolutions where it measured faster (benchmarks/kernels.py, one Zen 5 core,
-    EC_NB=16: 1.7-2.8x on the seed model's 128x128 ... 16x16 layers): enough input channels
-    that the transforms are cheap beside the 36 GEMMs (not the RGB first layer: 5x slower), and
-    enough 4x4 tiles to reuse the transformed weights, 4x larger than the direct ones (an 8x8
-    map has 4 tiles for 18.9 MB of weights at 256->512 channels: no faster than direct in
-    cache and slower once the weights come from DRAM).
-    """
-    target_nb = getattr(target_nb, "nb", target_nb)  # an EC_NB or a compile target
-    if target_nb not in VECTOR_WIDTHS:
-        return "ref"
-    cin, cout, groups = in_shape[2], out_shape[2], attrs.get("groups", 1)
-    if groups != 1:
-        if groups == cin and cout % cin == 0:
-            return "depthwise"
-        return "ref"
-    three = tuple(attrs["kernel"]) == (3, 3) and tuple(attrs.get("stride", (1, 1))) == (1, 1)
-    plain = tuple(attrs.get("dilation", (1, 1))) == (1, 1)
-    if three and plain and cin >= WINOGRAD_MIN_CIN and _winograd_pays(cin, cout, out_shape):
-        return "winograd"
-    return "direct"
-
-
-WINOGRAD_MIN_CIN = 8     # below, the input transform costs more than the GEMMs save
-WINOGRAD_MIN_TILES = 16  # 4x4 output tiles: a 16x16 map or larger
-WINOGRAD_MAX_U_PER_TILE = 1 << 17  # transformed weight floats per tile (their reuse)
-
-
-def _winograd_pays(cin: int, cout: int, out_shape: tuple[int, int, int]) -> bool:
-    tiles = winograd_tiles(out_shape)
-    u_floats = 36 * cin * cout
-    return tiles >= WINOGRAD_MIN_TILES and u_floats <= WINOGRAD_MAX_U_PER_TILE * tiles

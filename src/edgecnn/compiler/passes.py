@@ -22,18 +22,23 @@ import numpy as np
 
 from ..core.graph import Graph
 from ..errors import EdgecnnError
+from ..layers import all_kinds, lowers_to
 from ..layers.base import Shape
 
 ACT_CODES = {None: "EC_ACT_NONE", "relu": "EC_ACT_RELU", "leaky_relu": "EC_ACT_LEAKY",
              "relu6": "EC_ACT_RELU6", "sigmoid": "EC_ACT_SIGMOID", "tanh": "EC_ACT_TANH",
              "prelu": "EC_ACT_PRELU"}
 
-# the kinds the emitter knows; anything else fails at compile time naming the layer
-SUPPORTED = {"conv2d", "binary_conv2d", "maxpool", "avgpool", "global_avgpool", "dense",
-             "activation", "batchnorm", "scale_bias", "softmax", "lrn", "add", "concat",
-             "flatten", "dropout", "fake_quant"}
-# producers an activation can be fused into (prelu needs per-channel slopes: not into dense)
-FUSE_INTO = {"conv2d", "binary_conv2d", "dense", "add"}
+# kinds no op keeps: a pass removes them (dropout) or rewrites them (batchnorm: folded into
+# its producer, or a scale_bias op), so they need no C call of their own
+REWRITTEN = {"dropout": "drop_dropout", "batchnorm": "fold_affine"}
+# the kinds the compiler lowers (a C reference call, or a rewrite); anything else fails at
+# compile time naming the layer
+SUPPORTED = frozenset({k for k, kind in all_kinds().items() if lowers_to(kind, "c")}
+                      | REWRITTEN.keys())
+# producers an activation can be fused into: the linear kinds and add, whose C kernels apply
+# it (prelu needs per-channel slopes: not into dense)
+FUSE_INTO = frozenset({k for k, kind in all_kinds().items() if kind.linear} | {"add"})
 
 
 @dataclass

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from . import kernels
 from .passes import Program
+from .targets import Target
 
 ALIGN = 16  # floats: 64-byte alignment of every region (a cache line, an AVX-512 vector)
 IN_PLACE = {"activation", "scale_bias", "softmax", "add", "fake_quant"}
@@ -81,10 +82,10 @@ def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def make_plan(prog: Program, nb: int, ref_only: bool,
-              scratch_floats=lambda op, algo, prog, views: 0) -> Plan:
-    """Plan prog's memory. ``scratch_floats(op, algo, prog, views)`` sizes kernel scratch."""
-    algos = {op.name: kernels.choose(op, prog, nb, ref_only) for op in prog.ops}
+def make_plan(prog: Program, chosen: dict[str, kernels.Kernel], target: Target) -> Plan:
+    """Plan prog's memory for the kernels ``chosen`` (kernels.choose_all): the borders they
+    read, the scratch they need."""
+    algos = {name: k.name for name, k in chosen.items()}
     last = _last_use(prog)
     group_of: dict[str, _Group] = {prog.input: _Group([prog.input], -1, last[prog.input])}
     in_place = set()
@@ -101,7 +102,7 @@ def make_plan(prog: Program, nb: int, ref_only: bool,
         group_of[op.output] = g
     # borders: the largest any reader of any value in the group needs
     for op in prog.ops:
-        bh, bw = kernels.needs_border(op, algos[op.name])
+        bh, bw = chosen[op.name].border(op)
         g = group_of[op.inputs[0]]
         g.pad_h, g.pad_w = max(g.pad_h, bh), max(g.pad_w, bw)
     groups = list({id(g): g for g in group_of.values()}.values())
@@ -111,7 +112,7 @@ def make_plan(prog: Program, nb: int, ref_only: bool,
     views = {v: View(0, *prog.shapes[v], g.pad_h, g.pad_w) for v, g in group_of.items()}
     scratch_groups = {}
     for i, op in enumerate(prog.ops):
-        n = scratch_floats(op, algos[op.name], prog, views)
+        n = chosen[op.name].scratch(op, prog, views, target)
         if n:
             scratch_groups[op.name] = _Group([], i, i, floats=n)
     arena = _place(groups + list(scratch_groups.values()))

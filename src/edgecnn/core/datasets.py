@@ -23,7 +23,7 @@ from PIL import Image
 from ..errors import EdgecnnError
 from .graph import Graph, Preprocessing
 from .labels import class_names
-from .preprocess import IMAGE_SUFFIXES, crop_box, normalize
+from .preprocess import IMAGE_SUFFIXES
 
 WNID_RE = re.compile(r"^n\d{8}$")
 WNID_PREFIX_RE = re.compile(r"^(n\d{8})_")
@@ -100,12 +100,6 @@ def label_indices(g: Graph, samples: list[Sample], where: str) -> np.ndarray:
 
 # ---- transforms -----------------------------------------------------------------------------
 
-def eval_pixels(im: Image.Image, p: Preprocessing, size: tuple[int, int]) -> np.ndarray:
-    """The evaluation transform: the model's crop and resize → uint8 H x W x 3 RGB."""
-    box = tuple(int(round(v)) for v in crop_box(im.width, im.height, p))
-    return np.asarray(im.crop(box).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
-
-
 @dataclass
 class Augment:
     """Training augmentation: random-resized crop, horizontal flip, colour jitter.
@@ -170,8 +164,3 @@ def input_affine(p: Preprocessing) -> tuple[np.ndarray, np.ndarray, bool]:
     a = (hi - lo) / 255.0 / std
     b = (lo - np.asarray(p.mean, np.float64)) / std
     return a.astype(np.float32), b.astype(np.float32), p.channel_order == "BGR"
-
-
-def to_input(pixels: np.ndarray, p: Preprocessing) -> np.ndarray:
-    """uint8 RGB pixels → float32 model input (scale, channel order, mean/std)."""
-    return normalize(pixels, p)

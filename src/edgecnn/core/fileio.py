@@ -38,3 +38,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def cache_dir() -> Path:
+    """edgecnn's cache: ``$EDGECNN_CACHE``, else ``~/.cache/edgecnn`` (fetched models,
+    compiled libraries)."""
+    return Path(os.environ.get("EDGECNN_CACHE") or Path.home() / ".cache" / "edgecnn")

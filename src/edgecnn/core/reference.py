@@ -12,18 +12,19 @@ from ..errors import EdgecnnError
 from .graph import Graph
 
 
-def check_input(g: Graph, x: np.ndarray) -> np.ndarray:
-    """Accept (H, W, C) or (N, H, W, C) of the graph's input shape; return float32 NHWC."""
+def check_input(g: Graph, x: np.ndarray, what: str = "model") -> np.ndarray:
+    """Accept (H, W, C) or (N, H, W, C) of the graph's input shape, float or integer (every
+    backend checks input with this); return float32 NHWC."""
     x = np.asarray(x)
     given = tuple(x.shape)  # as the caller passed it, for the message
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or tuple(x.shape[1:]) != g.input_shape:
         h, w, c = g.input_shape
-        raise EdgecnnError(f"model {g.name!r} takes input of shape (N, {h}, {w}, {c}) or "
+        raise EdgecnnError(f"{what} {g.name!r} takes input of shape (N, {h}, {w}, {c}) or "
                            f"({h}, {w}, {c}), got {given}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise EdgecnnError(f"model {g.name!r} takes a numeric input, got dtype {x.dtype}")
+        raise EdgecnnError(f"{what} {g.name!r} takes a numeric input, got dtype {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

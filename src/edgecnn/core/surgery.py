@@ -5,8 +5,6 @@ from __future__ import annotations
 from ..errors import EdgecnnError
 from .graph import Graph, Layer
 
-HEAD_KINDS = ("conv2d", "dense")
-
 
 def cut(g: Graph, at: str) -> Graph:
     """The graph up to and including layer ``at`` (which becomes the output)."""
@@ -26,11 +24,11 @@ def cut(g: Graph, at: str) -> Graph:
 
 
 def classifier_layer(g: Graph) -> Layer:
-    """The last conv2d/dense layer: the one whose outputs are the classes."""
+    """The last linear layer (convolution or dense): the one whose outputs are the classes."""
     for l in reversed(g.layers):
-        if l.kind in HEAD_KINDS:
+        if l.k.linear:
             return l
-    raise EdgecnnError(f"model {g.name!r} has no conv2d or dense layer to re-head")
+    raise EdgecnnError(f"model {g.name!r} has no convolution or dense layer to re-head")
 
 
 def with_classes(g: Graph, labels: list[str], seed: int = 0) -> Graph:

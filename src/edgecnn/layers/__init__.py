@@ -1,21 +1,29 @@
-"""Layer kinds. Importing this package registers every kind (one module each)."""
+"""Layer kinds. Every module of this package (but ``base`` and private ones) defines kinds that
+register themselves on import; importing the package imports them all (discovery, no list)."""
 
-from . import (  # noqa: F401 - imported to register the kinds
-    activation,
-    batchnorm,
-    binary_conv2d,
-    conv2d,
-    dense,
-    dropout,
-    fake_quant,
-    flatten,
-    input,
-    lrn,
-    merge,
-    pool,
-    scale_bias,
-    softmax,
+import importlib
+import pkgutil
+
+from .base import (
+    LOWERINGS,
+    Attr,
+    LayerKind,
+    Shape,
+    TensorSpec,
+    all_kinds,
+    get_kind,
+    lowers_to,
+    register,
 )
-from .base import Attr, LayerKind, Shape, TensorSpec, all_kinds, get_kind, register
 
-__all__ = ["Attr", "LayerKind", "Shape", "TensorSpec", "all_kinds", "get_kind", "register"]
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "base" and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_discover()
+
+__all__ = ["LOWERINGS", "Attr", "LayerKind", "Shape", "TensorSpec", "all_kinds", "get_kind",
+           "lowers_to", "register"]

@@ -121,6 +121,9 @@ class LayerKind:
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
     elementwise: ClassVar[bool] = False  # output has the input's shape and may be computed in place
+    # a learned linear map (a convolution or dense): it heads a group of rows in ELL tables,
+    # can be a classifier head, and its C kernels apply a fused activation
+    linear: ClassVar[bool] = False
 
     def normalize_attrs(self, attrs: dict, where: str) -> dict:
         known = {a.name for a in self.attrs}
@@ -159,6 +162,36 @@ class LayerKind:
     # ---- reference --------------------------------------------------------------------------
     def forward(self, a: dict, xs: list[np.ndarray], w: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
+
+    # ---- lowerings: every backend dispatches on these; none keeps its own list of kinds -------
+    def to_torch(self, a: dict, ins: list[Shape]):
+        """An ``nn.Module`` computing this layer on NCHW tensors. torch is imported lazily
+        (from ``layers/_torch.py``) so that importing a kind needs numpy only."""
+        raise NotImplementedError
+
+    def torch_names(self, a: dict) -> dict[str, str]:
+        """Graph tensor name → the torch module's state_dict name, where they differ."""
+        return {}
+
+    def to_onnx(self, b, l, ins: list[str], out: str) -> str:
+        """Add the layer's ONNX nodes to ``b`` (formats.onnx_export's builder); ``ins`` are the
+        input value names, ``out`` the name to write. Returns the value that holds the result."""
+        raise NotImplementedError
+
+    def c_call(self, op, c) -> str:
+        """The C statement(s) calling the reference kernel (``ec_ref.h``) for a compiler op;
+        ``c`` is the emitter's context (value names, weight pointers, number format)."""
+        raise NotImplementedError
+
+
+# a backend name → the LayerKind method that lowers a kind to it
+LOWERINGS = {"torch": "to_torch", "onnx": "to_onnx", "c": "c_call"}
+
+
+def lowers_to(kind: LayerKind, backend: str) -> bool:
+    """Whether ``kind`` defines its lowering to ``backend`` (one of :data:`LOWERINGS`)."""
+    method = LOWERINGS[backend]
+    return getattr(type(kind), method) is not getattr(LayerKind, method)
 
 
 _REGISTRY: dict[str, LayerKind] = {}

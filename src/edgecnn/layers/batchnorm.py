@@ -30,3 +30,19 @@ class BatchNorm(LayerKind):
         inv = w["scale"] / np.sqrt(w["var"].astype(np.float64) + a["eps"])
         return (xs[0] * inv.astype(np.float32)
                 + (w["shift"] - w["mean"] * inv).astype(np.float32)).astype(np.float32)
+
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import nn
+
+        # nn.BatchNorm2d: training updates the running statistics, and
+        # nn.SyncBatchNorm.convert_sync_batchnorm applies
+        return nn.BatchNorm2d(ins[0][2], eps=a["eps"])
+
+    def torch_names(self, a):
+        return {"scale": "weight", "shift": "bias", "mean": "running_mean", "var": "running_var"}
+
+    def to_onnx(self, b, l, ins, out):
+        args = [ins[0]] + [b.weight(l, t) for t in ("scale", "shift", "mean", "var")]
+        b.node("BatchNormalization", args, [out], l.name, epsilon=l.attrs["eps"])
+        return out

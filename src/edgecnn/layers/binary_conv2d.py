@@ -16,12 +16,13 @@ their signs matter at inference, so they count 1 bit each towards weight bytes.
 import numpy as np
 
 from .base import Attr, LayerKind, TensorSpec, register
-from .conv2d import Conv2d
+from .conv2d import Conv2d, c_conv_params, onnx_conv_attrs
 
 
 @register
 class BinaryConv2d(LayerKind):
     kind = "binary_conv2d"
+    linear = True
     title = "Convolution"
     attrs = (Attr("filters", "int"), Attr("kernel", "int2", 3), Attr("stride", "int2", 1),
              Attr("padding", "pad4", 1))
@@ -52,3 +53,50 @@ class BinaryConv2d(LayerKind):
         wb = np.where(w["weight"] > 0, 1.0, -1.0).astype(np.float32)
         y = Conv2d.forward(self, self._conv_attrs(a), [x], {"weight": wb})
         return (y * w["scale"]).astype(np.float32)
+
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import BinarySign, F, Fn, nn, pad_lrtb, plain_strides, torch
+
+        pad = pad_lrtb(a["padding"])
+
+        def forward(m, x):  # scale[o] * conv(sign(x) zero-padded, sign(w))
+            xb = plain_strides(F.pad(BinarySign.apply(x), pad))  # the padding stays 0
+            y = F.conv2d(xb, BinarySign.apply(m.weight), stride=a["stride"])
+            return y * m.scale.view(1, -1, 1, 1)
+
+        return Fn(forward, weight=nn.Parameter(torch.zeros(a["filters"], ins[0][2], *a["kernel"])),
+                  scale=nn.Parameter(torch.ones(a["filters"])))
+
+    def to_onnx(self, b, l, ins, out):
+        """sign(x) as uint8 {0, 2} with zero point 1, ConvInteger with int8 ±1 weights, Cast, Mul.
+
+        The sums are exact int32, as a popcount kernel's; padded cells hold the zero point and so
+        contribute 0, as in the reference. A float Conv with ±1 weights would let ONNX Runtime fold
+        the scale and a following batch norm into the weights: the sums (0 for about 3% of the
+        outputs of a 3x3x64 layer) would then round to tiny non-zero values and flip the next
+        binary layer's sign(0) = -1.
+        """
+        a = l.attrs
+        w = np.asarray(b.graph.weights[f"{l.name}.weight"])
+        wb = b.const(f"{l.name}.weight", np.where(w > 0, 1, -1).astype(np.int8))
+        zero = b.const(f"{l.name}/zero", np.float32(0.0))
+        two, low = b.const(f"{l.name}/plus", np.uint8(2)), b.const(f"{l.name}/minus", np.uint8(0))
+        zp = b.const(f"{l.name}/zero_point", np.uint8(1))
+        gt, xq, yi, y = b.tmp(l, "positive"), b.tmp(l, "sign"), b.tmp(l, "sums"), b.tmp(l, "float")
+        b.node("Greater", [ins[0], zero], [gt], l.name)
+        b.node("Where", [gt, two, low], [xq], l.name)  # sign(x) + 1: +1 -> 2, -1 -> 0
+        b.node("ConvInteger", [xq, wb, zp], [yi], l.name, **onnx_conv_attrs(a))  # int32 sums
+        b.node("Cast", [yi], [y], l.name, to=1)  # 1 = TensorProto.FLOAT
+        c = a["filters"]
+        b.node("Mul", [y, b.weight(l, "scale", (c, 1, 1))], [out], l.name)
+        return out
+
+    def c_call(self, op, c):
+        wt = op.weights
+        params = c_conv_params(op, c)
+        wsign = np.where(wt["weight"] > 0, 1.0, -1.0)
+        call = (f"ec_binary_conv2d_ref(&p, &{c.ins[0]}, &{c.out}, {c.ptr(wsign)}, "
+                f"{c.ptr(wt['scale'])}, {c.ptr(wt.get('bias'))});")
+        return c.block(params, call)
+

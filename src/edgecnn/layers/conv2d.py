@@ -14,6 +14,7 @@ from .base import Attr, LayerKind, TensorSpec, fmt_hw, pad_nhwc, register, windo
 @register
 class Conv2d(LayerKind):
     kind = "conv2d"
+    linear = True
     title = "Convolution"
     attrs = (
         Attr("filters", "int", doc="output channels"),
@@ -75,6 +76,40 @@ class Conv2d(LayerKind):
             out = out + w["bias"].astype(np.float32)
         return out.astype(np.float32, copy=False)
 
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import F, Fn, nn, pad_lrtb, plain_strides
+
+        t, l, b, r = a["padding"]
+        symmetric = t == b and l == r  # else F.pad first: torch pads symmetrically
+        pad = pad_lrtb(a["padding"])
+        conv = nn.Conv2d(ins[0][2], a["filters"], a["kernel"], a["stride"],
+                         padding=(t, l) if symmetric else 0, dilation=a["dilation"],
+                         groups=a["groups"], bias=a["bias"])
+
+        def forward(m, x):
+            return m.conv(plain_strides(x if symmetric else F.pad(x, pad)))
+
+        return Fn(forward, conv=conv)
+
+    def torch_names(self, a):
+        return {"weight": "conv.weight", "bias": "conv.bias"}
+
+    def to_onnx(self, b, l, ins, out):
+        a = l.attrs
+        args = [ins[0], b.weight(l, "weight")]  # (C_out, C_in/groups, kh, kw): ONNX's layout
+        if a["bias"]:
+            args.append(b.weight(l, "bias"))
+        b.node("Conv", args, [out], l.name, **onnx_conv_attrs(a, a["dilation"], a["groups"]))
+        return out
+
+    def c_call(self, op, c):
+        params = c_conv_params(op, c)  # the weight blob's order: slopes, bias, weight
+        bias = c.ptr(op.weights.get("bias"))
+        w = c.ptr(op.weights["weight"])
+        return c.block(params, f"ec_conv2d_ref(&p, &{c.ins[0]}, &{c.out}, {w}, {bias});")
+
+
 
 def _depthwise(x: np.ndarray, wd: np.ndarray, a: dict, out_hw: tuple[int, int]) -> np.ndarray:
     """Depthwise conv as kh*kw shifted multiply-adds: x padded (N, H, W, C), wd (C, M, kh, kw)
@@ -88,3 +123,20 @@ def _depthwise(x: np.ndarray, wd: np.ndarray, a: dict, out_hw: tuple[int, int]) 
             xs = x[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
             out += xs[..., None] * wd[:, :, i, j]
     return out.reshape(n, oh, ow, -1)
+
+
+def onnx_conv_attrs(a: dict, dilation=(1, 1), groups: int = 1) -> dict:
+    return {"kernel_shape": list(a["kernel"]), "strides": list(a["stride"]),
+            "pads": list(a["padding"]),  # ONNX: (top, left, bottom, right), ours exactly
+            "dilations": list(dilation), "group": groups}
+
+
+def c_conv_params(op, c) -> str:
+    """The C initializer of ``ec_conv_params`` (ec_types.h) for a conv op, fused act included."""
+    a = op.attrs
+    kh, kw = a["kernel"]
+    sh, sw = a["stride"]
+    dh, dw = a.get("dilation", (1, 1))
+    t, l, b, r = a["padding"]
+    return (f"{{{kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {t}, {l}, {b}, {r}, {a.get('groups', 1)}, "
+            f"{c.fused_act(op)}}}")

@@ -15,3 +15,12 @@ class Dropout(LayerKind):
 
     def forward(self, a, xs, w):
         return xs[0]
+
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import nn
+
+        return nn.Dropout(a["rate"])
+
+    def to_onnx(self, b, l, ins, out):
+        return ins[0]  # the identity at inference: no node, the next layer reads the input

@@ -33,3 +33,48 @@ class LRN(LayerKind):
         lo = np.maximum(np.arange(c) - before, 0)
         s = sq[..., hi] - sq[..., lo]
         return (x / (a["k"] + a["alpha"] / a["size"] * s) ** a["beta"]).astype(np.float32)
+
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import Fn, OnnxLRN, lrn, torch
+
+        args = (a["size"], a["alpha"], a["beta"], a["k"])
+
+        def forward(m, x):
+            if torch.onnx.is_in_onnx_export():  # one ONNX LRN node (same window and formula)
+                return OnnxLRN.apply(x, *args)
+            return lrn(x, *args)
+
+        return Fn(forward)
+
+    def to_onnx(self, b, l, ins, out):
+        a = l.attrs
+        if a["size"] % 2 == 1:  # ONNX LRN: the same window, alpha divided by size, as ours
+            b.node("LRN", ins, [out], l.name, size=a["size"], alpha=a["alpha"], beta=a["beta"],
+                   bias=a["k"])
+            return out
+        # ONNX Runtime's LRN takes odd sizes only: sum the squares over the window with a 1x1 Conv
+        # whose (C, C, 1, 1) weight is the 0/1 band matrix of the window (floor((size-1)/2) before
+        # c, size // 2 after), then x / (k + alpha / size * sum) ** beta.
+        c = b.graph.shapes[l.name][2]
+        before, after = (a["size"] - 1) // 2, a["size"] // 2
+        i = np.arange(c)
+        band = ((i[None, :] >= i[:, None] - before) & (i[None, :] <= i[:, None] + after))
+        band = band.astype(np.float32).reshape(c, c, 1, 1)
+        sq, ssum, den, pw = (b.tmp(l, w) for w in ("square", "window_sum", "base", "power"))
+        b.node("Mul", [ins[0], ins[0]], [sq], l.name)
+        b.node("Conv", [sq, b.const(f"{l.name}/window", band)], [ssum], l.name,
+               kernel_shape=[1, 1])
+        scaled = b.tmp(l, "scaled")
+        b.node("Mul", [ssum, b.const(f"{l.name}/alpha", np.float32(a["alpha"] / a["size"]))],
+               [scaled], l.name)
+        b.node("Add", [scaled, b.const(f"{l.name}/k", np.float32(a["k"]))], [den], l.name)
+        b.node("Pow", [den, b.const(f"{l.name}/beta", np.float32(a["beta"]))], [pw], l.name)
+        b.node("Div", [ins[0], pw], [out], l.name)
+        return out
+
+    def c_call(self, op, c):
+        a = op.attrs
+        return (f"    ec_lrn_ref(&{c.ins[0]}, &{c.out}, {a['size']}, {c.flt(a['alpha'])}, "
+                f"{c.flt(a['beta'])}, {c.flt(a['k'])});")
+

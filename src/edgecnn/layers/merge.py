@@ -25,6 +25,30 @@ class Add(LayerKind):
             out += x
         return out
 
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import Fn
+
+        def forward(m, *xs):
+            out = xs[0]
+            for x in xs[1:]:  # ((x0 + x1) + x2) + ...: the reference's order of float additions
+                out = out + x
+            return out
+
+        return Fn(forward)
+
+    def to_onnx(self, b, l, ins, out):
+        acc = ins[0]  # ((x0 + x1) + x2) + ...: the reference's order of float additions
+        for i, x in enumerate(ins[1:], start=1):
+            y = out if i == len(ins) - 1 else b.tmp(l, f"partial{i}")
+            b.node("Add", [acc, x], [y], l.name)
+            acc = y
+        return out
+
+    def c_call(self, op, c):
+        return c_add_calls("ec_add_ref", op, c)
+
+
 
 @register
 class Concat(LayerKind):
@@ -41,3 +65,31 @@ class Concat(LayerKind):
 
     def forward(self, a, xs, w):
         return np.concatenate(xs, axis=-1)
+
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import Fn, torch
+
+        return Fn(lambda m, *xs: torch.cat(xs, dim=1))
+
+    def to_onnx(self, b, l, ins, out):
+        b.node("Concat", ins, [out], l.name, axis=1)
+        return out
+
+    def c_call(self, op, c):
+        lines, c0 = [], 0
+        for v, name in zip(c.ins, op.inputs, strict=True):
+            lines.append(f"    ec_copy_channels(&{v}, &{c.out}, {c0});")
+            c0 += c.shape(name)[2]
+        return "\n".join(lines)
+
+
+
+def c_add_calls(fn: str, op, c) -> str:
+    """``fn`` (ec_add_ref or a fast add) over 2+ inputs, left to right; the fused activation
+    applies to the last sum only."""
+    act, none = c.fused_act(op), "EC_ACT_NONE, 0.0f, NULL"
+    lines = [f"    {fn}(&{c.ins[0]}, &{c.ins[1]}, &{c.out}, {act if len(c.ins) == 2 else none});"]
+    for j, v in enumerate(c.ins[2:], start=2):
+        lines.append(f"    {fn}(&{c.out}, &{v}, &{c.out}, {act if j == len(c.ins) - 1 else none});")
+    return "\n".join(lines)

@@ -57,6 +57,24 @@ class _Pool(LayerKind):
         pad = (t, l, max(0, need_h - h - t), max(0, need_w - w - l))
         return windows(pad_nhwc(x, pad, fill), a["kernel"], a["stride"], (oh, ow)), pad
 
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import Fn
+
+        return Fn(lambda m, x: _torch_pool(x, a, self.kind))
+
+    def to_onnx(self, b, l, ins, out):
+        if self.kind == "maxpool":
+            b.node("MaxPool", ins, [out], l.name, **_onnx_pool_attrs(b, l))
+        else:
+            b.node("AveragePool", ins, [out], l.name, **_onnx_pool_attrs(b, l),
+                   count_include_pad=int(l.attrs["count_include_pad"]))
+        return out
+
+    def c_call(self, op, c):
+        return c_pool_call(f"ec_{self.kind}_ref", op, c)
+
+
 
 @register
 class MaxPool(_Pool):
@@ -104,3 +122,90 @@ class GlobalAvgPool(LayerKind):
 
     def forward(self, a, xs, w):
         return xs[0].mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
+
+    # ---- lowerings
+    def to_torch(self, a, ins):
+        from ._torch import Fn
+
+        return Fn(lambda m, x: x.mean(dim=(2, 3), keepdim=True))
+
+    def to_onnx(self, b, l, ins, out):
+        b.node("GlobalAveragePool", ins, [out], l.name)
+        return out
+
+    def c_call(self, op, c):
+        return f"    ec_global_avgpool_ref(&{c.ins[0]}, &{c.out});"
+
+
+
+def c_pool_call(fn: str, op, c) -> str:
+    """``fn`` (the reference pool or ec_pool.c's) with the window as ``ec_conv_params``."""
+    a = op.attrs
+    pad = ", ".join(map(str, a["padding"]))
+    params = (f"{{{a['kernel'][0]}, {a['kernel'][1]}, {a['stride'][0]}, {a['stride'][1]}, 1, 1, "
+              f"{pad}, 1, EC_ACT_NONE, 0.0f, NULL}}")
+    extra = "" if op.kind == "maxpool" else f", {int(a['count_include_pad'])}"
+    return c.block(params, f"{fn}(&p, &{c.ins[0]}, &{c.out}{extra});")
+
+
+def _onnx_pool_attrs(b, l) -> dict:
+    return {"kernel_shape": list(l.attrs["kernel"]), "strides": list(l.attrs["stride"]),
+            "pads": list(l.attrs["padding"]), "ceil_mode": _onnx_ceil_mode(b, l)}
+
+
+def _onnx_ceil_mode(b, l) -> int:
+    """ONNX's ceil_mode for a pool, 1 only where flooring would give a different size.
+
+    Our sizes follow the PyTorch rule (a last window starting in the bottom/right padding is
+    dropped). ONNX Runtime applies that rule too, but onnx's shape inference does not; when the
+    rule drops a window, flooring gives the same size and the same windows, so ceil_mode=0 is
+    exact and every ONNX tool agrees on the shapes. A pool that needs ceil in one dimension and
+    the rule in the other keeps ceil_mode=1 and turns off the checker's shape inference.
+    """
+    a = l.attrs
+    if not a["ceil_mode"]:
+        return 0
+    (h, w, _), (oh, ow, _) = b.graph.input_shapes(l)[0], b.graph.shapes[l.name]
+    t, le, bo, r = a["padding"]
+    (kh, kw), (sh, sw) = a["kernel"], a["stride"]
+    floor_h, floor_w = (h + t + bo - kh) // sh + 1, (w + le + r - kw) // sw + 1
+    if (floor_h, floor_w) == (oh, ow):
+        return 0
+    naive_h, naive_w = -(-(h + t + bo - kh) // sh) + 1, -(-(w + le + r - kw) // sw) + 1
+    if (naive_h, naive_w) != (oh, ow):
+        b.exact_shapes = False
+    return 1
+
+
+def _torch_pool(x, a: dict, kind: str):
+    """maxpool / avgpool on NCHW exactly as the reference: torch's pooling where its rules
+    coincide (symmetric padding of at most half the kernel), else from an explicitly padded
+    input divided by the reference's counts."""
+    from ._torch import F, torch
+
+    t, l, b, r = a["padding"]
+    (kh, kw), (sh, sw) = a["kernel"], a["stride"]
+    if t == b and l == r and 2 * t <= kh and 2 * l <= kw:
+        if kind == "maxpool":
+            return F.max_pool2d(x, (kh, kw), (sh, sw), (t, l), ceil_mode=a["ceil_mode"])
+        return F.avg_pool2d(x, (kh, kw), (sh, sw), (t, l), ceil_mode=a["ceil_mode"],
+                            count_include_pad=a["count_include_pad"])
+    n, c, h, w = x.shape
+    oh = window_out(h, kh, sh, t, b, a["ceil_mode"])
+    ow = window_out(w, kw, sw, l, r, a["ceil_mode"])
+    # pad top/left as declared, bottom/right as far as the last window reaches
+    eb = max(0, (oh - 1) * sh + kh - h - t)
+    er = max(0, (ow - 1) * sw + kw - w - l)
+    if kind == "maxpool":
+        xp = F.pad(x, (l, er, t, eb), value=float("-inf"))
+        return F.max_pool2d(xp, (kh, kw), (sh, sw))[:, :, :oh, :ow]
+    xp = F.pad(x, (l, er, t, eb))
+    total = F.avg_pool2d(xp, (kh, kw), (sh, sw), divisor_override=1)[:, :, :oh, :ow]
+    # cells counted per window: the real ones, plus the declared padding if asked
+    ones = torch.zeros((1, 1, h + t + eb, w + l + er), dtype=x.dtype, device=x.device)
+    if a["count_include_pad"]:
+        ones[:, :, :h + t + b, :w + l + r] = 1
+    else:
+        ones[:, :, t:t + h, l:l + w] = 1
+    cnt = F.avg_pool2d(ones, (kh, kw), (sh, sw), divisor_override=1)[:, :, :oh, :ow]
+    return total / cnt

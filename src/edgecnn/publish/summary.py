@@ -21,7 +21,6 @@ from ..layers import get_kind
 from ..layers.activation import WORDS
 
 FORMATS = ("table", "markdown", "json")
-GROUP_HEADS = ("conv2d", "binary_conv2d", "dense")
 GROUP_TAILS = ("batchnorm", "scale_bias", "activation")
 POOLS = ("maxpool", "avgpool", "global_avgpool")
 
@@ -67,7 +66,7 @@ def _groups(g: Graph) -> list[list[Layer]]:
     """Layers in order, a conv/dense head followed by its single-reader tail layers."""
     groups: list[list[Layer]] = []
     for l in g.layers:
-        if groups and l.kind in GROUP_TAILS and groups[-1][0].kind in GROUP_HEADS:
+        if groups and l.kind in GROUP_TAILS and groups[-1][0].k.linear:
             prev = groups[-1][-1]
             if l.inputs == (prev.name,) and g.consumers[prev.name] == [l.name]:
                 groups[-1].append(l)

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.datasets import Augment, Sample, eval_pixels, find_samples, input_affine, label_indices
+from ..core.datasets import Augment, Sample, find_samples, input_affine, label_indices
 from ..core.graph import Graph, Layer
-from ..core.preprocess import load_image
+from ..core.preprocess import load_image, to_pixels
 from ..core.progress import Progress
 from ..errors import EdgecnnError, require
 from ..formats.modelfile import save
@@ -155,7 +155,7 @@ class _TrainSet:
         if self.train:
             px = self.augment(im, self.size, np.random.default_rng([self.seed, self.epoch, i]))
         else:
-            px = eval_pixels(im, self.pre, self.size)
+            px = to_pixels(im, self.pre, self.size)
         return np.ascontiguousarray(px), int(self.targets[i])
 
 

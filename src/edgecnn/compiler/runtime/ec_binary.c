@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#define EC_AT(t, y, x) ((t)->data + (ptrdiff_t)(y) * (t)->row_stride + (ptrdiff_t)(x) * (t)->c)
 
 static int popcount64(uint64_t v) {
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(EC_PORTABLE)
@@ -49,7 +48,7 @@ void ec_binary_conv2d_bits(const ec_conv_params *p, const ec_tensor *in, ec_tens
     const int wsize = p->kh * p->kw * words; /* words per output channel */
     int y, oy;
     /* 1. the input's signs, [h][w][words] */
-    EC_OMP_FOR_IF(in->h * in->w * in->c >= 65536)
+    EC_OMP_FOR_IF(in->h * in->w * in->c >= EC_PARALLEL_MIN_FLOATS)
     for (y = 0; y < in->h; y++) {
         int x, j, b;
         for (x = 0; x < in->w; x++) {
@@ -64,7 +63,7 @@ void ec_binary_conv2d_bits(const ec_conv_params *p, const ec_tensor *in, ec_tens
         }
     }
     /* 2. every output pixel: the window's cells inside the input, then every channel */
-    EC_OMP_FOR_IF(out->h * out->w * out->c * wsize >= 65536)
+    EC_OMP_FOR_IF(out->h * out->w * out->c * wsize >= EC_PARALLEL_MIN_FLOATS)
     for (oy = 0; oy < out->h; oy++) {
         const float *xs[EC_BINARY_MAX_CELLS];
         int woff[EC_BINARY_MAX_CELLS];

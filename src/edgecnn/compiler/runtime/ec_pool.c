@@ -8,10 +8,7 @@
 
 #include <string.h>
 
-/* below this many output floats an op runs on one thread */
-#define EC_POOL_PARALLEL_MIN 65536
 
-#define EC_AT(t, y, x) ((t)->data + (ptrdiff_t)(y) * (t)->row_stride + (ptrdiff_t)(x) * (t)->c)
 
 static void max_into(float *restrict d, const float *restrict s, int n) {
     int c;
@@ -35,7 +32,7 @@ static void clip(const ec_conv_params *p, const ec_tensor *in, int oy, int ox, i
 void ec_maxpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out) {
     const int n = out->c;
     int oy;
-    EC_OMP_FOR_IF(out->h * out->w * n >= EC_POOL_PARALLEL_MIN)
+    EC_OMP_FOR_IF(out->h * out->w * n >= EC_PARALLEL_MIN_FLOATS)
     for (oy = 0; oy < out->h; oy++) {
         int ox, y, x, y0, y1, x0, x1;
         for (ox = 0; ox < out->w; ox++) {
@@ -52,7 +49,7 @@ void ec_avgpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                 int count_include_pad) {
     const int n = out->c;
     int oy;
-    EC_OMP_FOR_IF(out->h * out->w * n >= EC_POOL_PARALLEL_MIN)
+    EC_OMP_FOR_IF(out->h * out->w * n >= EC_PARALLEL_MIN_FLOATS)
     for (oy = 0; oy < out->h; oy++) {
         int ox, y, x, c, y0, y1, x0, x1;
         for (ox = 0; ox < out->w; ox++) {

@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#define EC_AT(t, y, x) ((t)->data + (ptrdiff_t)(y) * (t)->row_stride + (ptrdiff_t)(x) * (t)->c)
 
 float ec_activate(float v, int act, float alpha, float slope) {
     switch (act) {

@@ -10,6 +10,14 @@
 
 #include <stddef.h>
 
+/* Below this many floats of output an op runs on one thread: 64 Ki floats (256 KiB) is a few
+ * tens of microseconds of memory-bound work, the order of an OpenMP fork and join (a few
+ * microseconds per thread), so smaller ops would spend as long starting threads as working. */
+#define EC_PARALLEL_MIN_FLOATS 65536
+
+/* Pointer to element (y, x, 0) of a tensor view (y, x may reach into its border). */
+#define EC_AT(t, y, x) ((t)->data + (ptrdiff_t)(y) * (t)->row_stride + (ptrdiff_t)(x) * (t)->c)
+
 typedef struct {
     float *data;      /* element (y=0, x=0, c=0) of the logical tensor, inside its buffer */
     int h, w, c;      /* logical size */

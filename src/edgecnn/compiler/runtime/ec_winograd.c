@@ -20,7 +20,10 @@
 #include <omp.h>
 #endif
 
-/* Threads the scratch has room for (the kernel uses no more than this many). */
+/* Threads the scratch has room for (the kernel uses no more than this many). The memory planner
+ * sizes the scratch at compile time, before the thread count is known, so it must be bounded:
+ * 4 is the core count of the Raspberry Pi 3, 4 and 5, the targets this runtime is tuned for
+ * (mirrored by packing.WINOGRAD_MAX_THREADS). */
 #ifndef EC_MAX_THREADS
 #ifdef EC_OPENMP
 #define EC_MAX_THREADS 4

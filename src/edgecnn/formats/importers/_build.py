@@ -52,3 +52,11 @@ def default_labels(classes: int) -> str | list[str]:
 
         return ilsvrc2012_with_background()
     return [f"class_{i}" for i in range(classes)]
+
+
+def same_padding(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
+    """TF "SAME" / ONNX SAME_UPPER padding (before, after): out = ceil(size / s), the odd extra
+    pad after (bottom/right)."""
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2

@@ -30,7 +30,7 @@ import numpy as np
 from ...core.graph import Graph, Preprocessing
 from ...errors import EdgecnnError, ModelFileError, require
 from . import UnsupportedModelError, unsupported
-from ._build import Build, default_labels
+from ._build import Build, default_labels, same_padding
 
 SUPPORTED = {"Conv", "BatchNormalization", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid",
              "Tanh", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Gemm",
@@ -280,8 +280,8 @@ class _Importer:
         pad = (pads[0], pads[1], pads[2], pads[3])  # ONNX: h_begin, w_begin, h_end, w_end
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             h, w = self._hw(v.layer)
-            ph = _same(h, k[0], s[0], d[0])
-            pw = _same(w, k[1], s[1], d[1])
+            ph = same_padding(h, k[0], s[0], d[0])
+            pw = same_padding(w, k[1], s[1], d[1])
             if auto == "SAME_LOWER":
                 ph, pw = ph[::-1], pw[::-1]
             pad = (ph[0], pw[0], ph[1], pw[1])
@@ -628,10 +628,3 @@ class _Importer:
         else:
             mean = mean - c * std
         self.pre = dataclasses.replace(p, mean=tuple(mean), std=tuple(std))
-
-
-def _same(size: int, k: int, s: int, d: int) -> tuple[int, int]:
-    """SAME_UPPER padding (before, after): out = ceil(size / s), the extra pad after."""
-    out = -(-size // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-    return total // 2, total - total // 2

@@ -25,7 +25,7 @@ import numpy as np
 from ...core.graph import Graph, Layer, Preprocessing
 from ...errors import ModelFileError, require
 from . import Names, UnsupportedModelError, unsupported
-from ._build import default_labels
+from ._build import default_labels, same_padding
 
 # TensorType enum values → numpy dtypes (schema.fbs)
 DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
@@ -222,13 +222,6 @@ def _check(op: Op, tensors: list[Tensor]) -> str | None:
 
 
 # ---- building the graph -----------------------------------------------------------------------
-
-def same_padding(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
-    """TF "SAME": out = ceil(size / s); the odd extra pad goes after (bottom/right)."""
-    out = -(-size // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-    return total // 2, total - total // 2
-
 
 class _Builder:
     def __init__(self, path: str, tensors: list[Tensor], fake_quant: bool):
