@@ -146,8 +146,8 @@ def width_target(nb: int) -> targets.Target:
                    cflags=(march, "-O3", "-ffp-contract=fast"), nb=nb, needs=needs, openmp=False)
 
 
-# Tile settings of the ARM builds (ec_vec_fast.h, ec_conv_direct.c, ec_conv_depthwise.c), compiled with EC_NB=4 on x86
-# too, so that their tile loops run natively here and not only under qemu.
+# Tile settings of the ARM builds (ec_vec_fast.h, ec_conv_direct.c, ec_conv_depthwise.c),
+# compiled with EC_NB=4 on x86 too, so that their tile loops run natively here, not only in qemu.
 ARM_TILES = {"aarch64": ["-DEC_TW=8", "-DEC_DW_TW=16"], "armv7": ["-DEC_TW=4", "-DEC_DW_TW=8"]}
 
 
