@@ -22,6 +22,8 @@ def add_arguments(p):
     p.add_argument("--ref-kernels", action="store_true",
                    help="use the reference C kernels everywhere (slow; for checking)")
     p.add_argument("--no-build", action="store_true", help="write the sources only")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="microcontroller targets: the flash/RAM report as text or JSON")
 
 
 def run(args) -> int:
@@ -29,8 +31,30 @@ def run(args) -> int:
     from ..modelfile import resolve
 
     g = resolve(args.model)
+    if targets.TARGETS[args.target].board:
+        return _run_mcu(g, args)
     gen = compile_to_dir(g, args.output, args.target, args.name, args.arena, args.weights,
                          args.ref_kernels, build=not args.no_build, progress=print)
     print(f"arena: {gen.arena_bytes} bytes; weights: {4 * gen.weight_floats} bytes; "
           f"C prefix: {gen.name}")
+    return 0
+
+
+def _run_mcu(g, args) -> int:
+    """A Cortex-M target: the model (caller arena, const weights) plus the example image for the
+    emulated board, built, measured and run once; flash and RAM printed and in mcu.json."""
+    import json
+
+    from ..compiler import mcu
+
+    if args.no_build:
+        gen = mcu.generate(g, args.output, args.target, args.name, progress=print)
+        print(f"arena: {gen.arena_bytes} bytes (caller-provided); C prefix: {gen.name}")
+        return 0
+    rep = mcu.compile_mcu(g, args.output, args.target, args.name, progress=print)
+    if args.format == "json":
+        print(json.dumps(rep, indent=2))
+    else:
+        print(mcu.format_report(rep))
+        print(f"C prefix: {rep['c_prefix']}; figures in {args.output}/mcu.json")
     return 0

@@ -77,7 +77,7 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
     """Write the C sources of ``g`` for ``target`` into ``out_dir``."""
     t = target if isinstance(target, targets.Target) else targets.get(target, cc)
     opt = emit.Options(emit.c_prefix(g.name, name), arena, weights, t.nb, ref_kernels,
-                       portable=t.name == "c99")
+                       portable=t.name == "c99" or bool(t.board))
     say = progress or (lambda s: None)
     say(f"generate: lowering {g.name!r} for target {t.name} (EC_NB={t.nb})")
     prog, pl = lower_and_plan(g, t, ref_kernels)
