@@ -51,6 +51,12 @@ class Board:
     flash: tuple[int, int]
     ram: tuple[int, int]
     vectors: tuple[int, int] | None = None
+    clock_hz: int = 25_000_000  # the core clock SysTick counts (qemu's sysclk for the board)
+
+    def instructions(self, systicks: int) -> int:
+        """Emulated instructions in ``systicks`` SysTick ticks under -icount shift=0 (one
+        instruction per virtual nanosecond; tests/test_mcu.py checks it with a timed loop)."""
+        return round(systicks * 1e9 / self.clock_hz)
 
     def memory_ld(self) -> str:
         def region(name, attrs, r):
@@ -71,7 +77,7 @@ BOARDS = {
     "mps2-an386": Board("mps2-an386", (0, 4 * M), (0x20000000, 4 * M)),
     "mps2-an500": Board("mps2-an500", (0, 4 * M), (0x20000000, 4 * M)),
     "mps3-an547": Board("mps3-an547", (0x28000000, 8 * M), (0x21000000, 4 * M),
-                        vectors=(0, 512 * K)),
+                        vectors=(0, 512 * K), clock_hz=32_000_000),
 }
 
 
@@ -292,7 +298,7 @@ def qemu_command(board: Board, elf: Path, icount: bool = False) -> list[str]:
            "-serial", "null", "-semihosting-config", "enable=on,target=native",
            "-kernel", str(elf)]
     # -icount shift=0: one emulated instruction = 1 ns of virtual time, so SysTick (at the
-    # board's 25 MHz core clock) counts one tick per 40 instructions
+    # board's core clock, 25 MHz on MPS2) counts one tick per 40 instructions
     return cmd + (["-icount", "shift=0"] if icount else [])
 
 
@@ -315,6 +321,8 @@ def run(t: targets.Target, elf: Path, x: np.ndarray, outputs: int, icount: bool 
         if report is None:
             raise EdgecnnError(f"{elf} on {board.machine}: no report (exit {r.returncode}; "
                                f"70 = a fault):\n{(r.stdout + r.stderr).strip()[-2000:]}")
+        if icount and "systicks" in report:
+            report["instructions"] = board.instructions(report["systicks"])
         out = None
         path = os.path.join(tmp, "output.f32")
         if report.get("rc") == 0 and os.path.isfile(path):
