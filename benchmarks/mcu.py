@@ -9,7 +9,7 @@ and the instructions of one inference (SysTick under ``-icount shift=0``: one ti
 instructions at MPS2's 25 MHz, 31.25 at MPS3's 32 MHz; instructions, not time).
 
 Part 2, TFLM (the pip ``tflite-micro`` interpreter, x86): for int8 ``.tflite`` files written by
-``tflite_int8.py`` (TFLM runs int8 only), the smallest arena it accepts (bisection) and its
+``tests/tflite_int8.py`` (TFLM runs int8 only), the smallest arena it accepts (bisection) and its
 outputs; beside them edgecnn's build of the same file. edgecnn imports an int8 file as a FLOAT
 graph (dequantized weights) until its integer kernels land, so its arena holds float32
 activations (4 bytes each, TFLM's 1) and its outputs differ from TFLM's by the quantization.
@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -31,11 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-import tflite_int8  # noqa: E402 - the int8 model writer beside this script
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import tflite_int8  # noqa: E402 - the int8 .tflite writer the tests use too
 from edgecnn import reference  # noqa: E402
-from edgecnn.compiler import mcu, targets  # noqa: E402
+from edgecnn.compiler import build, mcu, targets  # noqa: E402
 from edgecnn.modelfile import resolve  # noqa: E402
 from edgecnn.surgery import cut  # noqa: E402
 
@@ -103,6 +104,30 @@ def tflm_run(data: bytes, arena: int, x_q: np.ndarray):
     return it.get_output(0)
 
 
+def tflm_allocations(data: bytes, arena: int, x_q: np.ndarray) -> dict:
+    """TFLM's own allocation report (RecordingMicroAllocator): total, head (the activations'
+    plan) and tail (persistent data: tensor structs, per-channel quantization) in bytes."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    it = runtime.Interpreter.from_bytes(data, arena_size=arena)
+    it.set_input(x_q, 0)
+    it.invoke()
+    with tempfile.TemporaryFile() as f:  # TFLM logs (MicroPrintf) to the C stderr
+        sys.stderr.flush()
+        fd = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            it.print_allocations()
+            ctypes.CDLL(None).fflush(None)  # the C library's buffers, into the file
+        finally:
+            os.dup2(fd, 2)
+            os.close(fd)
+        f.seek(0)
+        text = f.read().decode(errors="replace")
+    found = dict(re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text))
+    return {k: int(v) for k, v in found.items()}
+
+
 def tflm_smallest_arena(data: bytes, x_q: np.ndarray, hi: int = 8 << 20) -> int | None:
     """The smallest arena (bytes, to 16) with which TFLM allocates and runs the model."""
     def ok(n):
@@ -152,7 +177,11 @@ def tflm_row(name, layers, shape, target, work: Path, seed=0) -> dict:
     y_tflm = (y_q - zp) * scale
     g = import_file(path)
     ours = on_board(g, target, x, work)
+    _, pl = build.lower_and_plan(g, targets.get(target), ref_kernels=True)
     return {"model": name, "tflite_bytes": len(data), "tflm_arena": arena,
+            "tflm_allocations": tflm_allocations(data, 1 << 22, x_q),
+            # the same memory plan with 1-byte elements: what an int8 build would need
+            "edgecnn_int8_plan_projection": pl.arena_floats,
             "tflm_top1": int(np.argmax(y_tflm)), "edgecnn": {k: v for k, v in ours.items()
                                                            if k != "output"},
             "edgecnn_top1": int(np.argmax(ours["output"])),
@@ -190,17 +219,20 @@ def board_table(rows) -> str:
 
 
 def tflm_table(rows) -> str:
-    lines = ["| model (int8 .tflite) | file bytes | TFLM arena (smallest accepted) | edgecnn "
-             "arena (float graph) | edgecnn RAM total | edgecnn flash | top-1 TFLM / edgecnn | "
-             "max diff (output steps) | edgecnn instructions (cortex-m4) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model (int8 .tflite) | file bytes | TFLM arena: smallest accepted (its report: "
+             "activations + persistent) | edgecnn arena, float graph (built) | edgecnn arena, "
+             "int8 (same plan, projection) | edgecnn RAM total (float) | edgecnn flash (float) "
+             "| top-1 TFLM / edgecnn | max diff (output steps) | edgecnn instructions "
+             "(cortex-m4) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        e = r["edgecnn"]
+        e, a = r["edgecnn"], r["tflm_allocations"]
         lines.append(
-            f"| {r['model']} | {r['tflite_bytes']:,} | {r['tflm_arena']:,} | {e['arena']:,} | "
-            f"{e['ram_total']:,} | {e['flash_total']:,} | {r['tflm_top1']} / "
-            f"{r['edgecnn_top1']} | {r['max_diff_in_output_steps']:.1f} | "
-            f"{e['instructions'] / 1e6:.1f} M |")
+            f"| {r['model']} | {r['tflite_bytes']:,} | {r['tflm_arena']:,} ({a.get('head', 0):,}"
+            f" + {a.get('tail', 0):,}) | {e['arena']:,} | "
+            f"{r['edgecnn_int8_plan_projection']:,} | {e['ram_total']:,} | "
+            f"{e['flash_total']:,} | {r['tflm_top1']} / {r['edgecnn_top1']} | "
+            f"{r['max_diff_in_output_steps']:.1f} | {e['instructions'] / 1e6:.1f} M |")
     return "\n".join(lines) + "\n"
 
 

@@ -269,3 +269,54 @@ def shared_or_none():
     from conftest import shared_data_dir
 
     return shared_data_dir()
+
+
+# ---- the memory plan and TensorFlow Lite Micro ------------------------------------------------
+
+def test_arena_is_the_live_peak_of_mobilenet(shared_or_none):
+    """No two buffers alive at once overlap, and MobileNet v1's arena is exactly its largest
+    set of live buffers (the planner's first-fit orders find a placement without gaps)."""
+    need("data", shared_or_none is not None, "shared test data not found")
+    g = _graph(MOBILENET, shared_or_none)
+    prog, pl = build.lower_and_plan(g, targets.get("cortex-m4"), ref_kernels=True)
+    from edgecnn.compiler.plan import _last_use
+
+    last = _last_use(prog)
+    first = {prog.input: -1, **{op.output: i for i, op in enumerate(prog.ops)}}
+    peak = 0
+    for i in range(len(prog.ops)):
+        bufs = {(pl.views[v].offset, pl.views[v].floats) for v in pl.views
+                if first[v] <= i <= last[v]}
+        spans = sorted(bufs)
+        assert all(a[0] + a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), \
+            prog.ops[i].name
+        peak = max(peak, sum(n for _, n in bufs))
+    assert pl.arena_bytes == 4 * peak == 64 * 64 * (8 + 16) * 4
+
+
+def test_int8_tflite_agrees_with_tflite_micro(tmp_path):
+    """An int8 per-channel .tflite written here: TFLM runs it in int8; edgecnn imports it as a
+    float graph. Every layer's int8 requantization differs from float by up to half a step, so
+    the logits agree to a few output steps (measured: under 1), and the top class is the same."""
+    from conftest import need_module
+
+    need_module("tflite", "tflite", "needs the tflite extra")
+    tflm = need_module("tflite", "tflite_micro.python.tflite_micro.runtime",
+                       "needs tflite-micro (pip install --pre tflite-micro)")
+    import tflite_int8
+    from edgecnn.importers.tflite import import_tflite, read_model
+
+    data = tflite_int8.write(tflite_int8.SMALL, (32, 32, 3))
+    path = tmp_path / "small_int8.tflite"
+    path.write_bytes(data)
+    x_q = np.random.default_rng(3).integers(-128, 128, (1, 32, 32, 3)).astype(np.int8)
+    it = tflm.Interpreter.from_bytes(data, arena_size=1 << 20)
+    it.set_input(x_q, 0)
+    it.invoke()
+    tensors, _, _, outs = read_model(str(path))
+    scale, zp = float(tensors[outs[0]].scale[0]), float(tensors[outs[0]].zero_point[0])
+    want = (it.get_output(0)[0].astype(np.float32) - zp) * scale
+    g = import_tflite(path)
+    got = reference.predict(g, x_q.astype(np.float32) / 128)[0]  # input scale 1/128, zp 0
+    assert np.abs(got - want).max() <= 3 * scale
+    assert np.argmax(got) == np.argmax(want)

@@ -146,7 +146,8 @@ class _Writer:
         def ovec(start, offsets):
             return vec(start, offsets, b.PrependUOffsetTRelative)
 
-        bufs = [tflite.BufferStart(b) or tflite.BufferEnd(b)]  # buffer 0: empty
+        tflite.BufferStart(b)
+        bufs = [tflite.BufferEnd(b)]  # buffer 0: empty, for tensors without data
         index = {}
         for i, t in enumerate(self.tensors):
             if t["data"] is not None:
