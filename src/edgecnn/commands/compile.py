@@ -15,7 +15,7 @@ def add_arguments(p):
                                   "from the model name")
     p.add_argument("--arena", choices=("static", "caller"), default="static",
                    help="activation memory: a static array (default) or passed by the caller "
-                        "to <name>_predict_with_arena")
+                        "to <name>_predict_with_arena (always the caller's on cortex-m*)")
     p.add_argument("--weights", choices=("const", "file"), default="const",
                    help="weights as const arrays in model.c (default) or in weights.bin, "
                         "read by <name>_load_weights")
@@ -46,7 +46,11 @@ def _run_mcu(g, args) -> int:
     import json
 
     from ..compiler import mcu
+    from ..errors import EdgecnnError
 
+    if args.weights == "file":
+        raise EdgecnnError(f"--target {args.target} keeps the weights in flash as const data: "
+                           "drop --weights file")
     if args.no_build:
         gen = mcu.generate(g, args.output, args.target, args.name, progress=print)
         print(f"arena: {gen.arena_bytes} bytes (caller-provided); C prefix: {gen.name}")

@@ -381,6 +381,9 @@ def compile_mcu(g: Graph, out_dir: str | os.PathLike, target: str = "cortex-m4",
         result = run(t, images["model"], np.zeros(g.input_shape, np.float32), g.num_classes)
         if result.report.get("rc") != 0:
             raise EdgecnnError(f"the example returned {result.report.get('rc')} on {t.board}")
+        if result.report["stack_bytes"] >= result.report["stack_size"]:
+            raise EdgecnnError(f"the model used all {result.report['stack_size']} bytes of the "
+                               f"example's stack on {t.board}: raise mcu.STACK_BYTES")
     rep = report(gen, g, measured, result)
     write_bytes_atomic(gen.dir / "mcu.json", (json.dumps(rep, indent=2) + "\n").encode())
     return rep

@@ -56,7 +56,8 @@ _ARMV7 = ("-mcpu=cortex-a53", "-mfpu=neon-fp-armv8", "-mfloat-abi=hard",
 # Cortex-M microcontrollers: bare metal, portable reference kernels in plain C, hard-float ABI;
 # weights in flash, the caller's arena in RAM. Each runs on a qemu-system-arm board (mcu.py).
 _PORTABLE = ("EC_PORTABLE", "EC_NO_VECTOR_EXT")
-_MCU = ("-O2", "-ffunction-sections", "-fdata-sections")
+_MCU = ("-pedantic", "-O2", "-ffunction-sections", "-fdata-sections")  # ISO C99, each
+# function and constant in its own section so that the linker drops what is unused
 _CORTEX_M = [  # n, -mcpu/-mfpu, emulated board, description
     (4, ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"), "mps2-an386",
      "Cortex-M4F (single-precision FPU), bare metal; emulated board mps2-an386"),

@@ -59,9 +59,14 @@ void ec_reset(void) {
     ec_exit(main());
 }
 
-/* initial stack pointer, reset, NMI, HardFault, MemManage, BusFault, UsageFault, 4 reserved,
- * SVCall, DebugMonitor, reserved, PendSV, SysTick */
-__attribute__((section(".vectors"), used)) void *const ec_vectors[16] = {
-    __stack_top, (void *)ec_reset, (void *)ec_fault, (void *)ec_fault, (void *)ec_fault,
-    (void *)ec_fault, (void *)ec_fault, 0, 0, 0, 0, (void *)ec_fault, (void *)ec_fault, 0,
-    (void *)ec_fault, (void *)ec_systick};
+/* The vector table: initial stack pointer, reset, NMI, HardFault, MemManage, BusFault,
+ * UsageFault, 4 reserved, SVCall, DebugMonitor, reserved, PendSV, SysTick. A union, so that
+ * the table is ISO C (no cast between object and function pointers). */
+union ec_vector {
+    uint32_t *sp;
+    void (*fn)(void);
+};
+__attribute__((section(".vectors"), used)) const union ec_vector ec_vectors[16] = {
+    {.sp = __stack_top}, {.fn = ec_reset}, {.fn = ec_fault}, {.fn = ec_fault},
+    {.fn = ec_fault}, {.fn = ec_fault}, {.fn = ec_fault}, {0}, {0}, {0}, {0},
+    {.fn = ec_fault}, {.fn = ec_fault}, {0}, {.fn = ec_fault}, {.fn = ec_systick}};
