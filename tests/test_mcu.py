@@ -252,6 +252,21 @@ def test_instruction_count_of_one_inference(built):
     assert r.report["instructions"] > summarize(g).total_macs
 
 
+@pytest.mark.parametrize("spec", [SMALL, MOBILENET])
+def test_fit_before_the_build_bounds_the_measured_build(built, spec):
+    """`summary --target`'s figures, made before any build, are exact for weights and arena and
+    upper bounds for the whole flash and RAM that the build and the board then measure."""
+    g, gen, sz = built(spec, "cortex-m4")
+    r = mcu.run(gen.target, gen.dir / "model.elf", _input(g), g.num_classes)
+    rep = fit.fit(g, "cortex-m4")
+    assert rep["flash"]["weights"] == sz["flash"]["weights"]
+    assert rep["ram"]["arena"] == sz["ram"]["arena"] == r.report["arena_bytes"]
+    assert sz["flash"]["total"] <= rep["flash"]["total"]
+    measured_ram = (sz["ram"]["arena"] + r.report["stack_bytes"] + sz["ram"]["bss_other"]
+                    + sz["ram"]["data"])
+    assert measured_ram <= rep["ram"]["total"]
+
+
 def test_compile_command_prints_and_writes_the_report(tmp_path, capsys):
     need_mcu()
     assert cli_main(["compile", SMALL, "--target", "cortex-m4", "-o", str(tmp_path)]) == 0
