@@ -218,6 +218,9 @@ def compile_to_dir(g: Graph, out_dir: str | os.PathLike, target: str = "host",
                    progress: Callable[[str], None] | None = None) -> Generated:
     """``edgecnn compile``: generate, then build when the target's compiler is installed."""
     t = targets.get(target)
+    if t.board:
+        raise EdgecnnError(f"{t.name} builds a bare-metal image, not a library: use "
+                           "edgecnn.compiler.mcu.compile_mcu (or `edgecnn compile`)")
     gen = generate(g, out_dir, t, name, arena, weights, ref_kernels, progress=progress)
     if build:
         try:
