@@ -44,6 +44,7 @@ def _run_mcu(g, args) -> int:
     """A Cortex-M target: the model (caller arena, const weights) plus the example image for the
     emulated board, built, measured and run once; flash and RAM printed and in mcu.json."""
     import json
+    import sys
 
     from ..compiler import mcu
     from ..errors import EdgecnnError
@@ -55,7 +56,8 @@ def _run_mcu(g, args) -> int:
         gen = mcu.generate(g, args.output, args.target, args.name, progress=print)
         print(f"arena: {gen.arena_bytes} bytes (caller-provided); C prefix: {gen.name}")
         return 0
-    rep = mcu.compile_mcu(g, args.output, args.target, args.name, progress=print)
+    say = print if args.format == "text" else (lambda s: print(s, file=sys.stderr))
+    rep = mcu.compile_mcu(g, args.output, args.target, args.name, progress=say)
     if args.format == "json":
         print(json.dumps(rep, indent=2))
     else:
