@@ -1,8 +1,8 @@
 """Batch-1 speed of the seed model and AlexNet: edgecnn's compiled C vs ONNX Runtime vs PyTorch.
 
-Runs ``edgecnn.bench.bench`` on each model at 1 and 2 threads against onnxruntime and torch (one
-run, same machine, same weights: He-initialized with seed 0; speed does not depend on the
-values) and prints a Markdown table with a note on the machine. See benchmarks/README.md.
+Runs ``edgecnn.publish.bench.bench`` on each model at 1 and 2 threads against onnxruntime and
+torch (one run, same machine, same weights: He-initialized with seed 0; speed does not depend on
+the values) and prints a Markdown table with a note on the machine. See benchmarks/README.md.
 
     python benchmarks/bench_models.py [-o results.md] [--json results.json]
         [--models NAME,...] [--threads 1,2] [--against onnxruntime,torch] [--repeats 20]
@@ -14,9 +14,9 @@ import argparse
 import json
 import sys
 
-from edgecnn.bench import bench, busy_warning
-from edgecnn.fileio import write_text_atomic
-from edgecnn.modelfile import resolve
+from edgecnn.apps.resolve import resolve
+from edgecnn.core.fileio import write_text_atomic
+from edgecnn.publish.bench import bench, busy_warning
 
 MODELS = ("dr_I256x256x3CMCMCMCMCMCMCMC1AS", "alexnet")
 

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from edgecnn.datasets import find_samples, label_indices
-from edgecnn.train import RECIPES, _collate, _TrainSet
+from edgecnn.core.datasets import find_samples, label_indices
+from edgecnn.train.loop import RECIPES, _collate, _TrainSet
 from edgecnn.zoo import get
 
 SEED_MODEL = "dr_I256x256x3CMCMCMCMCMCMCMC1AS"
@@ -78,7 +78,8 @@ def main(argv=None) -> int:
                "loader": {}}
     print(f"decode + random-resized crop + flip + HSV jitter to "
           f"{g.input_shape[0]}x{g.input_shape[1]}, {len(samples)} source images")
-    print(f"  one process (decode + augment, uint8):{results['single_process_images_per_second']:7.1f} images/s")
+    rate = results["single_process_images_per_second"]
+    print(f"  one process (decode + augment, uint8):{rate:7.1f} images/s")
     for w in (int(x) for x in args.workers.split(",")):
         rate = loader(ds, args.images, w)
         results["loader"][w] = rate

@@ -27,7 +27,7 @@ import numpy as np
 
 from edgecnn.compiler import packing
 
-RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "runtime"
+RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "compiler" / "runtime"
 SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
 # (h, w, cin, cout, kernel, pad): the seed model's convolutions (input sizes)
 SEED_CONVS = [(256, 256, 3, 16, 3, 1), (128, 128, 16, 32, 3, 1), (64, 64, 32, 64, 3, 1),

@@ -35,10 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import tflite_int8  # noqa: E402 - the int8 .tflite writer the tests use too
-from edgecnn import reference  # noqa: E402
+from edgecnn.apps.resolve import resolve  # noqa: E402
 from edgecnn.compiler import build, mcu, targets  # noqa: E402
-from edgecnn.modelfile import resolve  # noqa: E402
-from edgecnn.surgery import cut  # noqa: E402
+from edgecnn.core import reference  # noqa: E402
+from edgecnn.core.surgery import cut  # noqa: E402
 
 DATA = Path(os.environ.get("EDGECNN_DATA", Path(__file__).resolve().parents[1].parent
                            / "shared" / "data"))
@@ -51,7 +51,7 @@ def logits(g):
 
 
 def import_file(path):
-    from edgecnn.importers.tflite import import_tflite
+    from edgecnn.formats.importers.tflite import import_tflite
 
     return logits(import_tflite(path))
 
@@ -161,7 +161,7 @@ def calibrated(layers, shape, x: np.ndarray, work: Path) -> bytes:
 
 
 def tflm_row(name, layers, shape, target, work: Path, seed=0) -> dict:
-    from edgecnn.importers.tflite import read_model
+    from edgecnn.formats.importers.tflite import read_model
 
     rng = np.random.default_rng(seed)
     x_q = rng.integers(-128, 128, (1, *shape)).astype(np.int8)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn import reference
-from edgecnn.importers import import_model
-from edgecnn.preprocess import load_image, normalize, to_pixels
+from edgecnn.core import reference
+from edgecnn.core.preprocess import load_image, normalize, to_pixels
+from edgecnn.formats.importers import import_model
 
 MODELS = ["mobilenet_v1_0.25_128_quant", "mobilenet_v2_1.0_224_quant"]
 BATCH = 25

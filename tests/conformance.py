@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgecnn.graph import Graph, GraphBuilder, Layer
+from edgecnn.core.graph import Graph, GraphBuilder, Layer
 from edgecnn.layers.base import Shape
 
 OP = "op"
@@ -93,7 +93,7 @@ _add("conv2d-stride-2x1", "conv2d", (9, 7, 3),
      {"filters": 4, "kernel": 3, "stride": (2, 1), "padding": 1})
 _add("conv2d-nobias", "conv2d", (6, 6, 4), {"filters": 6, "kernel": 3, "bias": False})
 # one input channel, strided: torch 2.13 miscomputes these when the input's strides also read
-# as channels_last (edgecnn.torch_backend.plain_strides)
+# as channels_last (edgecnn.train.torch_module.plain_strides)
 _add("conv2d-1ch-4x4-s1x2", "conv2d", (7, 5, 1), {"filters": 3, "kernel": 4, "stride": (1, 2)})
 _add("conv2d-1ch-asym-pad-s1x2", "conv2d", (1, 2, 1),
      {"filters": 1, "kernel": (2, 4), "stride": (1, 2), "padding": (1, 0, 3, 3), "bias": False})
@@ -297,7 +297,7 @@ def random_weights(g: Graph, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def op_inputs(g: Graph, x: np.ndarray, case: Case) -> list[np.ndarray]:
     """The NHWC arrays the op reads (the input, or the 1x1 convs' outputs by the reference)."""
-    from edgecnn import reference
+    from edgecnn.core import reference
 
     names = input_names(case)
     if names == ["input"]:
@@ -308,6 +308,14 @@ def op_inputs(g: Graph, x: np.ndarray, case: Case) -> list[np.ndarray]:
 
 def op_weights(g: Graph) -> dict[str, np.ndarray]:
     return g.layer_weights(g.layer(OP))
+
+
+def logits(g: Graph) -> Graph:
+    """``g`` without its final softmax. Whole graphs are compared on logits: a softmax squashes
+    differences (a saturated one hides them entirely), so comparing its output is too weak."""
+    if g.output.kind != "softmax":
+        return g
+    return Graph(g.name, g.layers[:-1], g.weights, g.preprocessing, g.labels, g.meta)
 
 
 def max_error(actual: np.ndarray, expected: np.ndarray) -> float:

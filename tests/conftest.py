@@ -3,14 +3,16 @@
 A missing piece (a compiler, an emulator, a package, the shared data, a browser) is reported by
 :func:`need`: it skips the test, unless the piece is named in ``EDGECNN_REQUIRE`` (a comma
 list, or ``all``), where it fails instead, so that a missing install step in CI cannot pass as a
-skip. The pieces: cc, clang, cross (cross compilers + qemu-user), mcu (arm-none-eabi + qemu-system-arm),
-data, browser, torch, onnx, tflite, litert, video, fuzz.
+skip. The pieces: cc, clang, cross (cross compilers + qemu-user), mcu (arm-none-eabi and
+qemu-system-arm), data, browser, torch, onnx, tflite, litert, video, fuzz.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,31 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIECES = ("cc", "clang", "cross", "mcu", "data", "browser", "torch", "onnx", "tflite", "litert",
           "video", "fuzz")
+
+
+def pytest_configure(config):
+    """Builds in the tests treat warnings as errors. Tests never write into the user's
+    ~/.cache: builds and downloads go to a temporary EDGECNN_CACHE, removed at the end.
+    Hypothesis keeps no database in the repository, and in CI (CI=true) draws derandomized
+    examples, so a run is repeatable."""
+    config._edgecnn_cache = tempfile.mkdtemp(prefix="edgecnn-test-cache-")
+    os.environ["EDGECNN_CACHE"] = config._edgecnn_cache
+    os.environ["EDGECNN_WERROR"] = "1"  # the C the compiler writes must stay warning-free
+    try:
+        from hypothesis import settings
+        from hypothesis.database import DirectoryBasedExampleDatabase
+    except ImportError:
+        return
+    db = Path(tempfile.gettempdir()) / "edgecnn-hypothesis"
+    settings.register_profile("local", database=DirectoryBasedExampleDatabase(db))
+    settings.register_profile("ci", derandomize=True, database=None)
+    settings.load_profile("ci" if os.environ.get("CI") else "local")
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_edgecnn_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def required(piece: str) -> bool:
@@ -34,7 +61,7 @@ def need(piece: str, ok: bool, reason: str) -> None:
         return
     if required(piece):
         pytest.fail(f"EDGECNN_REQUIRE names {piece!r}, but {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def need_module(piece: str, module: str, reason: str | None = None):

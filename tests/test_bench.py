@@ -1,4 +1,4 @@
-"""`edgecnn.bench` and `edgecnn bench`: well-formed results, agreement, clear errors.
+"""`edgecnn.publish.bench` and `edgecnn bench`: well-formed results, agreement, clear errors.
 
 No assertion on speed (machines are noisy); the timings are only checked to be consistent
 with one another (min <= median, GFLOP/s = 2 x MACs / median, ratios from the medians).
@@ -12,12 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-import edgecnn
-from edgecnn import reference, summarize
-from edgecnn.bench import bench, format_table, machine_info
-from edgecnn.cli import main
+from conftest import need_module
+from edgecnn import summarize
+from edgecnn.cli.main import main
+from edgecnn.compiler import api
+from edgecnn.core import reference
 from edgecnn.errors import EdgecnnError, MissingDependencyError
-from edgecnn.modelfile import save
+from edgecnn.formats.modelfile import save
+from edgecnn.publish.bench import bench, format_table, machine_info
 from testutil import tiny_cnn
 
 FAST = {"repeats": 3, "warmup": 1, "min_time": 0.0}
@@ -39,7 +41,7 @@ def _check_timed(e, macs):
 
 @pytest.mark.onnx
 def test_reference_and_onnxruntime_well_formed():
-    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    need_module("onnx", "onnxruntime", "the onnx extra is not installed")
     g = tiny_cnn()
     r = bench(g, ("reference", "onnxruntime"), threads=(1, 2), **FAST)
     macs = summarize(g).total_macs
@@ -57,8 +59,12 @@ def test_reference_and_onnxruntime_well_formed():
     assert "onnxruntime" in text and "reference" in text
 
 
+def _no_compiler(graph, **kw):
+    raise OSError("cc: not found")  # what a failed C build raises
+
+
 def test_compiled_missing_or_failing_is_an_entry(monkeypatch):
-    monkeypatch.delattr(edgecnn, "compile", raising=False)
+    monkeypatch.setattr(api, "compile", _no_compiler)
     r = bench(tiny_cnn(), ("compiled", "reference"), **FAST)
     e = _entry(r, "compiled")
     assert not e["available"] and "not available" in e["reason"]
@@ -68,13 +74,13 @@ def test_compiled_missing_or_failing_is_an_entry(monkeypatch):
     def failing(graph, **kw):
         raise EdgecnnError("not yet supported: layer 'x' of kind 'y'")
 
-    monkeypatch.setattr(edgecnn, "compile", failing, raising=False)
+    monkeypatch.setattr(api, "compile", failing)
     e = _entry(bench(tiny_cnn(), ("compiled", "reference"), **FAST), "compiled")
     assert not e["available"] and "not yet supported" in e["reason"]
 
 
 class _FakeCompiled:
-    """Stands in for edgecnn.compile's result: the reference, twice over (so it is slower)."""
+    """Stands in for a CompiledModel: the reference, twice over (so it is slower)."""
 
     def __init__(self, graph, **kw):
         self.graph, self.kw, self.threads = graph, kw, None
@@ -97,7 +103,7 @@ def test_ratio_and_profile_with_a_compiled_backend(monkeypatch):
         made.append(_FakeCompiled(graph, **kw))
         return made[-1]
 
-    monkeypatch.setattr(edgecnn, "compile", fake_compile, raising=False)
+    monkeypatch.setattr(api, "compile", fake_compile)
     g = tiny_cnn()
     r = bench(g, ("compiled", "reference"), threads=(1, 2), profile=True, **FAST)
     assert [m.kw["target"] for m in made] == ["host", "host"]
@@ -112,7 +118,7 @@ def test_ratio_and_profile_with_a_compiled_backend(monkeypatch):
 
 
 def test_profile_not_available_without_compiled(monkeypatch):
-    monkeypatch.delattr(edgecnn, "compile", raising=False)
+    monkeypatch.setattr(api, "compile", _no_compiler)
     r = bench(tiny_cnn(), ("compiled", "reference"), profile=True, **FAST)
     assert r["profile"]["available"] is False and r["profile"]["reason"]
 
@@ -143,7 +149,7 @@ def test_machine_info_names_no_host():
 
 @pytest.mark.onnx
 def test_cli_json_has_what_cards_need(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    need_module("onnx", "onnxruntime", "the onnx extra is not installed")
     monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "cache"))  # a compiled build, if any
     model = save(tiny_cnn(), tmp_path / "tiny.safetensors")
     out = tmp_path / "bench.json"
@@ -178,7 +184,7 @@ def test_cli_table_and_errors(tmp_path, capsys):
 
 
 def test_busy_warning():
-    from edgecnn.bench import busy_warning
+    from edgecnn.publish.bench import busy_warning
 
     def result(before, after):
         return {"machine": {"usable_cores": 2,
@@ -193,9 +199,9 @@ def test_busy_warning():
 @pytest.mark.torch
 def test_agreement_on_a_spatial_output():
     """The output is 4x4x8, not 1x1xC: NCHW backends are compared in H, W, C order."""
-    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
-    pytest.importorskip("torch", reason="the torch extra is not installed")
-    from edgecnn.graph import GraphBuilder
+    need_module("onnx", "onnxruntime", "the onnx extra is not installed")
+    need_module("torch", "torch", "the torch extra is not installed")
+    from edgecnn.core.graph import GraphBuilder
 
     b = GraphBuilder("spatial", (8, 8, 3))
     b.add("conv2d", filters=8, kernel=3, stride=2, padding=1)

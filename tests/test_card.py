@@ -5,14 +5,14 @@ import os
 
 import pytest
 
-from edgecnn.accounting import summarize
-from edgecnn.bench import bench
-from edgecnn.card import build, read_bench, render_html, render_markdown, write
-from edgecnn.cli import main
+from edgecnn.apps.evaluate import evaluate
+from edgecnn.cli.main import main
+from edgecnn.core.accounting import summarize
 from edgecnn.errors import EdgecnnError
-from edgecnn.evaluate import evaluate
-from edgecnn.gallery import build_site, pareto
-from edgecnn.modelfile import save
+from edgecnn.formats.modelfile import save
+from edgecnn.publish.bench import bench
+from edgecnn.publish.card import build, read_bench, render_html, render_markdown, write
+from edgecnn.publish.site import build_site, pareto
 from edgecnn.zoo import get
 from testutil import make_shapes_dataset, small_d_model
 

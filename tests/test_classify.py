@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn import reference
-from edgecnn.classify import classify
-from edgecnn.cli import main
-from edgecnn.graph import Preprocessing
-from edgecnn.labels import class_names, ilsvrc2012
-from edgecnn.modelfile import save
-from edgecnn.preprocess import crop_box, load_image, normalize, preprocess
+from edgecnn.apps.classify import classify
+from edgecnn.cli.main import main
+from edgecnn.core import reference
+from edgecnn.core.graph import Preprocessing
+from edgecnn.core.labels import class_names, ilsvrc2012
+from edgecnn.core.preprocess import crop_box, load_image, normalize, preprocess
+from edgecnn.formats.modelfile import save
 from testutil import tiny_cnn, write_image
 
 

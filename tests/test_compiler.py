@@ -5,10 +5,11 @@ import re
 import numpy as np
 import pytest
 
-from edgecnn import GraphBuilder, accounting, reference
+from edgecnn import GraphBuilder
 from edgecnn.compiler import build, emit, passes, plan, targets
+from edgecnn.core import accounting, reference
+from edgecnn.core.graph import Graph
 from edgecnn.errors import EdgecnnError
-from edgecnn.graph import Graph
 
 SEED = "dr_I256x256x3CMCMCMCMCMCMCMC1AS"
 
@@ -199,7 +200,7 @@ def test_unknown_target_and_missing_cross_compiler(monkeypatch):
 
 
 def test_compile_command_bad_name_exits_2(tmp_path, capsys):
-    from edgecnn.cli import main
+    from edgecnn.cli.main import main
 
     rc = main(["compile", "d_I128x128x3CMCMCMCMCMCMC1AS", "--target", "c99", "-o",
                str(tmp_path), "--name", "1bad", "--no-build"])
@@ -208,7 +209,7 @@ def test_compile_command_bad_name_exits_2(tmp_path, capsys):
 
 
 def test_compile_command_missing_cross_compiler(tmp_path, capsys, monkeypatch):
-    from edgecnn.cli import main
+    from edgecnn.cli.main import main
 
     monkeypatch.setenv("PATH", "")
     rc = main(["compile", "d_I128x128x3CMCMCMCMCMCMC1AS", "--target", "pi4", "-o",

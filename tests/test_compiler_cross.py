@@ -7,8 +7,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from edgecnn import reference
+from conftest import need
 from edgecnn.compiler import build, targets
+from edgecnn.core import reference
 from test_compiler import _dag
 
 pytestmark = [pytest.mark.cross, pytest.mark.cc]
@@ -19,10 +20,10 @@ pytestmark = [pytest.mark.cross, pytest.mark.cc]
     ("pi5", False), ("armv7", False)])
 def test_cross_build_runs_under_qemu(target, ref_kernels, tmp_path):
     t = targets.get(target)
-    if t.compiler_path() is None:
-        pytest.skip(f"{t.cc} not installed (apt install {t.debian_package})")
-    if shutil.which(t.qemu) is None:
-        pytest.skip(f"{t.qemu} not installed (apt install qemu-user)")
+    need("cross", t.compiler_path() is not None,
+         f"{t.cc} not installed (apt install {t.debian_package})")
+    need("cross", shutil.which(t.qemu) is not None,
+         f"{t.qemu} not installed (apt install qemu-user)")
     g = _dag()
     gen = build.generate(g, tmp_path, t, ref_kernels=ref_kernels)
     # a static executable runs under qemu without the target's shared libraries

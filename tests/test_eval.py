@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from edgecnn import reference
-from edgecnn.datasets import Augment, eval_pixels, find_samples, input_affine, to_input
+from edgecnn.apps.evaluate import evaluate, subset
+from edgecnn.core import reference
+from edgecnn.core.datasets import Augment, eval_pixels, find_samples, input_affine, to_input
+from edgecnn.core.graph import Preprocessing
+from edgecnn.core.labels import ilsvrc2012
+from edgecnn.core.preprocess import load_image
 from edgecnn.errors import EdgecnnError
-from edgecnn.evaluate import evaluate, subset
-from edgecnn.graph import Preprocessing
-from edgecnn.labels import ilsvrc2012
-from edgecnn.preprocess import load_image
 from testutil import tiny_cnn, write_image
 
 WNIDS = [w for w, _ in ilsvrc2012()]

@@ -8,14 +8,15 @@ import threading
 import numpy as np
 import pytest
 
-from edgecnn import reference
-from edgecnn.cli import main
+from conftest import need_module
+from edgecnn.apps.pretrained import fetch, registry
+from edgecnn.apps.resolve import resolve
+from edgecnn.cli.main import main
+from edgecnn.core import reference
 from edgecnn.errors import EdgecnnError
-from edgecnn.modelfile import resolve
-from edgecnn.pretrained import fetch, registry
 from testutil import tiny_cnn, write_image
 
-pytest.importorskip("onnx", reason="the served model is ONNX: needs the onnx extra")
+need_module("onnx", "onnx", "the served model is ONNX: needs the onnx extra")
 pytestmark = pytest.mark.onnx
 
 
@@ -63,7 +64,7 @@ class _Server:
 
 @pytest.fixture
 def served(tmp_path, monkeypatch):
-    from edgecnn.onnx_export import export
+    from edgecnn.formats.onnx_export import export
 
     g = tiny_cnn(classes=1000)
     payload = export(g, tmp_path / "src.onnx").read_bytes()

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn import reference
-from edgecnn.cli import main
-from edgecnn.modelfile import save
-from edgecnn.preprocess import preprocess
+from conftest import need_module
+from edgecnn.cli.main import main
+from edgecnn.core import reference
+from edgecnn.core.preprocess import preprocess
+from edgecnn.formats.modelfile import save
 from testutil import tiny_cnn
 
-cv2 = pytest.importorskip("cv2", reason="video needs the video extra (OpenCV)")
+cv2 = need_module("video", "cv2", "video needs the video extra (OpenCV)")
 
 
 def _video(path, frames=9, size=(48, 32)):
@@ -54,7 +55,7 @@ def test_video_csv_every_second_frame(tmp_path, capsys):
 
 
 def _wnid(i):
-    from edgecnn.labels import ilsvrc2012
+    from edgecnn.core.labels import ilsvrc2012
 
     return ilsvrc2012()[i][0]
 

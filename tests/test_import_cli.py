@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 
-from edgecnn import cli, reference
-from edgecnn.importers import import_model
+from edgecnn.cli import main as cli
+from edgecnn.core import reference
+from edgecnn.formats.importers import import_model
 
 CFG = """[net]
 height=16
@@ -35,7 +36,7 @@ activation=linear
 
 
 def test_import_writes_a_loadable_model(tmp_path, capsys):
-    from edgecnn.modelfile import load
+    from edgecnn.formats.modelfile import load
 
     cfg = tmp_path / "net.cfg"
     cfg.write_text(CFG)

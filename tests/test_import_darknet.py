@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
-from edgecnn import reference
-from edgecnn.accounting import summarize
+from edgecnn.core import reference
+from edgecnn.core.accounting import summarize
 from edgecnn.errors import ModelFileError
-from edgecnn.importers import UnsupportedModelError, import_model
-from edgecnn.importers.darknet import import_darknet
+from edgecnn.formats.importers import UnsupportedModelError, import_model
+from edgecnn.formats.importers.darknet import import_darknet
 
 SMALL_CFG = """\
 [net]
@@ -327,7 +329,7 @@ def test_darknet_reference_against_ell_zoo(shared_data):
     norm and leaky relu) and a 2x2 average pool; darknet.cfg averages the 4x4x1024 globally and
     ends with a linear 1x1 convolution (with bias).
     """
-    zoo = pytest.importorskip("edgecnn.zoo", reason="edgecnn.zoo not present")
+    zoo = importlib.import_module("edgecnn.zoo")
     ours = summarize(import_model(shared_data / "darknet" / "darknet.cfg")).layers
     ell = summarize(zoo.get("dr_I256x256x3CMCMCMCMCMCMCMC1AS")).layers
     end = next(i for i, r in enumerate(ours) if r.output_shape == (4, 4, 1024)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
-from edgecnn import reference
+from conftest import need_module
+from edgecnn.core import reference
 from edgecnn.errors import EdgecnnError, ModelFileError
-from edgecnn.importers import UnsupportedModelError, import_model
+from edgecnn.formats.importers import UnsupportedModelError, import_model
 
-onnx = pytest.importorskip("onnx", reason="needs onnx (the onnx extra)")
-ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (the onnx extra)")
+onnx = need_module("onnx", "onnx", "needs onnx (the onnx extra)")
+ort = need_module("onnx", "onnxruntime", "needs onnxruntime (the onnx extra)")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402 - after the skip above
 
 pytestmark = pytest.mark.onnx
@@ -65,7 +68,7 @@ def make_model(nodes, inits, in_shape, out_shape, opset=13):
 # ---- models PyTorch exports ------------------------------------------------------------------
 
 def _torch_models():
-    torch = pytest.importorskip("torch", reason="needs PyTorch (the torch extra)")
+    torch = need_module("torch", "torch", "needs PyTorch (the torch extra)")
     nn = torch.nn
 
     class Inverted(nn.Module):  # MobileNet v2 block: expand, depthwise, project, residual
@@ -181,7 +184,7 @@ def test_torch_exports_match_onnxruntime(which, tmp_path):
 @pytest.mark.torch
 def test_import_torch(tmp_path):
     torch, models = _torch_models()
-    from edgecnn.importers.torch import import_torch
+    from edgecnn.formats.importers.torch import import_torch
 
     m, size = models["alexnet"]
     torch.manual_seed(2)
@@ -349,7 +352,7 @@ def _touch(p):
 # ---- round trip through edgecnn's own exporter -----------------------------------------------
 
 def test_round_trip_export_import(tmp_path):
-    export = pytest.importorskip("edgecnn.onnx_export", reason="edgecnn.onnx_export not present")
+    export = importlib.import_module("edgecnn.formats.onnx_export")
     from testutil import tiny_cnn
 
     g = tiny_cnn(classes=10, size=16, seed=3, labels=[f"c{i}" for i in range(10)])
@@ -369,9 +372,9 @@ def test_zoo_models_round_trip_through_pytorch_onnx(name, tmp_path):
     agrees with ONNX Runtime on the file PyTorch wrote."""
     import warnings
 
-    torch = pytest.importorskip("torch")
-    from edgecnn.onnx_export import export
-    from edgecnn.torch_backend import to_module
+    torch = need_module("torch", "torch")
+    from edgecnn.formats.onnx_export import export
+    from edgecnn.train.torch_module import to_module
     from edgecnn.zoo import get
 
     g = get(name).init_weights(0)

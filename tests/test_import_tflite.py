@@ -10,18 +10,20 @@ does) must pick LiteRT's exact first index.
 
 from __future__ import annotations
 
+import importlib
 import re
 from functools import cache
 
 import numpy as np
 import pytest
 
-from edgecnn import reference
+from conftest import need, need_module
+from edgecnn.core import reference
 from edgecnn.errors import ModelFileError
-from edgecnn.importers import UnsupportedModelError, import_model
-from edgecnn.importers.tflite import Tensor, same_padding
+from edgecnn.formats.importers import UnsupportedModelError, import_model
+from edgecnn.formats.importers.tflite import Tensor, same_padding
 
-pytest.importorskip("tflite", reason="needs the tflite package (the tflite extra)")
+need_module("tflite", "tflite", "needs the tflite package (the tflite extra)")
 
 V1 = "mobilenet_v1_0.25_128_quant"
 V2 = "mobilenet_v2_1.0_224_quant"
@@ -74,16 +76,15 @@ def samples(shared_data):
     wnids = (shared_data / "ilsvrc2012_wnids.txt").read_text().split()
     index = {w: i for i, w in enumerate(wnids)}
     paths = sorted((shared_data / "imagenet-samples").glob("*.JPEG"))
-    if not paths:
-        pytest.skip("no images in imagenet-samples")
+    need("data", bool(paths), "no images in imagenet-samples")
     return paths, np.array([index[p.name.split("_")[0]] for p in paths])
 
 
 @cache
 def _pixels(paths: tuple, size: int, fraction: float) -> np.ndarray:
     """uint8 (N, size, size, 3): central crop and bilinear resize (the models' recipe)."""
-    from edgecnn.graph import Preprocessing
-    from edgecnn.preprocess import load_image, to_pixels
+    from edgecnn.core.graph import Preprocessing
+    from edgecnn.core.preprocess import load_image, to_pixels
 
     p = Preprocessing(resize="center_crop", crop_fraction=fraction)
     return np.stack([to_pixels(load_image(f), p, (size, size)) for f in paths])
@@ -96,7 +97,7 @@ def pixels(g, paths) -> np.ndarray:
 
 
 def edgecnn_scores(g, px: np.ndarray) -> np.ndarray:
-    from edgecnn.preprocess import normalize
+    from edgecnn.core.preprocess import normalize
 
     out = [reference.predict(g, normalize(px[i:i + BATCH], g.preprocessing))
            for i in range(0, len(px), BATCH)]
@@ -104,8 +105,8 @@ def edgecnn_scores(g, px: np.ndarray) -> np.ndarray:
 
 
 def litert_scores(path, px: np.ndarray) -> np.ndarray:
-    litert = pytest.importorskip("ai_edge_litert.interpreter",
-                                 reason="needs ai-edge-litert to compare with LiteRT")
+    litert = need_module("litert", "ai_edge_litert.interpreter",
+                         "needs ai-edge-litert to compare with LiteRT")
     it = litert.Interpreter(model_path=str(path), num_threads=1)
     it.allocate_tensors()
     i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
@@ -129,7 +130,7 @@ def readme_figures(shared_data, model: str) -> tuple[float, float]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if cells and cells[0] == model and re.fullmatch(r"0\.\d+", cells[1]):
             return float(cells[1]), float(cells[2])
-    pytest.skip(f"the data README lists no LiteRT figures for {model}")
+    need("data", False, f"the data README lists no LiteRT figures for {model}")
 
 
 def agreement(ours: np.ndarray, litert: np.ndarray, exact: bool) -> float:
@@ -349,8 +350,8 @@ def small_float_model(rng) -> bytes:
 
 
 def test_written_model_matches_litert(tmp_path):
-    litert = pytest.importorskip("ai_edge_litert.interpreter",
-                                 reason="needs ai-edge-litert to compare with LiteRT")
+    litert = need_module("litert", "ai_edge_litert.interpreter",
+                         "needs ai-edge-litert to compare with LiteRT")
     rng = np.random.default_rng(0)
     path = tmp_path / "small.tflite"
     path.write_bytes(small_float_model(rng))
@@ -412,9 +413,9 @@ def test_every_unsupported_operator_is_listed(tmp_path):
 @pytest.mark.data
 @pytest.mark.onnx
 def test_imported_mobilenet_through_onnx(shared_data, tmp_path):
-    """TFLite → Graph → ONNX (edgecnn.onnx_export) → ONNX Runtime and → Graph again."""
-    export = pytest.importorskip("edgecnn.onnx_export", reason="edgecnn.onnx_export not present")
-    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime")
+    """TFLite → Graph → ONNX (edgecnn.formats.onnx_export) → ONNX Runtime and → Graph again."""
+    export = importlib.import_module("edgecnn.formats.onnx_export")
+    ort = need_module("onnx", "onnxruntime", "needs onnxruntime")
     g = import_model(shared_data / "tflite" / f"{V1}.tflite")
     path = export.export(g, tmp_path / "v1.onnx")
     x = np.random.default_rng(0).normal(0, 1, (4, *g.input_shape)).astype(np.float32)
@@ -435,10 +436,9 @@ def test_compiled_mobilenets_score_like_litert(shared_data, samples, model):
     LiteRT's published figures, and top-1 equal to the numpy reference's (every 10th image)."""
     import shutil
 
-    if not (shutil.which("cc") or shutil.which("gcc")):
-        pytest.skip("needs a C compiler")
+    need("cc", bool(shutil.which("cc")), "needs a C compiler (apt install gcc)")
     import edgecnn
-    from edgecnn.preprocess import normalize
+    from edgecnn.core.preprocess import normalize
 
     paths, truth = samples
     g = import_model(shared_data / "tflite" / f"{model}.tflite")

@@ -18,15 +18,17 @@ import platform
 import shutil
 import subprocess
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgecnn.compiler import packing
+from conftest import need
+from edgecnn.compiler import packing, targets
 from edgecnn.layers.base import get_kind
 
-RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "runtime"
+RUNTIME = Path(__file__).resolve().parents[1] / "src" / "edgecnn" / "compiler" / "runtime"
 DRIVER = Path(__file__).resolve().parent / "c" / "kernels_check.c"
 SOURCES = ("ec_conv_fast.c", "ec_winograd.c", "ec_dense_fast.c")
 WARN = ["-Wall", "-Wextra", "-Werror"]
@@ -131,37 +133,80 @@ class Kernels:
         return y[:units]
 
 
-def arch_flags(cc: str) -> list[str]:
-    return ["-march=native"] if platform.machine() in ("x86_64", "AMD64") else []
+def x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64")
 
 
-def build(tmp: Path, cc: str, nb: int, extra: list[str]) -> Path:
-    if shutil.which(cc) is None:
-        pytest.skip(f"{cc} not found")
-    out = tmp / f"kernels_{cc}_{nb}_{seed_of(extra)}.so"
-    cmd = [cc, "-std=c99", "-O2", "-ffp-contract=fast", "-shared", "-fPIC", f"-DEC_NB={nb}", *WARN,
-           *arch_flags(cc), *extra, *[str(RUNTIME / s) for s in SOURCES], "-o", str(out), "-lm"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+def width_target(nb: int) -> targets.Target:
+    """The x86-64 level whose widest float vector has ``nb`` lanes, at the shipped -O3 flags."""
+    march, needs = targets.X86_LEVELS[nb]
+    return replace(targets.TARGETS["x86-64"], name=f"x86-64 EC_NB={nb}",
+                   cflags=(march, "-O3", "-ffp-contract=fast"), nb=nb, needs=needs, openmp=False)
+
+
+# Tile settings of the ARM builds (ec_vec_fast.h, ec_conv_fast.c), compiled with EC_NB=4 on x86
+# too, so that their tile loops run natively here and not only under qemu.
+ARM_TILES = {"aarch64": ["-DEC_TW=8", "-DEC_DW_TW=16"], "armv7": ["-DEC_TW=4", "-DEC_DW_TW=8"]}
+
+
+def builds() -> dict[str, tuple[str, targets.Target, list[str]]]:
+    """id -> (compiler, target, extra flags). Every build uses build.cflags (the flags that ship:
+    -std=c99, -O3, -ffp-contract=fast, warnings as errors); the host build follows this CPU (or
+    EDGECNN_HOST_ISA), the others name their ISA explicitly, so that every vector width is
+    compiled on every x86 machine and run where the CPU can."""
+    host = replace(targets.get("host"), openmp=False)
+    out = {"host-gcc": ("gcc", host, []),
+           "host-clang": ("clang", host, []),
+           "host-openmp": ("gcc", replace(host, openmp=True), []),
+           "c99-scalar": ("gcc", targets.get("c99"), []),
+           "c99-clang": ("clang", targets.get("c99"), [])}
+    if x86():
+        for nb in (16, 8, 4):
+            out[f"gcc-nb{nb}"] = ("gcc", width_target(nb), [])
+        out["clang-nb16"] = ("clang", width_target(16), [])
+        for arm, flags in ARM_TILES.items():
+            out[f"gcc-{arm}-tiles"] = ("gcc", width_target(4), flags)
     return out
 
 
-BUILDS = {  # id: (compiler, EC_NB, extra flags); all -std=c99, as the compiler builds them
-    "gcc-nb16": ("gcc", 16, []),
-    "gcc-nb8": ("gcc", 8, []),
-    "gcc-nb4": ("gcc", 4, []),
-    "clang-nb16": ("clang", 16, []),
-    "c99-scalar": ("gcc", 4, ["-pedantic", "-DEC_NO_VECTOR_EXT"]),
-    "gcc-openmp": ("gcc", 16, ["-fopenmp", "-DEC_OPENMP"]),
-}
+BUILDS = builds()
+
+
+def build(tmp: Path, cc: str, t: targets.Target, extra: list[str]) -> Path:
+    need("clang" if cc == "clang" else "cc", shutil.which(cc) is not None,
+         f"{cc} not found (apt install {cc})")
+    out = tmp / f"kernels_{cc}_{t.nb}_{seed_of((t, extra))}.so"
+    cmd = [cc, *build_flags(t), "-shared", "-fPIC", *extra,
+           *[str(RUNTIME / s) for s in SOURCES], "-o", str(out), "-lm"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"$ {' '.join(cmd)}\n{r.stderr}"
+    return out
+
+
+def build_flags(t: targets.Target) -> list[str]:
+    from edgecnn.compiler import build as cbuild
+
+    return cbuild.cflags(t)
 
 
 @pytest.fixture(scope="module", params=list(BUILDS))
 def kernels(request, tmp_path_factory):
-    cc, nb, extra = BUILDS[request.param]
-    k = Kernels(build(tmp_path_factory.mktemp("k"), cc, nb, extra), nb, "-fopenmp" in extra)
+    cc, t, extra = BUILDS[request.param]
+    path = build(tmp_path_factory.mktemp("k"), cc, t, extra)  # compiled on every machine
+    if not targets.loadable(t):
+        pytest.skip(f"compiled; not run: this CPU cannot run {t.name} "
+                    f"(needs {', '.join(t.needs)})")
+    k = Kernels(path, t.nb, t.openmp)
     if k.openmp:
         k.lib.omp_set_num_threads(2)
     return k
+
+
+@pytest.mark.parametrize("build_id", list(BUILDS))
+def test_every_build_compiles(build_id, tmp_path):
+    """Each vector width and tile setting compiles here with -Werror, runnable or not."""
+    cc, t, extra = BUILDS[build_id]
+    assert build(tmp_path, cc, t, extra).stat().st_size > 0
 
 
 # ---- references -----------------------------------------------------------------------------
@@ -434,10 +479,12 @@ CROSS = {  # id: (compiler, qemu, flags)
 def test_neon_builds_agree_under_qemu(target, tmp_path):
     cc, qemu, flags = CROSS[target]
     for tool in (cc, qemu):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found")
+        need("cross", shutil.which(tool) is not None,
+             f"{tool} not found (apt install gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu "
+             f"libc6-dev-armhf-cross libc6-dev-arm64-cross qemu-user)")
     exe = tmp_path / "kernels_check"
-    subprocess.run([cc, "-O2", "-static", "-DEC_NB=4", *WARN, *flags, f"-I{RUNTIME}",
+    subprocess.run([cc, "-O3", "-ffp-contract=fast", "-static", "-DEC_NB=4", *WARN, *flags,
+                    f"-I{RUNTIME}",
                     str(DRIVER), *[str(RUNTIME / s) for s in SOURCES], "-o", str(exe), "-lm"],
                    check=True, capture_output=True, text=True)
     r = subprocess.run([qemu, str(exe)], capture_output=True, text=True, timeout=120,
@@ -447,10 +494,11 @@ def test_neon_builds_agree_under_qemu(target, tmp_path):
 
 
 def test_c_driver_passes_natively(tmp_path):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not found")
+    need("cc", shutil.which("gcc") is not None, "gcc not found (apt install gcc)")
+    t = targets.get("host")
     exe = tmp_path / "kernels_check"
-    subprocess.run(["gcc", "-O2", "-DEC_NB=8", *WARN, *arch_flags("gcc"), f"-I{RUNTIME}",
+    subprocess.run(["gcc", "-O3", "-ffp-contract=fast", f"-DEC_NB={t.nb}", *WARN, *t.cflags,
+                    f"-I{RUNTIME}",
                     str(DRIVER), *[str(RUNTIME / s) for s in SOURCES], "-o", str(exe), "-lm"],
                    check=True, capture_output=True, text=True)
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)

@@ -3,7 +3,7 @@
 Each case is checked twice against the reference:
 1. an independent torch computation written here with torch.nn.functional (float64, so the
    difference measures the reference's own rounding);
-2. the graph through ``edgecnn.torch_backend.to_module`` (float32, as the backend runs).
+2. the graph through ``edgecnn.train.torch_module.to_module`` (float32, as the backend runs).
 Then whole graphs (a chain, a DAG, the zoo) go through to_module, and training details
 (batch-norm statistics, the straight-through estimator, weight write-back) are checked.
 """
@@ -18,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import conformance as C
-from edgecnn import reference
+from conftest import need_module
+from edgecnn.core import reference
+from edgecnn.core.graph import Graph, Layer
 from edgecnn.errors import GraphError
-from edgecnn.graph import Graph, Layer
 from edgecnn.layers import all_kinds
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -35,7 +36,7 @@ def test_every_layer_kind_has_a_conformance_case():
 # ---- the independent torch computation of one layer --------------------------------------------
 
 def _torch():
-    return pytest.importorskip("torch", reason="the torch extra is not installed")
+    return need_module("torch", "torch", "the torch extra is not installed")
 
 
 def _pads_native(pad, kernel) -> bool:
@@ -148,7 +149,7 @@ def test_reference_matches_torch_functional(case):
 @pytest.mark.parametrize("case", C.CASES, ids=C.IDS)
 def test_torch_module_matches_reference(case):
     torch = _torch()
-    from edgecnn.torch_backend import to_module
+    from edgecnn.train.torch_module import to_module
 
     g, x = C.build(case)
     expected = reference.run(g, x)
@@ -161,9 +162,11 @@ def test_torch_module_matches_reference(case):
 # ---- whole graphs ------------------------------------------------------------------------------
 
 def _check_graph_against_reference(g, x, atol=1e-4):
+    """The torch module against the reference, on logits (C.logits)."""
     torch = _torch()
-    from edgecnn.torch_backend import to_module
+    from edgecnn.train.torch_module import to_module
 
+    g = C.logits(g)
     expected = reference.run(g, x)
     m = to_module(g).eval()
     with torch.no_grad():
@@ -202,12 +205,9 @@ def shrink(g: Graph, size: int) -> Graph:
 def _small_zoo_graphs() -> list:
     """Each zoo architecture at the smallest of a few input sizes it accepts; repeats (the
     same architecture registered at several sizes) once."""
-    try:
-        from edgecnn import zoo
+    from edgecnn import zoo
 
-        names = list(zoo.names())
-    except (ImportError, AttributeError):  # the zoo is optional to this file
-        return [pytest.param(None, marks=pytest.mark.skip(reason="edgecnn.zoo is not available"))]
+    names = list(zoo.names())
     params, seen = [], set()
     for name in names:
         g = zoo.get(name)
@@ -239,7 +239,7 @@ def test_zoo_architecture_matches_reference(g):
 
 @pytest.mark.torch
 def test_state_keys_map_one_to_one_onto_graph_tensors():
-    from edgecnn.torch_backend import to_module
+    from edgecnn.train.torch_module import to_module
 
     g = C.chain_graph().init_weights(0)
     m = to_module(g)
@@ -255,7 +255,7 @@ def test_state_keys_map_one_to_one_onto_graph_tensors():
 @pytest.mark.torch
 def test_training_step_updates_weights_and_batchnorm_statistics():
     torch = _torch()
-    from edgecnn.torch_backend import to_graph_weights, to_module, update_graph
+    from edgecnn.train.torch_module import to_graph_weights, to_module, update_graph
 
     g = C.chain_graph()
     g.weights = C.random_weights(g, np.random.default_rng(3))
@@ -276,19 +276,25 @@ def test_training_step_updates_weights_and_batchnorm_statistics():
                 "binary_conv2d1.weight", "activation2.slope"):
         assert not np.allclose(new[key], before[key]), f"{key} did not change in training"
     update_graph(g, m)
-    # the written-back graph computes what the module computes in eval mode
+    # the written-back graph computes what the module computes in eval mode, compared on the
+    # logits (the input of the final softmax, caught by a hook)
     m.eval()
+    before_softmax = g.output.inputs[0]
+    caught = []
+    m.layers[m.key_of[before_softmax]].register_forward_hook(
+        lambda mod, inp, out: caught.append(out))
     xe = np.random.default_rng(4).standard_normal((2, 17, 16, 3)).astype(np.float32)
     with torch.no_grad():
-        got = nhwc(m(nchw(xe)))
-    np.testing.assert_allclose(got, reference.run(g, xe), atol=1e-5, rtol=1e-4)
+        m(nchw(xe))
+    want = reference.run(g, xe, outputs=[before_softmax])[before_softmax]
+    np.testing.assert_allclose(nhwc(caught[0]), want, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.torch
 def test_module_rejects_a_wrong_input_shape():
     torch = _torch()
     from edgecnn.errors import EdgecnnError
-    from edgecnn.torch_backend import to_module
+    from edgecnn.train.torch_module import to_module
 
     m = to_module(C.dag_graph().init_weights(0))
     with pytest.raises(EdgecnnError, match=r"\(N, 3, 12, 12\)"):
@@ -298,7 +304,7 @@ def test_module_rejects_a_wrong_input_shape():
 @pytest.mark.torch
 def test_to_module_rejects_missing_weights():
     from edgecnn.errors import GraphError
-    from edgecnn.torch_backend import to_module
+    from edgecnn.train.torch_module import to_module
 
     g = C.dag_graph().init_weights(0)
     del g.weights["left.weight"]
@@ -318,7 +324,7 @@ def test_pool_values_over_random_attributes(kind, h, w, k, stride, pad, ceil, in
     """Reference = torch.nn.functional where torch has an independent form (symmetric pads of
     at most half the kernel, or floor mode), and = to_module everywhere."""
     torch = _torch()
-    from edgecnn.torch_backend import to_module
+    from edgecnn.train.torch_module import to_module
 
     pad = tuple(min(p, k[i % 2] - 1) for i, p in enumerate(pad))  # pads < kernel, or refused
     attrs = {"kernel": k, "stride": stride, "padding": pad, "ceil_mode": ceil}
@@ -352,7 +358,7 @@ def test_conv_values_over_random_attributes(h, w, cg, fg, groups, k, stride, dil
     """conv2d (grouped, depthwise with multipliers, dilated, asymmetric padding) and
     binary_conv2d: reference = torch.nn.functional = to_module."""
     torch = _torch()
-    from edgecnn.torch_backend import to_module
+    from edgecnn.train.torch_module import to_module
 
     if groups == "depthwise":
         groups, cg = 4, 1  # 4 channels, one per group, fg filters each

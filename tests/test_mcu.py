@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from conftest import need
-from edgecnn import reference
-from edgecnn.cli import main as cli_main
+from edgecnn.apps.resolve import resolve
+from edgecnn.cli.main import main as cli_main
 from edgecnn.compiler import build, fit, mcu, targets
+from edgecnn.core import reference
+from edgecnn.core.surgery import cut
 from edgecnn.errors import EdgecnnError
-from edgecnn.modelfile import resolve
-from edgecnn.surgery import cut
 
 RTOL, SCALED_ATOL = 1e-4, 1e-4
 SMALL = "d_I32x32x3CMCMCMF10"  # 32x32 input, three 3x3 convolutions, a dense classifier
@@ -130,7 +130,7 @@ CASES = [(SMALL, "cortex-m4"), (SMALL, "cortex-m7"), (SMALL, "cortex-m55"),
 
 def _graph(spec, shared):
     if spec.endswith(".tflite"):
-        from edgecnn.importers.tflite import import_tflite
+        from edgecnn.formats.importers.tflite import import_tflite
 
         need("data", shared is not None, "shared test data not found")
         return logits(import_tflite(shared / spec))
@@ -165,7 +165,7 @@ def _input(g, seed=0):
 def test_runs_on_the_board_and_agrees_with_the_reference(built, spec, target, shared_or_none):
     g, gen, _ = built(spec, target)
     if spec == MOBILENET:  # a real photo, preprocessed as the model says
-        from edgecnn.preprocess import load_image, preprocess
+        from edgecnn.core.preprocess import load_image, preprocess
 
         im = load_image(shared_or_none / "darknet" / "dog.jpg")
         x = preprocess(im, g.preprocessing, g.input_shape[:2]).astype(np.float32)
@@ -246,7 +246,7 @@ def test_instruction_count_of_one_inference(built):
     g, gen, _ = built(SMALL, "cortex-m4")
     r = mcu.run(gen.target, gen.dir / "model.elf", _input(g), g.num_classes, icount=True)
     assert r.report["rc"] == 0
-    from edgecnn.accounting import summarize
+    from edgecnn.core.accounting import summarize
 
     # at least one instruction per multiply-accumulate (scalar FPU code)
     assert r.report["instructions"] > summarize(g).total_macs
@@ -319,7 +319,7 @@ def test_int8_tflite_agrees_with_tflite_micro(tmp_path):
     tflm = need_module("tflite", "tflite_micro.python.tflite_micro.runtime",
                        "needs tflite-micro (pip install --pre tflite-micro)")
     import tflite_int8
-    from edgecnn.importers.tflite import import_tflite, read_model
+    from edgecnn.formats.importers.tflite import import_tflite, read_model
 
     data = tflite_int8.write(tflite_int8.SMALL, (32, 32, 3))
     path = tmp_path / "small_int8.tflite"

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from edgecnn import reference
+from edgecnn.apps.resolve import resolve
+from edgecnn.core import reference
 from edgecnn.errors import ModelFileError
-from edgecnn.modelfile import load, resolve, save
+from edgecnn.formats.modelfile import load, save
 from testutil import tiny_cnn
 
 

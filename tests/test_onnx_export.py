@@ -7,23 +7,25 @@ returns NCHW; the reference works in NHWC, so the comparison transposes.
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
 import pytest
 
 import conformance as C
-from edgecnn import reference
+from conftest import need_module
+from edgecnn.core import reference
+from edgecnn.core.graph import GraphBuilder, Preprocessing
 from edgecnn.errors import EdgecnnError
-from edgecnn.graph import GraphBuilder, Preprocessing
 from edgecnn.layers import all_kinds
 
 pytestmark = pytest.mark.onnx
 
-onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
-ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+onnx = need_module("onnx", "onnx", "the onnx extra is not installed")
+ort = need_module("onnx", "onnxruntime", "the onnx extra is not installed")
 
-from edgecnn.onnx_export import export, to_onnx  # noqa: E402 - after the skip above
+from edgecnn.formats.onnx_export import export, to_onnx  # noqa: E402 - after the skip above
 
 
 def run_onnx(model_or_path, x_nhwc: np.ndarray) -> np.ndarray:
@@ -35,7 +37,7 @@ def run_onnx(model_or_path, x_nhwc: np.ndarray) -> np.ndarray:
 
 
 def test_every_layer_kind_is_exported():
-    from edgecnn.onnx_export import _EMITTERS
+    from edgecnn.formats.onnx_export import _EMITTERS
 
     assert set(all_kinds()) - {"input"} <= set(_EMITTERS)
 
@@ -83,6 +85,8 @@ def dag_graph():
 
 
 def check_whole_graph(g, n=2, seed=0, atol=1e-4):
+    """ONNX Runtime on the exported graph against the reference, on logits (C.logits)."""
+    g = C.logits(g)
     x = np.random.default_rng(seed).normal(0, 1, (n, *g.input_shape)).astype(np.float32)
     y, ref = run_onnx(to_onnx(g), x), reference.run(g, x)
     scale = max(1.0, float(np.abs(ref).max()))
@@ -122,7 +126,7 @@ def test_dense_after_hxwxc_and_flatten_layer():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dr_I256x256x3CMCMCMCMCMCMCMC1AS", "alexnet"])
 def test_zoo_model(name):
-    zoo = pytest.importorskip("edgecnn.zoo", reason="the zoo is not available")
+    zoo = importlib.import_module("edgecnn.zoo")
     g = zoo.get(name).init_weights(0)
     check_whole_graph(g, n=1)
 
@@ -131,12 +135,10 @@ def test_zoo_binary_model_logits():
     """A model with binary layers: their outputs are integers times a scale, so the logits of
     random weights tie often and the softmax of two correct backends may pick different
     winners; compare the logits (the graph without its softmax) instead."""
-    from edgecnn.graph import Graph
-
-    zoo = pytest.importorskip("edgecnn.zoo", reason="the zoo is not available")
+    zoo = importlib.import_module("edgecnn.zoo")
     g = zoo.get("d_I160x160x3CMCMBMBMBMBMC1AS").init_weights(0)
     assert g.output.kind == "softmax" and "binary_conv2d" in {l.kind for l in g.layers}
-    check_whole_graph(Graph(g.name, g.layers[:-1], g.weights), n=1)
+    check_whole_graph(g, n=1)
 
 
 def test_file_metadata_and_names(tmp_path):
@@ -193,8 +195,8 @@ def test_unwritable_destination(tmp_path):
 
 
 def test_cli_export(tmp_path, capsys):
-    from edgecnn.cli import main
-    from edgecnn.modelfile import save
+    from edgecnn.cli.main import main
+    from edgecnn.formats.modelfile import save
 
     g = dag_graph()
     src = save(g, tmp_path / "dag.safetensors")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import conformance as C
-from edgecnn import reference
+from edgecnn.core import reference
+from edgecnn.core.graph import GraphBuilder
 from edgecnn.errors import EdgecnnError
-from edgecnn.graph import GraphBuilder
 
 
 def _graph_with_weights(build, seed=0):

@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from edgecnn import reference
-from edgecnn.classify import classify
+from conftest import need_module
+from edgecnn.apps.classify import classify
+from edgecnn.apps.evaluate import evaluate
+from edgecnn.apps.retarget import fit_softmax, group, read_groups, retarget
+from edgecnn.core import reference
+from edgecnn.core.labels import ilsvrc2012
 from edgecnn.errors import EdgecnnError
-from edgecnn.evaluate import evaluate
-from edgecnn.labels import ilsvrc2012
-from edgecnn.retarget import fit_softmax, group, read_groups, retarget
 from testutil import make_shapes_dataset, small_d_model, tiny_cnn
 
 
@@ -27,8 +28,8 @@ def test_fit_softmax_separates_separable_data():
 def test_retarget_pretrained_features_to_new_categories(tmp_path):
     """Pretrain on four shape classes, then repurpose to three new categories (one of them
     merging two pretrained classes) from a small set of other images."""
-    pytest.importorskip("torch", reason="pretraining the base model needs the torch extra")
-    from edgecnn.train import RECIPES, train
+    need_module("torch", "torch", "pretraining the base model needs the torch extra")
+    from edgecnn.train.loop import RECIPES, train
 
     wnids = [w for w, _ in ilsvrc2012()][:4]
     pre = make_shapes_dataset(tmp_path / "pre", per_class=48, seed=5, names=wnids)
@@ -37,7 +38,7 @@ def test_retarget_pretrained_features_to_new_categories(tmp_path):
                                          exposure=1.0)
     base_file = tmp_path / "base.safetensors"
     train(small_d_model(classes=4, labels=wnids), pre, base_file, recipe)
-    from edgecnn.modelfile import load
+    from edgecnn.formats.modelfile import load
 
     names = ["stripes", "stripes2", "round", "checkered"]
     data = make_shapes_dataset(tmp_path / "new", per_class=25, seed=6, names=names)

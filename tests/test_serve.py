@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn import reference
-from edgecnn.preprocess import load_image, preprocess
-from edgecnn.serve import make_server
+from edgecnn.apps.serve import make_server
+from edgecnn.core import reference
+from edgecnn.core.preprocess import load_image, preprocess
 from testutil import tiny_cnn, write_image
 
 
@@ -64,7 +64,7 @@ def test_page_in_headless_chromium_renders_the_labels(server, browser, tmp_path)
     if os.environ.get("EDGECNN_KEEP_SCREENSHOT"):
         browser.save_screenshot(os.environ["EDGECNN_KEEP_SCREENSHOT"])
     p = reference.predict(g, preprocess(load_image(img), g.preprocessing, (16, 16)))[0]
-    from edgecnn.labels import ilsvrc2012
+    from edgecnn.core.labels import ilsvrc2012
 
     best = ilsvrc2012()[int(np.argmax(p))]
     assert best[1] in items[0] and best[0] in items[0]

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecnn.accounting import padded_shapes, summarize
+from conftest import need_module
+from edgecnn.core.accounting import padded_shapes, summarize
+from edgecnn.core.graph import GraphBuilder
 from edgecnn.errors import GraphError
-from edgecnn.graph import GraphBuilder
 from edgecnn.layers import get_kind
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -26,7 +27,7 @@ SETTINGS = settings(max_examples=150, deadline=None,
 
 
 def _torch():
-    return pytest.importorskip("torch", reason="the torch extra is not installed")
+    return need_module("torch", "torch", "the torch extra is not installed")
 
 
 def _shape_or_error(kind: str, attrs: dict, shape):

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from edgecnn import zoo
-from edgecnn.accounting import summarize
-from edgecnn.cli import main
+from edgecnn.cli.main import main
+from edgecnn.core.accounting import summarize
 from edgecnn.errors import EdgecnnError
-from edgecnn.modelfile import save
-from edgecnn.summary_format import render, render_catalog, rows
+from edgecnn.formats.modelfile import save
+from edgecnn.publish.summary import render, render_catalog, rows
 
 SEED = "dr_I256x256x3CMCMCMCMCMCMCMC1AS"
 GOLDEN = Path(__file__).parent / "golden"

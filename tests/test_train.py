@@ -8,14 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from edgecnn.cli import main
+from conftest import need_module
+from edgecnn.apps.evaluate import evaluate
+from edgecnn.cli.main import main
 from edgecnn.errors import EdgecnnError
-from edgecnn.evaluate import evaluate
-from edgecnn.modelfile import load, save
-from edgecnn.train import RECIPES, epoch_order, lr_at
+from edgecnn.formats.modelfile import load, save
+from edgecnn.train.loop import RECIPES, epoch_order, lr_at
 from testutil import make_shapes_dataset, small_d_model
 
-torch = pytest.importorskip("torch", reason="training needs the torch extra")
+torch = need_module("torch", "torch", "training needs the torch extra")
 pytestmark = pytest.mark.torch
 
 FAST = RECIPES["default"].override(epochs=2, batch_size=16, lr=0.05, workers=0,
@@ -50,7 +51,7 @@ def test_epoch_order_shards_disjointly():
 
 
 def test_training_learns_far_above_chance(shapes, tmp_path):
-    from edgecnn.train import train
+    from edgecnn.train.loop import train
 
     out = tmp_path / "m.safetensors"
     recipe = FAST.override(epochs=10, schedule="cosine", lr=0.1)
@@ -68,7 +69,7 @@ def test_training_learns_far_above_chance(shapes, tmp_path):
 
 
 def test_resume_after_a_kill_gives_the_same_parameters(shapes, tmp_path):
-    from edgecnn.train import train
+    from edgecnn.train.loop import train
 
     full = tmp_path / "full.safetensors"
     train(small_d_model(), shapes / "train", full, FAST)
@@ -106,8 +107,9 @@ def test_torchrun_two_processes_with_gloo(shapes, tmp_path):
     model = save(small_d_model(), tmp_path / "s.safetensors")
     out = tmp_path / "ddp.safetensors"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "edgecnn", "train", str(model), "--data",
+    # --standalone: a local rendezvous on a free port the launcher picks (no fixed port)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "edgecnn", "train", str(model), "--data",
            str(shapes / "train"), "-o", str(out), "--epochs", "3", "--batch-size", "32",
            "--workers", "0", "--lr", "0.05", "--set", "schedule=constant", "--val",
            str(shapes / "val")]

@@ -11,12 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgecnn import reference, zoo
-from edgecnn.accounting import summarize
+from edgecnn import zoo
+from edgecnn.core import reference
+from edgecnn.core.accounting import summarize
 from edgecnn.errors import EdgecnnError
 from edgecnn.layers import get_kind
-from edgecnn.summary_format import rows
-from edgecnn.zoo import ell, gallery
+from edgecnn.publish.summary import rows
+from edgecnn.zoo import ell
+from edgecnn.zoo import ell_gallery as gallery
 from edgecnn.zoo.registry import register
 
 SEED = "dr_I256x256x3CMCMCMCMCMCMCMC1AS"

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from edgecnn.graph import GraphBuilder, Preprocessing
+from edgecnn.core.graph import GraphBuilder, Preprocessing
 
 
 def tiny_cnn(classes: int = 10, size: int = 16, seed: int = 0, labels="ilsvrc2012"):

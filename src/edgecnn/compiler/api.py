@@ -20,12 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
 from . import build, targets
-
-# targets whose libraries this machine can load (x86-64 hosts)
-LOADABLE = {"host", "x86-64", "x86-64-v2", "c99"}
 
 
 def cache_root() -> Path:
@@ -153,22 +150,17 @@ class CompiledModel:
 def compile(model, target: str = "host", threads: int | None = None, ref_kernels: bool = False,
             cc: str | None = None, opt_level: str | None = None,
             cache_dir: str | os.PathLike | None = None) -> CompiledModel:  # noqa: A001
-    """Build ``model`` (a Graph, model file or zoo name) for ``target`` and load it.
+    """Build the Graph ``model`` for ``target`` and load it.
 
     ``ref_kernels`` forces the reference C kernels everywhere; ``cc`` picks the compiler (e.g.
     clang); ``opt_level`` overrides the target's -O flag.
     """
-    from .. import modelfile
-
-    g = modelfile.resolve(model)
-    if target not in LOADABLE:
-        raise EdgecnnError(f"a {target!r} library cannot run on this machine: use "
-                           f"`edgecnn compile MODEL --target {target} -o DIR` and copy it there "
-                           f"(loadable here: {', '.join(sorted(LOADABLE))})")
-    if target == "x86-64" and targets.host_nb() < 8:
-        raise EdgecnnError("this CPU has no AVX2/FMA: an x86-64 (x86-64-v3) library would "
-                           "crash here; use target 'host' or 'x86-64-v2'")
+    if not isinstance(model, Graph):
+        raise EdgecnnError(f"compile takes a Graph, not {type(model).__name__}: "
+                           "edgecnn.compile(model) also takes a file or a name")
+    g = model
     t = targets.get(target, cc)
+    require_loadable(t)
     options = {"ref_kernels": ref_kernels, "opt_level": opt_level, "arena": "caller",
                "weights": "file"}
     root = Path(cache_dir) / "compiled" if cache_dir else cache_root()
@@ -192,6 +184,19 @@ def compile(model, target: str = "host", threads: int | None = None, ref_kernels
         if gen is None:  # pragma: no cover - the rename failed and nobody else built it
             raise EdgecnnError(f"could not store the build in {final}")
     return CompiledModel(g, gen, threads)
+
+
+def require_loadable(t: targets.Target, m: targets.Machine | None = None) -> None:
+    """Refuse a target whose code the running machine (or ``m``) cannot execute."""
+    m = m or targets.this_machine()
+    if t.runs_on(m):
+        return
+    here = [n for n in targets.TARGETS if targets.get(n, machine=m).runs_on(m)]
+    why = (f"it is {t.arch} code and this machine is {m.arch}" if t.arch and t.arch != m.arch
+           else f"this CPU lacks {', '.join(sorted(set(t.needs) - m.flags))}")
+    raise EdgecnnError(f"a {t.name!r} library cannot run on this machine ({why}): use "
+                       f"`edgecnn compile MODEL --target {t.name} -o DIR` and copy it to the "
+                       f"device (loadable here: {', '.join(here)})")
 
 
 def _write_info(d: Path, gen: build.Generated) -> None:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
 from .passes import ACT_CODES, Op, Program
 from .plan import ALIGN, Plan
 from .templates import CONST_WEIGHTS_C, MODEL_C, MODEL_H, PREDICT_STATIC, WEIGHTS_FILE_C

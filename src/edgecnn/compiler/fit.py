@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
 from . import build, emit, plan, targets
 
 # Measured with arm-none-eabi-gcc 12 -O2 on cortex-m4 (size.elf of `compile`): code + other

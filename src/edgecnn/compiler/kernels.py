@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .passes import Op, Program
 
-RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 
 # algorithm -> the runtime source that implements it
 SOURCES = {"direct": "ec_conv_fast.c", "depthwise": "ec_conv_fast.c", "add_fast": "ec_conv_fast.c",

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.fileio import write_bytes_atomic
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..fileio import write_bytes_atomic
-from ..graph import Graph
 from . import build, targets
 
 BOARD_DIR = Path(__file__).parent / "boards"

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
 from ..layers.base import Shape
 
 ACT_CODES = {None: "EC_ACT_NONE", "relu": "EC_ACT_RELU", "leaky_relu": "EC_ACT_LEAKY",

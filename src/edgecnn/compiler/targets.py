@@ -1,16 +1,50 @@
-"""The compile targets, in one table: compiler, flags, vector width EC_NB, threads.
+"""The compile targets, in one table: compiler, flags, vector width EC_NB, threads, and what a
+machine needs to run the result.
 
 ``nb`` is the float block width the fast kernels and the weight packer share (-DEC_NB): 16 for
-AVX-512, 8 for AVX2 (x86-64-v3), 4 for NEON, SSE and the portable scalar ``c99`` build. For
-``host`` it is detected from the CPU the compiler will target (-march=native).
+AVX-512, 8 for AVX2 (x86-64-v3), 4 for NEON, SSE and the portable ``c99`` build. ``host`` is
+resolved on the running machine (:func:`host_target`): -march=native and the widest vector its
+CPU has on x86-64, -mcpu=native with NEON on ARM.
+
+``EDGECNN_HOST_ISA=avx2`` makes ``host`` (and the tests) treat an AVX-512 CPU as AVX2-only:
+-march=x86-64-v3, EC_NB=8, and AVX-512 builds count as not runnable here. It is how the
+AVX2 code path is built and checked on a machine that has AVX-512.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
 from dataclasses import dataclass, field, replace
 
 from ..errors import EdgecnnError
+
+HOST_ISA_ENV = "EDGECNN_HOST_ISA"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What a running machine can execute: its architecture and CPU feature flags."""
+
+    arch: str  # "x86_64", "aarch64", "armv7" or another platform.machine() value
+    flags: frozenset[str]
+
+
+def this_machine() -> Machine:
+    """The running machine, as ``EDGECNN_HOST_ISA`` lets it appear (see the module doc)."""
+    arch = platform.machine().lower()
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+    if arch.startswith("armv7") or arch.startswith("armv8l"):
+        arch = "armv7"  # a 32-bit userland on a v7 or v8 core: Raspberry Pi OS armhf
+    flags = _cpu_flags()
+    isa = os.environ.get(HOST_ISA_ENV, "").strip().lower()
+    if isa not in ("", "native", "avx2"):
+        raise EdgecnnError(f"{HOST_ISA_ENV}={isa!r} is not understood: use 'avx2' (treat the "
+                           f"CPU as AVX2-only) or 'native'")
+    if isa == "avx2" and arch == "x86_64":
+        flags = {f for f in flags if not f.startswith("avx512")}
+    return Machine(arch, frozenset(flags))
 
 
 @dataclass(frozen=True)
@@ -29,6 +63,14 @@ class Target:
     description: str = ""
     defines: tuple[str, ...] = field(default=())
     board: str = ""  # microcontrollers: the emulated board (compiler/mcu.py BOARDS), else ""
+    # where its code runs: the machine architecture ("" = that of the compiler `cc`, i.e. the
+    # build machine) and the CPU flags (/proc/cpuinfo names) its instructions need
+    arch: str = ""
+    needs: tuple[str, ...] = ()  # sorted, so that repr() (part of the build cache key) is stable
+
+    def runs_on(self, m: Machine) -> bool:
+        """Can ``m`` execute code built for this target?"""
+        return (self.arch or m.arch) == m.arch and set(self.needs) <= m.flags
 
     def compiler_path(self) -> str | None:
         return shutil.which(self.cc)
@@ -43,10 +85,22 @@ class Target:
         return path
 
 
-_ARMHF = dict(cc="arm-linux-gnueabihf-gcc", debian_package="gcc-arm-linux-gnueabihf",
-              qemu="qemu-arm", sysroot="/usr/arm-linux-gnueabihf")
-_ARM64 = dict(cc="aarch64-linux-gnu-gcc", debian_package="gcc-aarch64-linux-gnu",
-              qemu="qemu-aarch64", sysroot="/usr/aarch64-linux-gnu")
+# the cross compilers' C libraries are separate packages (libc6-dev-*-cross), not dependencies
+_ARMHF = dict(cc="arm-linux-gnueabihf-gcc", debian_package="gcc-arm-linux-gnueabihf "
+              "libc6-dev-armhf-cross", qemu="qemu-arm", sysroot="/usr/arm-linux-gnueabihf",
+              arch="armv7")
+_ARM64 = dict(cc="aarch64-linux-gnu-gcc", debian_package="gcc-aarch64-linux-gnu "
+              "libc6-dev-arm64-cross", qemu="qemu-aarch64", sysroot="/usr/aarch64-linux-gnu",
+              arch="aarch64")
+_X86 = dict(cc="cc", debian_package="gcc", arch="x86_64")
+# x86-64 micro-architecture levels and the CPU flags each needs (the psABI's definition, as
+# /proc/cpuinfo spells them); EC_NB follows the widest float vector of the level
+X86_LEVELS = {
+    16: ("-march=x86-64-v4", ("avx2", "avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl",
+                              "fma")),
+    8: ("-march=x86-64-v3", ("avx2", "bmi2", "f16c", "fma", "movbe")),
+    4: ("-march=x86-64-v2", ("popcnt", "sse4_2", "ssse3")),
+}
 _O3 = ("-O3", "-ffp-contract=fast")
 # 32-bit ARM: gcc vectorizes float arithmetic with NEON only when allowed to ignore IEEE
 # denormals (NEON flushes them to zero); without this flag the kernels compile to scalar VFP.
@@ -70,51 +124,80 @@ _CORTEX_M = [  # n, -mcpu/-mfpu, emulated board, description
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("host", "cc", ("-march=native", *_O3), nb=0, debian_package="gcc",
            description="this machine (-march=native, OpenMP)"),
-    Target("x86-64", "cc", ("-march=x86-64-v3", *_O3), nb=8, debian_package="gcc",
-           description="portable x86-64 with AVX2/FMA (x86-64-v3)"),
-    Target("x86-64-v2", "cc", ("-march=x86-64-v2", *_O3), nb=4, debian_package="gcc",
-           description="older x86-64 without AVX (SSE4.2; the x86-64 fallback)"),
+    Target("x86-64", cflags=(X86_LEVELS[8][0], *_O3), nb=8, needs=X86_LEVELS[8][1],
+           description="portable x86-64 with AVX2/FMA (x86-64-v3)", **_X86),
+    Target("x86-64-v2", cflags=(X86_LEVELS[4][0], *_O3), nb=4, needs=X86_LEVELS[4][1],
+           description="older x86-64 without AVX (SSE4.2; the x86-64 fallback)", **_X86),
     Target("pi3", cflags=_ARMV7, nb=4,
            description="Raspberry Pi 3, 32-bit Raspberry Pi OS (armhf)", **_ARMHF),
     Target("armv7", cflags=_ARMV7, nb=4,
            description="32-bit ARMv7 with NEON (armhf), as pi3", **_ARMHF),
     Target("pi4", cflags=("-mcpu=cortex-a72", *_O3), nb=4,
            description="Raspberry Pi 4, 64-bit OS (aarch64)", **_ARM64),
+    # Cortex-A76 code may use the ARMv8.2 dot product, half-precision and LSE atomics
     Target("pi5", cflags=("-mcpu=cortex-a76", *_O3), nb=4,
+           needs=("asimddp", "asimdhp", "atomics"),
            description="Raspberry Pi 5, 64-bit OS (aarch64)", **_ARM64),
     Target("aarch64", cflags=("-march=armv8-a", *_O3), nb=4,
            description="generic 64-bit ARMv8-A", **_ARM64),
-    Target("c99", "cc", ("-O2",), nb=4, openmp=False, debian_package="gcc",
+    # plain ISO C99 as a microcontroller toolchain needs it: no vector extensions, no threads
+    Target("c99", "cc", ("-O2", "-pedantic"), nb=4, openmp=False, debian_package="gcc",
            description="portable C99: no SIMD, no threads, no malloc, caller-provided arena",
-           defines=("EC_PORTABLE",)),
+           defines=("EC_PORTABLE", "EC_NO_VECTOR_EXT")),
     *[Target(f"cortex-m{n}", "arm-none-eabi-gcc", (*cpu, "-mthumb", "-mfloat-abi=hard", *_MCU),
              nb=4, openmp=False, debian_package="gcc-arm-none-eabi libnewlib-arm-none-eabi",
-             qemu="qemu-system-arm", description=desc, defines=_PORTABLE, board=board)
+             qemu="qemu-system-arm", description=desc, defines=_PORTABLE, board=board,
+             arch="cortex-m")
       for n, cpu, board, desc in _CORTEX_M],
 ]}
 
 
-def get(name: str, cc: str | None = None) -> Target:
-    """The target called ``name`` (with ``cc`` overriding its compiler, e.g. clang)."""
+def get(name: str, cc: str | None = None, machine: Machine | None = None) -> Target:
+    """The target called ``name`` (with ``cc`` overriding its compiler, e.g. clang); ``host`` is
+    resolved for ``machine`` (default: the running one)."""
     try:
         t = TARGETS[name]
     except KeyError:
         raise EdgecnnError(f"unknown target {name!r} (known: {', '.join(TARGETS)})") from None
-    if t.nb == 0:
-        t = replace(t, nb=host_nb())
+    if name == "host":
+        t = host_target(machine or this_machine())
     if cc:
         t = replace(t, cc=cc)
     return t
 
 
-def host_nb() -> int:
-    """EC_NB for -march=native on this machine: 16 with AVX-512, 8 with AVX2, else 4."""
-    flags = _cpu_flags()
-    if "avx512f" in flags:
-        return 16
-    if "avx2" in flags and "fma" in flags:
-        return 8
+def host_target(m: Machine) -> Target:
+    """``host`` for machine ``m``: its own ISA, built by its own compiler."""
+    base = TARGETS["host"]
+    if m.arch == "x86_64":
+        nb = host_nb(m)
+        native = os.environ.get(HOST_ISA_ENV, "").strip().lower() != "avx2"
+        flags = ("-march=native",) if native else (X86_LEVELS[8][0],)
+        return replace(base, cflags=(*flags, *_O3), nb=nb, arch=m.arch,
+                       needs=X86_LEVELS[nb][1])
+    if m.arch == "aarch64":
+        return replace(base, cflags=("-mcpu=native", *_O3), nb=4, arch=m.arch,
+                       description="this machine (AArch64, -mcpu=native, NEON, OpenMP)")
+    if m.arch == "armv7" and "neon" in m.flags:
+        return replace(base, cflags=("-mcpu=native", *_ARMV7[1:]), nb=4, arch=m.arch,
+                       description="this machine (32-bit ARM, -mcpu=native, NEON, OpenMP)")
+    # another architecture: plain optimized C, the portable kernels' scalar fallback
+    return replace(base, cflags=_O3, nb=4, arch=m.arch, defines=("EC_NO_VECTOR_EXT",),
+                   description=f"this machine ({m.arch}, no SIMD kernels)")
+
+
+def host_nb(m: Machine | None = None) -> int:
+    """EC_NB for -march=native on an x86-64 machine: 16 with AVX-512, 8 with AVX2, else 4."""
+    m = m or this_machine()
+    for nb in (16, 8):
+        if set(X86_LEVELS[nb][1]) <= m.flags:
+            return nb
     return 4
+
+
+def loadable(t: Target, m: Machine | None = None) -> bool:
+    """Can the running machine (or ``m``) load and run a library built for ``t``?"""
+    return t.runs_on(m or this_machine())
 
 
 def _cpu_flags() -> set[str]:

@@ -1,4 +1,5 @@
-"""The architecture zoo: registered names, plus any ELL architecture string parsed on the fly.
+"""The architecture zoo: registered names, plus any ELL architecture string parsed on the fly
+(a gallery-form name by its family's rules, any other string literally: see ``zoo.rules``).
 
 ``get(name)`` returns a Graph without weights (call ``.init_weights(seed)`` for random ones).
 Register a new architecture with ``@register("name")`` on a function returning its Graph.
@@ -6,9 +7,9 @@ Register a new architecture with ``@register("name")`` on a function returning i
 
 from __future__ import annotations
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
-from . import alexnet, ell, gallery  # noqa: F401 - imported to register their architectures
+from . import alexnet, ell, ell_gallery, rules  # noqa: F401 - imported to register their architectures
 from .registry import is_registered, names, register, unknown_message
 
 
@@ -19,14 +20,13 @@ def get(name: str) -> Graph:
     if is_registered(name):
         return build(name)
     if ell.looks_like_ell(name):
-        return ell.to_graph(ell.parse(name))
+        return rules.graph(name)
     raise EdgecnnError(unknown_message(name))
-
 
 
 def catalog() -> list[dict]:
     """One entry per registered architecture: name, input (H, W, C), params, MACs, description."""
-    from ..accounting import summarize
+    from ..core.accounting import summarize
 
     out = []
     for name in names():

@@ -9,7 +9,7 @@ fc7 4096 -> relu -> fc8 1000 -> softmax. 62,378,344 params (62,367,776 weights +
 
 from __future__ import annotations
 
-from ..graph import Graph, GraphBuilder, Preprocessing
+from ..core.graph import Graph, GraphBuilder, Preprocessing
 from .registry import register
 
 # Paper: k=2, n=5, alpha=1e-4, beta=0.75 with alpha multiplying the plain sum of squares; our

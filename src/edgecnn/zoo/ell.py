@@ -7,10 +7,12 @@ Grammar (one string, no spaces)::
 family   d   Darknet-like, relu              channels 16 * 2**p
          dr  Darknet reference, leaky relu   channels 16 * 2**p   (slope 0.1, as in Darknet)
          v   VGG-like, relu                  channels min(64 * 2**p, 512)
-         where p is the number of M letters before the convolution. These rules fit the
-         published gallery tables best: 11 of the 14 d tables use relu; the dr table and
-         d_I256x256x3CMCMCMCMCMCMCMC1AS follow 16 * 2**p exactly (the other d tables have 64
-         channels in their second convolution); the v tables follow the VGG rule.
+         where p is the number of M letters before the convolution. This is the literal
+         reading. A whole gallery network of a family (its letters have the family's gallery
+         form, e.g. CM(CM)*(BM)*C1AS for d, and it pools at least 5 times) is built instead by
+         the family's gallery rules, ``GalleryRules`` in ``FAMILIES`` below (applied by
+         ``edgecnn.zoo.rules``): what ELL published for such names, e.g. 64 channels in d's
+         second convolution and a 3x3x1024 convolution before the classifier.
 I<H>x<W>x<C>  the input image, H x W pixels, C = 3 channels (B, G, R as ELL feeds them).
 layers, read left to right:
     C      3x3 convolution, stride 1, padding 1, no bias -> batchnorm -> family activation
@@ -26,8 +28,8 @@ The convolution directly before A has 1000 outputs (the ILSVRC2012 classes); eve
 follows its family's channel rule. Numbers are written without leading zeros.
 
 The names are lossy: the gallery's published tables depart from what they say (see
-``edgecnn.zoo.gallery``), so those models are written in the detailed spec below, which this
-module parses with a second lookup table. Detailed spec: tokens separated by spaces::
+``edgecnn.zoo.rules``), so the networks the rules build are written in the detailed spec below,
+which this module parses with a second lookup table. Detailed spec: tokens separated by spaces::
 
     C3/16  C1/1000  B3/64  B1/1000   convolution k x k with n outputs; ":none", ":relu",
                                      ":leaky" or ":prelu" overrides the activation
@@ -45,8 +47,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..core.graph import Graph, GraphBuilder, Preprocessing
 from ..errors import EdgecnnError, GraphError
-from ..graph import Graph, GraphBuilder, Preprocessing
 from ..layers import get_kind
 
 CLASSES = 1000  # ILSVRC2012
@@ -54,18 +56,77 @@ LEAKY_SLOPE = 0.1  # Darknet's leaky relu
 
 
 @dataclass(frozen=True)
+class GalleryRules:
+    """How ELL's gallery built a network of a family from its name (see ``edgecnn.zoo.rules``).
+
+    Inferred from the 18 published tables in ``../shared/data/ell_gallery.json``; each field
+    says which tables show it. A name of the family's gallery ``form`` is built by these rules,
+    any other string literally.
+    """
+
+    form: str  # regex over the letters after the input size: a whole gallery network
+    schedule: tuple[int, ...]  # conv outputs by the number of pools before it; the last repeats
+    activation: str | None = None  # of the float convolutions and hidden dense layers; None:
+    #                                the family's (Family.activation)
+    binary_pool: str = "M3"  # the pool written M after a binary convolution
+    feature_width: int = 0  # the last conv before the classifier has this many outputs; if the
+    #                         name's last conv has fewer, ``extra`` adds one (0: never)
+    extra: tuple[tuple[str, str], ...] = ()  # (type of the name's last conv, detailed spec)
+    classifier: str = "conv"  # "conv": [CB]1 before A is a float 1x1 conv with CLASSES outputs;
+    #                           "dense": the name's F<n> is hidden and a dense CLASSES follows
+    classifier_act: str = "unless-binary"  # "unless-binary": the activation of a float net's
+    #                                        classifier conv, none with binary layers; "none"
+    page_pools: str = "padded"  # how the gallery page prints Pooling rows (gallery.py)
+    page_pools_binary: str = "padded-2x2"  # the same, for a network with binary layers
+    min_pools: int = 5  # a gallery network pools at least this often (ILSVRC2012 at 64..256)
+    words: str = ""  # the rules in words, where they differ from Family.words
+
+    def extra_for(self, conv_type: str) -> str:
+        return dict(self.extra).get(conv_type, "")
+
+
+@dataclass(frozen=True)
 class Family:
     activation: str
-    channels: Callable[[int], int]  # pools before the convolution -> output channels
+    channels: Callable[[int], int]  # literal reading: pools before the convolution -> outputs
     words: str
+    formula: str  # the literal channel rule in words, with {p} for the pool count
+    gallery: GalleryRules
 
+
+# The gallery's name forms: d and dr start conv+pool blocks (float, then optionally binary) and
+# end with the 1x1 classifier, A and S; v is VGG's blocks of convs and pools, F<n> and S.
+_DARKNET_FORM = r"CM(?:CM)*(?:BM)*[CB]1AS?"
+_VGG_FORM = r"(?:C+M)+F[1-9][0-9]*S?"
 
 FAMILIES = {
-    "d": Family("relu", lambda p: 16 * 2**p, "Darknet-like, relu, channels 16·2^pools"),
+    # d (14 tables): 16, 64, 64, 128 ... (the second conv is 64 in 13 of 14, from 6 CM stacks
+    # of float and binary kinds); relu in 11 of 14; a 1024-wide 3x3 conv of the last conv's
+    # type before the classifier when the name stops short of 1024 (10 of 12 tables that stop
+    # short; Darknet's reference cfg ends the same way), with a 3x3/2 pool after a binary one
+    # (9 of 10) and none after a float one (3 of 4); pools after binary convs 3x3/2 (10 of 10);
+    # the classifier is a float 1x1 conv (also where the name writes B1: 3 of 3), with relu in
+    # float nets (3 of 4) and no activation beside binary layers (10 of 10).
+    "d": Family("relu", lambda p: 16 * 2**p, "Darknet-like, relu, channels 16·2^pools",
+                "16·2^{p}", GalleryRules(
+                    form=_DARKNET_FORM, schedule=(16, 64, 64, 128, 256, 512, 1024),
+                    feature_width=1024, extra=(("C", "C3/1024"), ("B", "B3/1024 M3")),
+                    page_pools="unpadded",
+                    words="Darknet-like, relu, channels 16, 64, 64, 128 ... 1024 by pools, "
+                          "a 1024-wide conv before the classifier")),
+    # dr (1 table): the literal reading; it shares d's Darknet tail (the 1024-wide conv, the
+    # binary pools and classifier), which its one table does not exercise.
     "dr": Family("leaky_relu", lambda p: 16 * 2**p,
-                 "Darknet reference, leaky relu (0.1), channels 16·2^pools"),
+                 "Darknet reference, leaky relu (0.1), channels 16·2^pools", "16·2^{p}",
+                 GalleryRules(form=_DARKNET_FORM, schedule=(16, 32, 64, 128, 256, 512, 1024),
+                              feature_width=1024, extra=(("C", "C3/1024"), ("B", "B3/1024 M3")))),
+    # v (3 tables): VGG channels min(64·2^p, 512), relu; the name's F<n> is a hidden dense
+    # layer and a dense 1000-way classifier follows it (the pages print no dense rows, but
+    # their file sizes need exactly one n x 1000 classifier: see tests/test_zoo_rules.py).
     "v": Family("relu", lambda p: min(64 * 2**p, 512),
-                "VGG-like, relu, channels min(64·2^pools, 512)"),
+                "VGG-like, relu, channels min(64·2^pools, 512)", "min(64·2^{p}, 512)",
+                GalleryRules(form=_VGG_FORM, schedule=(64, 128, 256, 512),
+                             classifier="dense")),
 }
 
 
@@ -132,7 +193,8 @@ def parse_head(text: str) -> tuple[str, tuple[int, int, int], int]:
 
 
 def parse(text: str) -> Arch:
-    """The ELL name code as an Arch with every channel count and activation filled in."""
+    """The literal reading of the name code, every channel count and activation filled in
+    (``rules.graph`` builds a gallery-form name by its family's rules instead)."""
     family, shape, pos = parse_head(text)
     codes: list[tuple[str, int, int]] = []  # (code, n, position)
     while pos < len(text):
@@ -201,15 +263,23 @@ def parse_detailed(family: str, shape: tuple[int, int, int], spec: str,
 
     ``activation`` replaces the family's as the default of C and F tokens.
     """
-    fam = FAMILIES[family]
-    fam_act = activation or fam.activation
+    arch = Arch(family, shape, tuple(detail_ops(family, spec, activation)))
+    check(arch, spec)
+    return arch
+
+
+def detail_ops(family: str, spec: str, activation: str | None = None,
+               last: bool = True) -> list[Op]:
+    """The Ops of a detailed spec, unchecked. ``last``: the spec ends the network (so a final
+    F token is the classifier, without an activation)."""
+    fam_act = activation or FAMILIES[family].activation
     found = list(re.finditer(r"\S+", spec))
     tokens = [m.group() for m in found]
     ops = []
     for i, tok in enumerate(tokens):
         pos = found[i].start()
         code, m = _match_detail(tok, spec)
-        last = i + 1 == len(tokens) or tokens[i + 1] == "S"
+        ends = (last and i + 1 == len(tokens)) or (i + 1 < len(tokens) and tokens[i + 1] == "S")
         if code in ("C", "B"):
             k, n, act = m.groups()
             code = code if k == "3" else code + "1"
@@ -217,13 +287,11 @@ def parse_detailed(family: str, shape: tuple[int, int, int], spec: str,
             ops.append(Op(code, int(n), default if act is None else ACTS[act], pos))
         elif code == "F":
             n, act = m.groups()
-            default = None if last else fam_act
+            default = None if ends else fam_act
             ops.append(Op(code, int(n), default if act is None else ACTS[act], pos))
         else:
             ops.append(Op(code, 0, None, pos))
-    arch = Arch(family, shape, tuple(ops))
-    check(arch, spec)
-    return arch
+    return ops
 
 
 def format_detailed(arch: Arch) -> str:
@@ -335,7 +403,7 @@ def to_graph(arch: Arch, name: str | None = None, meta: dict | None = None,
     """The Graph of an Arch (no weights), with ELL's preprocessing and the ILSVRC2012 labels."""
     name = name or format(arch)
     if meta is None:
-        meta = {"description": f"ELL architecture string, family {arch.family} "
+        meta = {"description": f"ELL architecture string read literally, family {arch.family} "
                                f"({FAMILIES[arch.family].words})",
                 "family": arch.family, "departures": []}
     net = _Net(name, arch, text or name, preprocessing=ell_preprocessing(),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
+from ..core.graph import Graph
 from ..errors import EdgecnnError
-from ..graph import Graph
 
 Builder = Callable[[], Graph]
 

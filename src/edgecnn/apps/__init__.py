@@ -1,0 +1,1 @@
+"""Applications: resolving a model name, pretrained models, classify, evaluate, retarget, serve."""

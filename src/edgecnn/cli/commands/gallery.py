@@ -1,0 +1,16 @@
+from ...publish.site import build_site
+
+HELP = "a static site indexing the model cards in a folder, with an accuracy-vs-speed chart"
+
+
+def add_arguments(p):
+    p.add_argument("cards", help="folder searched for card.json files")
+    p.add_argument("-o", "--output", required=True, help="the site folder to write")
+    p.add_argument("--reference", metavar="ELL_GALLERY_JSON",
+                   help="also plot ELL's published gallery figures from this JSON")
+
+
+def run(args) -> int:
+    written = build_site(args.cards, args.output, args.reference)
+    print(f"wrote {len(written)} files; open {written[1]}")
+    return 0

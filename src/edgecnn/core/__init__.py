@@ -1,0 +1,1 @@
+"""The core: the graph, accounting, the numpy reference, preprocessing, data, labels, IO."""

@@ -1,0 +1,60 @@
+"""Graph surgery: cut a graph at a layer, give it a new classifier for new labels."""
+
+from __future__ import annotations
+
+from ..errors import EdgecnnError
+from .graph import Graph, Layer
+
+HEAD_KINDS = ("conv2d", "dense")
+
+
+def cut(g: Graph, at: str) -> Graph:
+    """The graph up to and including layer ``at`` (which becomes the output)."""
+    names = [l.name for l in g.layers]
+    if at not in names:
+        raise EdgecnnError(f"model {g.name!r} has no layer {at!r} (layers: "
+                           f"{', '.join(names[1:])})")
+    keep = g.layers[:names.index(at) + 1]
+    needed = {at}
+    for l in reversed(keep):
+        if l.name in needed:
+            needed.update(l.inputs)
+    layers = [Layer(l.name, l.kind, l.inputs, dict(l.attrs)) for l in keep if l.name in needed]
+    out = Graph(g.name, layers, preprocessing=g.preprocessing, labels=g.labels, meta=g.meta)
+    out.weights = {k: v for k, v in g.weights.items() if _layer_of(k) in needed}
+    return out
+
+
+def classifier_layer(g: Graph) -> Layer:
+    """The last conv2d/dense layer: the one whose outputs are the classes."""
+    for l in reversed(g.layers):
+        if l.kind in HEAD_KINDS:
+            return l
+    raise EdgecnnError(f"model {g.name!r} has no conv2d or dense layer to re-head")
+
+
+def with_classes(g: Graph, labels: list[str], seed: int = 0) -> Graph:
+    """The same architecture with its classifier resized to ``labels`` (fresh weights for it).
+
+    The classifier is the last conv2d/dense layer; the layers after it (batchnorm, activation,
+    pooling, softmax …) keep the channel count and get fresh tensors too.
+    """
+    head = classifier_layer(g)
+    n = len(labels)
+    layers = [Layer(l.name, l.kind, l.inputs,
+                    dict(l.attrs, **{"filters" if l.kind == "conv2d" else "units": n})
+                    if l is head else dict(l.attrs)) for l in g.layers]
+    out = Graph(g.name, layers, preprocessing=g.preprocessing, labels=list(labels),
+                meta=dict(g.meta))
+    if out.num_classes != n:
+        raise EdgecnnError(f"cannot re-head {g.name!r}: after resizing {head.name!r} the "
+                           f"model has {out.num_classes} outputs, not {n}")
+    out.init_weights(seed)  # fresh everywhere, then the trained layers before the head
+    kept = {l.name for l in g.layers[:g.layers.index(head)]}
+    out.weights.update({k: v for k, v in g.weights.items() if _layer_of(k) in kept})
+    return out
+
+
+def _layer_of(key: str) -> str:
+    """The layer of a tensor key "<layer>.<tensor>" (layer names may contain dots)."""
+    return key.rsplit(".", 1)[0]

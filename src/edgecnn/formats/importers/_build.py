@@ -1,0 +1,54 @@
+"""A graph under construction: layers, weights and each layer's shape as it is added."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...core.graph import Graph, Layer, Preprocessing
+from ...layers import get_kind
+from ...layers.base import Shape
+from . import Names
+
+
+class Build:
+    """Layers added one by one; the output shape of each is known at once (H, W, C)."""
+
+    def __init__(self, input_shape: Shape):
+        self.layers = [Layer("input", "input", (), {"shape": tuple(input_shape)})]
+        self.shapes: dict[str, Shape] = {"input": tuple(input_shape)}
+        self.weights: dict[str, np.ndarray] = {}
+        self.names = Names()
+
+    @property
+    def last(self) -> str:
+        return self.layers[-1].name
+
+    def add(self, kind: str, raw_name: str, inputs: list[str], weights: dict | None = None,
+            **attrs) -> str:
+        """Append a layer (named after ``raw_name``) and its tensors; returns its name."""
+        name = self.names.make(raw_name, kind)
+        k = get_kind(kind)
+        a = k.normalize_attrs(attrs, f"layer {name!r}")
+        ins = [self.shapes[i] for i in inputs]
+        self.shapes[name] = tuple(int(v) for v in k.output_shape(a, ins))
+        self.layers.append(Layer(name, kind, tuple(inputs), a))
+        for t, arr in (weights or {}).items():
+            self.weights[f"{name}.{t}"] = np.ascontiguousarray(arr, dtype=np.float32)
+        return name
+
+    def graph(self, name: str, preprocessing: Preprocessing, labels, meta: dict,
+              where: str) -> Graph:
+        g = Graph(name, self.layers, self.weights, preprocessing, labels, meta)
+        g.check_weights(where)
+        return g
+
+
+def default_labels(classes: int) -> str | list[str]:
+    """ILSVRC2012 for 1000 outputs, with "background" first for 1001, else numbered classes."""
+    if classes == 1000:
+        return "ilsvrc2012"
+    if classes == 1001:
+        from . import ilsvrc2012_with_background
+
+        return ilsvrc2012_with_background()
+    return [f"class_{i}" for i in range(classes)]

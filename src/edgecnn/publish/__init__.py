@@ -1,0 +1,1 @@
+"""Publishing: summaries, model cards, the gallery site and benchmarks."""

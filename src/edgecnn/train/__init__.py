@@ -1,0 +1,1 @@
+"""Training: the torch module built from a graph, and the training loop (torch imported lazily)."""

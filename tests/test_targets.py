@@ -1,0 +1,97 @@
+"""Which targets a machine can run, and what ``host`` means on it (no compiler needed).
+
+Machines are described by their architecture and /proc/cpuinfo flags, so the decisions are
+checked here for machines this test does not run on: an AVX-512 and an AVX2-only x86-64, an old
+SSE-only one, a Raspberry Pi 4 (Cortex-A72) and 5 (Cortex-A76), a Pi 3 with a 32-bit userland.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from edgecnn.compiler import api, targets
+from edgecnn.compiler.targets import Machine
+from edgecnn.errors import EdgecnnError
+
+
+def cpu(flags: str) -> frozenset[str]:
+    """/proc/cpuinfo's flags line, as a set."""
+    return frozenset(flags.split())
+
+
+ZEN4 = Machine("x86_64", cpu("sse4_2 popcnt ssse3 avx avx2 fma bmi2 f16c movbe avx512f "
+                                   "avx512bw avx512cd avx512dq avx512vl avx512_vnni"))
+ZEN1 = Machine("x86_64", cpu("sse4_2 popcnt ssse3 avx avx2 fma bmi2 f16c movbe"))
+OLD_X86 = Machine("x86_64", cpu("sse4_2 popcnt ssse3"))
+PI4 = Machine("aarch64", cpu("fp asimd evtstrm crc32 cpuid"))
+PI5 = Machine("aarch64", cpu("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp "
+                                   "asimdhp cpuid asimdrdm lrcpc dcpop asimddp"))
+PI3_32 = Machine("armv7", cpu("half thumb fastmult vfp edsp neon vfpv3 tls vfpv4 idiva "
+                                    "idivt vfpd32 lpae evtstrm crc32"))
+
+
+def runnable(m: Machine) -> set[str]:
+    return {n for n in targets.TARGETS if targets.get(n, machine=m).runs_on(m)}
+
+
+@pytest.mark.parametrize("m, expected", [
+    (ZEN4, {"host", "x86-64", "x86-64-v2", "c99"}),
+    (ZEN1, {"host", "x86-64", "x86-64-v2", "c99"}),
+    (OLD_X86, {"host", "x86-64-v2", "c99"}),
+    (PI4, {"host", "pi4", "aarch64", "c99"}),
+    (PI5, {"host", "pi4", "pi5", "aarch64", "c99"}),
+    (PI3_32, {"host", "pi3", "armv7", "c99"}),
+])
+def test_runnable_targets_follow_the_machine(m, expected):
+    assert runnable(m) == expected
+
+
+@pytest.mark.parametrize("m, nb, flag", [(ZEN4, 16, "-march=native"), (ZEN1, 8, "-march=native"),
+                                         (OLD_X86, 4, "-march=native"),
+                                         (PI4, 4, "-mcpu=native"), (PI3_32, 4, "-mcpu=native")])
+def test_host_is_resolved_for_the_machine(m, nb, flag):
+    t = targets.get("host", machine=m)
+    assert t.nb == nb and flag in t.cflags and t.arch == m.arch
+    if m is PI3_32:  # 32-bit ARM: NEON float code needs these (targets._ARMV7)
+        assert {"-mfpu=neon-fp-armv8", "-mfloat-abi=hard",
+                "-funsafe-math-optimizations"} <= set(t.cflags)
+
+
+def test_unknown_architecture_gets_plain_c():
+    m = Machine("riscv64", frozenset())
+    t = targets.get("host", machine=m)
+    assert "EC_NO_VECTOR_EXT" in t.defines and t.runs_on(m)
+    assert runnable(m) == {"host", "c99"}
+
+
+def test_avx2_switch_hides_avx512(monkeypatch):
+    monkeypatch.setenv(targets.HOST_ISA_ENV, "avx2")
+    m = targets.this_machine()
+    assert not any(f.startswith("avx512") for f in m.flags)
+    if m.arch == "x86_64":
+        t = targets.get("host")
+        assert t.nb <= 8 and "-march=native" not in t.cflags
+        if t.nb == 8:
+            assert "-march=x86-64-v3" in t.cflags
+
+
+def test_avx2_switch_rejects_an_unknown_value(monkeypatch):
+    monkeypatch.setenv(targets.HOST_ISA_ENV, "avx1024")
+    with pytest.raises(EdgecnnError, match="EDGECNN_HOST_ISA"):
+        targets.this_machine()
+
+
+def test_require_loadable_names_the_reason_and_the_alternatives():
+    with pytest.raises(EdgecnnError, match=r"lacks avx2.*loadable here: host, x86-64-v2, c99"):
+        api.require_loadable(targets.get("x86-64"), OLD_X86)
+    with pytest.raises(EdgecnnError, match=r"armv7 code and this machine is x86_64"):
+        api.require_loadable(targets.get("pi3"), ZEN1)
+    with pytest.raises(EdgecnnError, match=r"lacks asimddp"):
+        api.require_loadable(targets.get("pi5"), PI4)
+    api.require_loadable(targets.get("pi4"), PI5)  # no error
+
+
+def test_build_cache_key_is_stable_across_processes():
+    """repr(target) is part of the build cache key: it must not depend on hash ordering."""
+    t = targets.get("x86-64")
+    assert isinstance(t.needs, tuple) and list(t.needs) == sorted(t.needs)
