@@ -80,7 +80,7 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
     """Write the C sources of ``g`` for ``target`` into ``out_dir``."""
     t = target if isinstance(target, targets.Target) else targets.get(target, cc)
     opt = emit.Options(emit.c_prefix(g.name, name), arena, weights, t.nb, ref_kernels,
-                       portable=t.name == "c99")
+                       portable=t.name == "c99" or bool(t.board))
     say = progress or (lambda s: None)
     say(f"generate: lowering {g.name!r} for target {t.name} (EC_NB={t.nb})")
     # the pipeline: lower → choose kernels → plan memory → pack weights → emit C (→ build_dir)
@@ -228,6 +228,9 @@ def compile_to_dir(g: Graph, out_dir: str | os.PathLike, target: str = "host",
                    progress: Callable[[str], None] | None = None) -> Generated:
     """``edgecnn compile``: generate, then build when the target's compiler is installed."""
     t = targets.get(target)
+    if t.board:
+        raise EdgecnnError(f"{t.name} builds a bare-metal image, not a library: use "
+                           "edgecnn.compiler.mcu.compile_mcu (or `edgecnn compile`)")
     gen = generate(g, out_dir, t, name, arena, weights, ref_kernels, progress=progress)
     if build:
         try:

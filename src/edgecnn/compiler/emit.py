@@ -350,8 +350,10 @@ def _aliases(g: Graph, opt: Options) -> str:
         return "{" + ", ".join(flt(x) for x in v) + "}"
 
     lines = [f"#define ec_model_{f} {p}_{f}" for f in
-             ("predict_with_arena", "input_shape", "output_size", "arena_size", "metadata",
-              "set_threads")]
+             ("predict_with_arena", "predict_checked", "input_shape", "output_size",
+              "arena_size", "metadata", "set_threads")]
+    lines += [f"#define EC_MODEL_{f} {p.upper()}_{f}" for f in
+              ("INPUT_H", "INPUT_W", "INPUT_C", "OUTPUT_SIZE", "ARENA_BYTES")]
     if opt.arena == "static":
         lines.append(f"#define ec_model_predict {p}_predict")
     else:

@@ -134,16 +134,40 @@ def _last_use(prog: Program) -> dict[str, int]:
 
 
 def _place(groups: list[_Group]) -> int:
-    """Greedy by size: each group at the lowest aligned offset free during its lifetime."""
-    placed: list[_Group] = []
-    for g in sorted(groups, key=lambda g: (-g.floats, g.first)):
-        busy = sorted((p.offset, p.offset + p.floats) for p in placed
+    """Place every group: the smallest arena of a few greedy orders, each first-fit. (Largest
+    first alone leaves gaps in MobileNet v1's first blocks: 448 KB for 384 KB live.)"""
+    orders = [
+        lambda g: (-g.floats, g.first),  # largest first
+        lambda g: (-g.floats, -g.first),  # largest first, later buffers first among equals
+        lambda g: (-(g.last - g.first), -g.floats),  # longest-lived first
+        lambda g: (g.first, -g.floats),  # in program order
+        lambda g: (-g.last, -g.floats),  # in reverse program order
+    ]
+    best: dict[int, int] = {}
+    best_end = -1
+    for key in orders:
+        offsets = _first_fit(sorted(groups, key=key))
+        end = max((offsets[id(g)] + g.floats for g in groups), default=0)
+        if best_end < 0 or end < best_end:
+            best, best_end = offsets, end
+    for g in groups:
+        g.offset = best[id(g)]
+    return max(best_end, 0)
+
+
+def _first_fit(order: list[_Group]) -> dict[int, int]:
+    """id(group) -> offset: each group of ``order`` in turn at the lowest aligned offset that
+    no group placed before it uses during its lifetime."""
+    placed: list[tuple[_Group, int]] = []
+    at: dict[int, int] = {}
+    for g in order:
+        busy = sorted((o, o + p.floats) for p, o in placed
                       if p.first <= g.last and g.first <= p.last)
         offset = 0
         for lo, hi in busy:
             if offset + g.floats <= lo:
                 break
             offset = max(offset, _align(hi))
-        g.offset = offset
-        placed.append(g)
-    return max((g.offset + g.floats for g in groups), default=0)
+        placed.append((g, offset))
+        at[id(g)] = offset
+    return at

@@ -62,6 +62,7 @@ class Target:
     sysroot: str = ""  # for qemu -L
     description: str = ""
     defines: tuple[str, ...] = field(default=())
+    board: str = ""  # microcontrollers: the emulated board (compiler/mcu.py BOARDS), else ""
     # where its code runs: the machine architecture ("" = that of the compiler `cc`, i.e. the
     # build machine) and the CPU flags (/proc/cpuinfo names) its instructions need
     arch: str = ""
@@ -106,6 +107,20 @@ _O3 = ("-O3", "-ffp-contract=fast")
 _ARMV7 = ("-mcpu=cortex-a53", "-mfpu=neon-fp-armv8", "-mfloat-abi=hard",
           "-funsafe-math-optimizations", *_O3)
 
+# Cortex-M microcontrollers: bare metal, portable reference kernels in plain C, hard-float ABI;
+# weights in flash, the caller's arena in RAM. Each runs on a qemu-system-arm board (mcu.py).
+_PORTABLE = ("EC_PORTABLE", "EC_NO_VECTOR_EXT")
+_MCU = ("-pedantic", "-O2", "-ffunction-sections", "-fdata-sections")  # ISO C99, each
+# function and constant in its own section so that the linker drops what is unused
+_CORTEX_M = [  # n, -mcpu/-mfpu, emulated board, description
+    (4, ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"), "mps2-an386",
+     "Cortex-M4F (single-precision FPU), bare metal; emulated board mps2-an386"),
+    (7, ("-mcpu=cortex-m7", "-mfpu=fpv5-d16"), "mps2-an500",
+     "Cortex-M7 (double-precision FPU), bare metal; emulated board mps2-an500"),
+    (55, ("-mcpu=cortex-m55",), "mps3-an547",
+     "Cortex-M55 (Helium/MVE, FPU), bare metal; emulated board mps3-an547"),
+]
+
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("host", "cc", ("-march=native", *_O3), nb=0, debian_package="gcc",
            description="this machine (-march=native, OpenMP)"),
@@ -129,6 +144,11 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("c99", "cc", ("-O2", "-pedantic"), nb=4, openmp=False, debian_package="gcc",
            description="portable C99: no SIMD, no threads, no malloc, caller-provided arena",
            defines=("EC_PORTABLE", "EC_NO_VECTOR_EXT")),
+    *[Target(f"cortex-m{n}", "arm-none-eabi-gcc", (*cpu, "-mthumb", "-mfloat-abi=hard", *_MCU),
+             nb=4, openmp=False, debian_package="gcc-arm-none-eabi libnewlib-arm-none-eabi",
+             qemu="qemu-system-arm", description=desc, defines=_PORTABLE, board=board,
+             arch="cortex-m")
+      for n, cpu, board, desc in _CORTEX_M],
 ]}
 
 

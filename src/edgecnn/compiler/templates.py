@@ -64,6 +64,15 @@ int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena) {
 {weights_check}{body}
     return 0;
 }}
+
+/* As {p}_predict_with_arena, for a caller that passes its arena's size: returns 4 and touches
+ * nothing if arena_bytes < {arena_bytes} or the arena is not float-aligned (a microcontroller
+ * build refuses to run rather than overrun the caller's memory). */
+int {p}_predict_checked(const float *input_hwc, float *output, void *arena,
+                        size_t arena_bytes) {{
+    if (arena_bytes < {arena_bytes}u || (uintptr_t)arena % sizeof(float) != 0) return 4;
+    return {p}_predict_with_arena(input_hwc, output, arena);
+}}
 {predict}
 #ifdef EC_PROFILE
 int {p}_profile(const float *input_hwc, float *output, void *arena, double *ms) {{
@@ -141,6 +150,8 @@ extern "C" {{
 #define {P}_ARENA_BYTES {arena_bytes}
 
 {predict_decl}int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena);
+int {p}_predict_checked(const float *input_hwc, float *output, void *arena,
+                        size_t arena_bytes);  /* 4 = arena too small */
 void {p}_input_shape(int *h, int *w, int *c);
 int {p}_output_size(void);
 size_t {p}_arena_size(void);
