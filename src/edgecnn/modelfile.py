@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgecnnError, GraphError, ModelFileError
+from .errors import MALFORMED, EdgecnnError, GraphError, ModelFileError, malformed
 from .fileio import publish
 from .graph import Graph
 
@@ -77,6 +77,8 @@ def load(path: str | os.PathLike) -> Graph:
         g.check_weights()
     except GraphError as e:
         raise ModelFileError(f"{where}: {e}") from None
+    except MALFORMED as e:  # a graph description of the wrong structure
+        raise ModelFileError(malformed(where, "graph description", e)) from None
     for k, v in g.weights.items():
         if not np.all(np.isfinite(v)):
             raise ModelFileError(f"{where}: tensor {k!r} holds NaN or infinite values")
