@@ -75,7 +75,8 @@ def evaluate(g: Graph, data: str | Path, backend: str = "reference", limit: int 
     wall = time.perf_counter() - t0
     n = int(done.sum())
     if n == 0:
-        raise EdgecnnError(f"{data}: none of the {len(samples)} images could be read")
+        raise EdgecnnError(f"{data}: none of the {len(samples)} images could be read (each is "
+                           "listed above as skipped); check the files are images")
     per_class = {}
     for i in sorted(set(targets[done].tolist())):
         m = done & (targets == i)

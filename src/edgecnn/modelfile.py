@@ -64,14 +64,17 @@ def load(path: str | os.PathLike) -> Graph:
     version = meta.get("edgecnn.format")
     if version != FORMAT_VERSION:
         raise ModelFileError(f"{where}: model file format {version!r} is not supported by this "
-                             f"edgecnn (it reads format {FORMAT_VERSION!r})")
+                             f"edgecnn (it reads format {FORMAT_VERSION!r}); upgrade edgecnn, or "
+                             "re-create the file with this version")
     try:
         desc = json.loads(meta["edgecnn.graph"])
     except json.JSONDecodeError as e:
-        raise ModelFileError(f"{where}: the graph description is not valid JSON ({e})") from None
+        raise ModelFileError(f"{where}: the graph description is not valid JSON ({e}); the file is "
+                             "corrupt: re-create or re-download it") from None
     for k, v in weights.items():
         if v.dtype != np.float32:
-            raise ModelFileError(f"{where}: tensor {k!r} is {v.dtype}, expected float32")
+            raise ModelFileError(f"{where}: tensor {k!r} is {v.dtype}, expected float32; write "
+                                 "edgecnn models with edgecnn (`edgecnn import` for others)")
     try:
         g = Graph.from_json(desc, weights)
         g.check_weights()
@@ -81,7 +84,8 @@ def load(path: str | os.PathLike) -> Graph:
         raise ModelFileError(malformed(where, "graph description", e)) from None
     for k, v in g.weights.items():
         if not np.all(np.isfinite(v)):
-            raise ModelFileError(f"{where}: tensor {k!r} holds NaN or infinite values")
+            raise ModelFileError(f"{where}: tensor {k!r} holds NaN or infinite values (training "
+                                 "diverged?); retrain with a lower --lr, or use another file")
     return g
 
 
@@ -104,10 +108,12 @@ def resolve(spec: str | os.PathLike | Graph, weights: bool = True, seed: int = 0
     spec = os.fspath(spec)
     if os.path.exists(spec):
         if os.path.isdir(spec):
-            raise EdgecnnError(f"{spec}: is a directory, not a model file")
+            raise EdgecnnError(f"{spec}: is a directory, not a model file; give the .safetensors "
+                               "file inside it")
         return load(spec)
     if looks_like_path(spec):
-        raise ModelFileError(f"{spec}: no such model file")
+        raise ModelFileError(f"{spec}: no such model file; check the path, or give a zoo "
+                             "name (`edgecnn list`)")
     from . import pretrained, zoo
 
     if spec in pretrained.registry():

@@ -81,7 +81,8 @@ class Recipe:
         if out.amp not in ("auto", "bf16", "fp16", "none"):
             raise EdgecnnError(f"amp must be auto, bf16, fp16 or none, got {out.amp!r}")
         if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0:
-            raise EdgecnnError("epochs, batch_size and lr must be positive")
+            raise EdgecnnError("epochs, batch_size and lr must be positive: give --epochs, "
+                               "--batch-size and --lr values above 0")
         return out
 
 
