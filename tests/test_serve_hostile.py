@@ -263,3 +263,18 @@ def test_load_16_clients_every_request_answered_memory_flat():
     assert elapsed < 300  # bounded: a hang fails here rather than stalling the suite
     if before is not None:
         assert after - before < 40 << 20, f"RSS grew {(after - before) >> 20} MB"
+
+
+def test_cli_port_in_use_is_one_line_and_status_2(tmp_path, capsys):
+    from edgecnn.cli import main
+    from edgecnn.modelfile import save
+
+    g, httpd = start()
+    try:
+        model = save(g, tmp_path / "m.safetensors")
+        assert main(["serve", str(model), "--port", str(httpd.server_address[1])]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "in use" in err[0] and "--port" in err[0], err
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
