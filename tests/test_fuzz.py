@@ -5,6 +5,7 @@ input reader); fuzz/regressions/<target>/ holds every input a campaign found tha
 A longer campaign and its figures: benchmarks/reliability.md.
 """
 
+import io
 import json
 import os
 import shutil
@@ -116,3 +117,23 @@ def test_predict_input_reader_under_libfuzzer_and_asan(tmp_path):
                        text=True, timeout=SECONDS * 10 + 60)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Done " in r.stderr
+
+
+def test_broken_png_chunk_is_an_image_error_and_eval_goes_on(tmp_path):
+    """Found by the image harness: Pillow raises SyntaxError for a broken PNG chunk."""
+    from edgecnn.errors import ImageError
+    from edgecnn.evaluate import evaluate
+    from edgecnn.preprocess import load_image
+    from testutil import tiny_cnn, write_image
+
+    bad = (FUZZ / "regressions" / "image" / "broken-png-chunk").read_bytes()
+    with pytest.raises(ImageError, match="cannot decode"):
+        load_image(io.BytesIO(bad))
+    data = tmp_path / "data" / "a"
+    data.mkdir(parents=True)
+    for i in range(3):
+        write_image(data / f"{i}.png", seed=i)
+    (data / "broken.png").write_bytes(bad)
+    g = tiny_cnn(classes=2, labels=["a", "b"])
+    r = evaluate(g, tmp_path / "data", workers=1)
+    assert r["images"] == 3 and "broken.png" in r["skipped"][0]["image"]

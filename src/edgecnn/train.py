@@ -290,6 +290,8 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=r.lr, momentum=r.momentum, nesterov=r.nesterov)
     start_epoch, step, history = 0, 0, []
+    if dist.main:
+        _remove_stale_temps(checkpoint, output)
     if resume and not checkpoint.exists():  # killed before its first checkpoint
         print(f"no checkpoint {checkpoint} yet: starting from epoch 1", file=sys.stderr)
         resume = False
@@ -456,3 +458,10 @@ def _append_log(path: Path, entry: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+def _remove_stale_temps(*paths: Path) -> None:
+    """Delete temp files a killed run left beside ``paths`` (``.<name>.<random>.tmp``)."""
+    for path in paths:
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
