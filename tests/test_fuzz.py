@@ -137,3 +137,14 @@ def test_broken_png_chunk_is_an_image_error_and_eval_goes_on(tmp_path):
     g = tiny_cnn(classes=2, labels=["a", "b"])
     r = evaluate(g, tmp_path / "data", workers=1)
     assert r["images"] == 3 and "broken.png" in r["skipped"][0]["image"]
+
+
+def test_darknet_cfg_with_a_huge_output_is_one_error_not_an_oom(tmp_path):
+    """Found by the darknet harness: 224x224x1000 outputs made 50 M label strings (3 GB)."""
+    from edgecnn.importers import import_model
+
+    cfg = tmp_path / "big.cfg"
+    cfg.write_text("[net]\nheight=224\nwidth=224\nchannels=3\n\n[convolutional]\nfilters=1000\n"
+                   "size=1\nstride=1\npad=1\nactivation=linear\n")
+    with pytest.raises(ModelFileError, match="too many for a classifier"):
+        import_model(cfg)
