@@ -30,3 +30,17 @@ def require(module: str, extra: str):
     except ImportError:
         raise MissingDependencyError(
             f"this needs the Python package {module!r}: pip install 'edgecnn[{extra}]'") from None
+
+
+# What malformed input raises from deep inside a parser (a bad offset, a missing key, a
+# field of the wrong type, a zero where a divisor goes). Readers of untrusted files turn these
+# into one error naming the file: see :func:`malformed`.
+MALFORMED = (ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError,
+             OverflowError, RecursionError, UnicodeDecodeError, EOFError)
+
+
+def malformed(path, what: str, e: BaseException) -> str:
+    """The message for a file whose parsing failed with ``e`` (one of MALFORMED)."""
+    detail = (str(e).strip().splitlines() or [""])[0][:200]
+    return (f"{path}: malformed {what} ({type(e).__name__}: {detail}); the file is corrupt or "
+            "was written by a tool edgecnn does not understand: re-export or re-download it")

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.graph import Graph
 from ..core.labels import class_names
-from ..core.preprocess import list_images, load_image, preprocess
+from ..core.preprocess import IMAGE_SUFFIXES, list_images, load_image, preprocess
 from ..core.progress import Progress
 from ..errors import EdgecnnError, ImageError
 
@@ -78,7 +78,8 @@ def classify(g: Graph, paths: list[str | os.PathLike], top: int = 5,
         raise EdgecnnError("--top must be at least 1")
     files = list_images(paths)
     if not files:
-        raise EdgecnnError(f"no images found in {', '.join(map(str, paths))}")
+        raise EdgecnnError(f"no images found in {', '.join(map(str, paths))}; give image files "
+                           f"or folders holding {', '.join(IMAGE_SUFFIXES[:4])} … files")
     run = backend_fn(g, backend)
     h, w, _ = g.input_shape
     names = class_names(g.labels, g.num_classes)

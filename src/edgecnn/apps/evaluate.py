@@ -39,8 +39,11 @@ def _load(g: Graph, s: Sample) -> np.ndarray | str:
 
 
 def evaluate(g: Graph, data: str | Path, backend: str = "reference", limit: int | None = None,
-             batch_size: int = 16, workers: int = 4, log=sys.stderr) -> dict:
-    """Evaluate ``g`` on ``data``; returns the JSON-ready report (what model cards read)."""
+             batch_size: int = 16, workers: int = 4, log=None) -> dict:
+    """Evaluate ``g`` on ``data``; returns the JSON-ready report (what model cards read).
+
+    Skipped images are reported on ``log`` (default: sys.stderr as it is at call time)."""
+    log = log or sys.stderr
     samples = subset(find_samples(data), limit)
     targets = label_indices(g, samples, str(data))
     run = backend_fn(g, backend)
@@ -75,7 +78,8 @@ def evaluate(g: Graph, data: str | Path, backend: str = "reference", limit: int 
     wall = time.perf_counter() - t0
     n = int(done.sum())
     if n == 0:
-        raise EdgecnnError(f"{data}: none of the {len(samples)} images could be read")
+        raise EdgecnnError(f"{data}: none of the {len(samples)} images could be read (each is "
+                           "listed above as skipped); check the files are images")
     per_class = {}
     for i in sorted(set(targets[done].tolist())):
         m = done & (targets == i)

@@ -33,11 +33,12 @@ class FrameResult:
 def _open(source: str | int):
     cv2 = require("cv2", "video")
     if isinstance(source, str) and not os.path.isfile(source):
-        raise EdgecnnError(f"{source}: no such video file")
+        raise EdgecnnError(f"{source}: no such video file; check the path")
     cap = cv2.VideoCapture(source)
     if not cap.isOpened():
         what = f"camera {source}" if isinstance(source, int) else source
-        raise EdgecnnError(f"{what}: OpenCV cannot open it")
+        raise EdgecnnError(f"{what}: OpenCV cannot open it; check the camera index or that "
+                           "the file is a video OpenCV reads (e.g. MP4, AVI)")
     return cv2, cap
 
 

@@ -65,7 +65,8 @@ def registry() -> dict[str, Pretrained]:
                                f"pretrained models ({err})") from None
     for p in reg.values():
         if p.format not in FORMATS:
-            raise EdgecnnError(f"pretrained model {p.name!r}: unknown format {p.format!r}")
+            raise EdgecnnError(f"pretrained model {p.name!r}: unknown format {p.format!r}; "
+                               f"fix its entry in the registry ({', '.join(FORMATS)})")
     return reg
 
 

@@ -25,10 +25,12 @@ def resolve(spec: str | os.PathLike | Graph, weights: bool = True, seed: int = 0
     spec = os.fspath(spec)
     if os.path.exists(spec):
         if os.path.isdir(spec):
-            raise EdgecnnError(f"{spec}: is a directory, not a model file")
+            raise EdgecnnError(f"{spec}: is a directory, not a model file; give the .safetensors "
+                               "file inside it")
         return load(spec)
     if looks_like_path(spec):
-        raise ModelFileError(f"{spec}: no such model file")
+        raise ModelFileError(f"{spec}: no such model file; check the path, or give a zoo "
+                             "name (`edgecnn list`)")
     if spec in pretrained.registry():
         return load(pretrained.fetch(spec))
 

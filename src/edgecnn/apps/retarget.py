@@ -54,7 +54,8 @@ def features(g: Graph, paths: list[Path], backend: str = "reference", batch_size
                 out.append(run(np.stack(xs)))
             bar.update(min(batch_size, len(paths) - start))
     if not out:
-        raise EdgecnnError("none of the images could be read")
+        raise EdgecnnError("none of the images could be read (each is listed above); check "
+                           "the --data folder holds image files")
     return np.concatenate(out).reshape(len(ok), -1), ok
 
 
@@ -106,7 +107,8 @@ def retarget(g: Graph, data: str | Path, at: str | None = None, backend: str = "
     samples = find_samples(data, "train")
     labels = sorted({s.label for s in samples})
     if len(labels) < 2:
-        raise EdgecnnError(f"{data}: retargeting needs at least two class folders")
+        raise EdgecnnError(f"{data}: retargeting needs at least two class folders (one per "
+                           "category, each holding its images)")
     at = at or default_cut(g)
     base = cut(g, at)
     y_all = np.array([labels.index(s.label) for s in samples])
@@ -185,7 +187,8 @@ def group(g: Graph, groups: dict[str, list[str]], other: str | None = "other") -
         w[i, [index[x] for x in groups[n]]] = 1
     if (w.sum(0) > 1).any():
         dup = [ilsvrc2012()[j][0] for j in np.flatnonzero(w.sum(0) > 1)[:3]]
-        raise EdgecnnError(f"class(es) {', '.join(dup)} are in more than one category")
+        raise EdgecnnError(f"class(es) {', '.join(dup)} are in more than one category; list each "
+                           "class in one category only")
     if other is not None:
         w[-1] = 1 - w[:-1].sum(0)
         names.append(other)

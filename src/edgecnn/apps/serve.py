@@ -2,27 +2,24 @@
 
 ``GET /`` is a self-contained page; ``POST /classify`` takes the image file's bytes as the body
 and answers ``{"top": [{"id", "name", "probability"}, …], "ms": …}``. The server binds to
-127.0.0.1 unless told otherwise.
+127.0.0.1 unless told otherwise. Bad requests, limits and concurrency: :mod:`.serve_http`.
 """
 
 from __future__ import annotations
 
 import html
 import io
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..core.graph import Graph
 from ..core.labels import class_names
 from ..core.preprocess import preprocess
 from .classify import backend_fn, probabilities, top_k
-
-MAX_UPLOAD = 32 << 20
+from .serve_http import BoundedServer, JsonHandler, Limits, RequestError, bind, read_body
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>edgecnn — {name}</title>
@@ -71,11 +68,38 @@ drop.addEventListener('drop', e => {{
 """
 
 
-class Classifier:
-    """Decode, preprocess and classify one uploaded image (one at a time: a lock)."""
+MAX_PIXELS = 24_000_000  # a 6000x4000 camera photo; decoding it takes 72 MB of RGB
 
-    def __init__(self, g: Graph, backend: str = "reference", top: int = 5):
-        self.g, self.top = g, top
+
+def decode_upload(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Uploaded bytes → RGB image, or a RequestError (400 undecodable, 413 too many pixels).
+
+    The size is checked from the header, before any pixel is decoded, so a small file that
+    declares a huge image (a decompression bomb) costs nothing.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise RequestError(413, f"image of {w}x{h} pixels is more than the limit of "
+                                        f"{max_pixels / 1e6:g} Mpixels: send a smaller image")
+            return im.convert("RGB")
+    except Image.DecompressionBombError:  # Pillow's own limit, checked in open()
+        raise RequestError(413, f"image has more pixels than the limit of {max_pixels / 1e6:g} "
+                                "Mpixels (a decompression bomb?): send a smaller image") from None
+    except RequestError:
+        raise
+    except Exception as e:  # Pillow raises many kinds on malformed data (OSError, SyntaxError…)
+        raise RequestError(400, f"cannot decode the image ({type(e).__name__}: {e}); send a "
+                                "JPEG, PNG, BMP, GIF, TIFF, WebP or PPM file") from None
+
+
+class Classifier:
+    """Decode, preprocess and classify one uploaded image (the model runs one at a time)."""
+
+    def __init__(self, g: Graph, backend: str = "reference", top: int = 5,
+                 max_pixels: int = MAX_PIXELS):
+        self.g, self.top, self.max_pixels = g, top, max_pixels
         self.run = backend_fn(g, backend)
         self.names = class_names(g.labels, g.num_classes)
         self.lock = threading.Lock()
@@ -84,11 +108,8 @@ class Classifier:
                                 classes=g.num_classes, backend=html.escape(backend))
 
     def __call__(self, data: bytes) -> dict:
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                im = im.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            return {"error": f"cannot decode the image ({e})"}
+        """Top-k of one upload: {"top": [...], "ms": model time}; RequestError if bad."""
+        im = decode_upload(data, self.max_pixels)
         h, w, _ = self.g.input_shape
         x = preprocess(im, self.g.preprocessing, (h, w))[None]
         with self.lock:
@@ -98,37 +119,26 @@ class Classifier:
         return {"top": top_k(np.asarray(p), self.names, self.top), "ms": ms}
 
 
+def make_handler(clf: Classifier, limits: Limits) -> type[JsonHandler]:
+    """The request handler class: GET / (the page), POST /classify (JSON)."""
+
+    def page(h: JsonHandler):
+        return 200, clf.page.encode(), "text/html; charset=utf-8"
+
+    def classify(h: JsonHandler):
+        return 200, clf(read_body(h.headers, h.rfile, limits.max_upload)), None
+
+    routes = {("GET", "/"): page, ("GET", "/index.html"): page,
+              ("POST", "/classify"): classify}
+    return type("Handler", (JsonHandler,), {"routes": routes, "limits": limits})
+
+
 def make_server(g: Graph, host: str = "127.0.0.1", port: int = 8000,
-                backend: str = "reference") -> ThreadingHTTPServer:
-    clf = Classifier(g, backend)
+                backend: str = "reference", limits: Limits | None = None) -> BoundedServer:
+    """A server bound to (host, port), not yet serving: call ``serve_forever()``.
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, fmt, *args):  # quiet: one line per request is noise here
-            pass
-
-        def _send(self, code: int, body: bytes, ctype: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self):
-            if self.path in ("/", "/index.html"):
-                self._send(200, clf.page.encode(), "text/html; charset=utf-8")
-            else:
-                self._send(404, b"not found", "text/plain")
-
-        def do_POST(self):
-            if self.path != "/classify":
-                self._send(404, b"not found", "text/plain")
-                return
-            n = int(self.headers.get("Content-Length") or 0)
-            if n <= 0 or n > MAX_UPLOAD:
-                out = {"error": f"send one image of at most {MAX_UPLOAD >> 20} MB"}
-            else:
-                out = clf(self.rfile.read(n))
-            self._send(400 if "error" in out else 200, json.dumps(out).encode(),
-                       "application/json")
-
-    return ThreadingHTTPServer((host, port), Handler)
+    ``limits`` bounds concurrency, timeouts and upload size (see :mod:`edgecnn.serve_http`).
+    A port in use is one ServeError.
+    """
+    limits = limits or Limits()
+    return bind(host, port, make_handler(Classifier(g, backend), limits), limits)

@@ -108,7 +108,9 @@ class CompiledModel:
             rc = self._predict(x[i].ctypes.data_as(fp), out[i].ctypes.data_as(fp),
                                self._arena_ptr)
             if rc != 0:
-                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc})")
+                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc}); "
+                                   "rebuild it (delete the build folder) or use --backend "
+                                   "reference")
         return out
 
     def profile(self, x, repeats: int = 5) -> list[dict]:
@@ -117,7 +119,8 @@ class CompiledModel:
         copying the input into the arena."""
         fn = getattr(self._lib, f"{self.name}_profile", None)
         if fn is None or not self.ops:
-            raise EdgecnnError(f"{self.dir}: built without per-op timing (EC_PROFILE)")
+            raise EdgecnnError(f"{self.dir}: built without per-op timing (EC_PROFILE); build it "
+                               "with edgecnn.compile(), which adds it")
         x = self._check(x)[:1]
         out = np.empty(self.num_classes, np.float32)
         ms = np.zeros(len(self.ops), np.float64)
@@ -172,7 +175,8 @@ def compile(model, target: str = "host", threads: int | None = None, ref_kernels
                 shutil.rmtree(tmp, ignore_errors=True)
         gen = _cached(final)
         if gen is None:  # pragma: no cover - the rename failed and nobody else built it
-            raise EdgecnnError(f"could not store the build in {final}")
+            raise EdgecnnError(f"could not store the build in {final}; check that folder is "
+                               "writable, or set EDGECNN_CACHE to one that is")
     return CompiledModel(g, gen, threads)
 
 

@@ -43,7 +43,7 @@ def find_samples(root: str | Path, split: str = "val") -> list[Sample]:
     """All labelled images under ``root`` (see the module docstring for the layouts)."""
     root = Path(root)
     if not root.is_dir():
-        raise EdgecnnError(f"{root}: no such data folder")
+        raise EdgecnnError(f"{root}: no such data folder; check the path given to --data")
     if (root / split).is_dir():
         root = root / split
     for csv_path in (root / "LOC_val_solution.csv", root.parent / "LOC_val_solution.csv"):
@@ -74,10 +74,11 @@ def _from_solution_csv(root: Path, csv_path: Path) -> list[Sample]:
                 truth[row["ImageId"]] = row["PredictionString"].split()[0]
             except (KeyError, IndexError):
                 raise EdgecnnError(f"{csv_path}: line {i + 2} is not 'ImageId,PredictionString "
-                                   "<WNID> …'") from None
+                                   "<WNID> …'; fix or delete that line") from None
     samples = [Sample(f, truth[f.stem]) for f in _images(root) if f.stem in truth]
     if not samples:
-        raise EdgecnnError(f"{root}: none of its images is listed in {csv_path}")
+        raise EdgecnnError(f"{root}: none of its images is listed in {csv_path}; put the "
+                           "CSV that belongs to these images beside them")
     return samples
 
 
@@ -86,7 +87,8 @@ def label_indices(g: Graph, samples: list[Sample], where: str) -> np.ndarray:
     ids = [cid for cid, _ in class_names(g.labels, g.num_classes)]
     if g.labels != "ilsvrc2012" and len(g.labels) != g.num_classes:
         raise EdgecnnError(f"model {g.name!r} has {g.num_classes} outputs but "
-                           f"{len(g.labels)} labels")
+                           f"{len(g.labels)} labels; the model file is inconsistent: re-create it"
+                           )
     index = {cid: i for i, cid in enumerate(ids)}
     unknown = sorted({s.label for s in samples} - set(index))
     if unknown:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,13 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             im.load()
             return im.convert("RGB")
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{path}: cannot decode image ({e})") from None
+        raise ImageError(f"{path}: no such image file; check the path") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, struct.error) as e:
+        # Pillow's plugins raise all of these on malformed files (SyntaxError: a broken PNG
+        # chunk, found by fuzzing; struct.error: short headers)
+        raise ImageError(f"{path}: cannot decode image ({e}); the file is corrupt or "
+                         "not an image: re-save it as JPEG or PNG") from None
 
 
 def crop_box(width: int, height: int, p: Preprocessing) -> tuple[float, float, float, float]:

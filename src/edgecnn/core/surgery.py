@@ -28,7 +28,8 @@ def classifier_layer(g: Graph) -> Layer:
     for l in reversed(g.layers):
         if l.k.linear:
             return l
-    raise EdgecnnError(f"model {g.name!r} has no convolution or dense layer to re-head")
+    raise EdgecnnError(f"model {g.name!r} has no conv2d or dense layer to re-head; "
+                       "retarget a model with a classifier layer")
 
 
 def with_classes(g: Graph, labels: list[str], seed: int = 0) -> Graph:

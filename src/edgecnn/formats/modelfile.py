@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.fileio import publish
 from ..core.graph import Graph
-from ..errors import GraphError, ModelFileError
+from ..errors import MALFORMED, GraphError, ModelFileError, malformed
 
 FORMAT_VERSION = "1"
 SUFFIX = ".safetensors"
@@ -64,22 +64,28 @@ def load(path: str | os.PathLike) -> Graph:
     version = meta.get("edgecnn.format")
     if version != FORMAT_VERSION:
         raise ModelFileError(f"{where}: model file format {version!r} is not supported by this "
-                             f"edgecnn (it reads format {FORMAT_VERSION!r})")
+                             f"edgecnn (it reads format {FORMAT_VERSION!r}); upgrade edgecnn, or "
+                             "re-create the file with this version")
     try:
         desc = json.loads(meta["edgecnn.graph"])
     except json.JSONDecodeError as e:
-        raise ModelFileError(f"{where}: the graph description is not valid JSON ({e})") from None
+        raise ModelFileError(f"{where}: the graph description is not valid JSON ({e}); the file is "
+                             "corrupt: re-create or re-download it") from None
     for k, v in weights.items():
         if v.dtype != np.float32:
-            raise ModelFileError(f"{where}: tensor {k!r} is {v.dtype}, expected float32")
+            raise ModelFileError(f"{where}: tensor {k!r} is {v.dtype}, expected float32; write "
+                                 "edgecnn models with edgecnn (`edgecnn import` for others)")
     try:
         g = Graph.from_json(desc, weights)
         g.check_weights()
     except GraphError as e:
         raise ModelFileError(f"{where}: {e}") from None
+    except MALFORMED as e:  # a graph description of the wrong structure
+        raise ModelFileError(malformed(where, "graph description", e)) from None
     for k, v in g.weights.items():
         if not np.all(np.isfinite(v)):
-            raise ModelFileError(f"{where}: tensor {k!r} holds NaN or infinite values")
+            raise ModelFileError(f"{where}: tensor {k!r} holds NaN or infinite values (training "
+                                 "diverged?); retrain with a lower --lr, or use another file")
     return g
 
 

@@ -223,6 +223,10 @@ def all_kinds() -> dict[str, LayerKind]:
 def window_out(size: int, k: int, s: int, pad_lo: int, pad_hi: int, ceil: bool = False,
                dilation: int = 1) -> int:
     """Output length of a sliding window: floor or ceil of (size + pads - span) / s, plus 1."""
+    if min(k, s, dilation) < 1 or min(pad_lo, pad_hi) < 0:
+        raise GraphError(f"window of kernel {k}, stride {s}, dilation {dilation}, padding "
+                         f"({pad_lo}, {pad_hi}): kernel, stride and dilation must be at least 1 "
+                         "and padding not negative")
     span = dilation * (k - 1) + 1
     num = size + pad_lo + pad_hi - span  # negative when the window is wider than the input
     # with ceil, a window wider than the input still yields one (partial) window when

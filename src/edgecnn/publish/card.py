@@ -29,7 +29,7 @@ def _read_json(path: str | os.PathLike, what: str) -> dict:
     try:
         d = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise EdgecnnError(f"{path}: no such {what} file") from None
+        raise EdgecnnError(f"{path}: no such {what} file; check the path") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EdgecnnError(f"{path}: not a JSON {what} ({e})") from None
     if not isinstance(d, dict):
@@ -47,7 +47,8 @@ def read_eval(path: str | os.PathLike, g: Graph) -> dict:
     if d["model"] != g.name or d.get("fingerprint", fingerprint(g)) != fingerprint(g):
         raise EdgecnnError(f"{path}: this eval report is for model {d['model']!r}"
                            f"{' (other weights)' if d['model'] == g.name else ''}, not for "
-                           f"{g.name!r}")
+                           f"{g.name!r}; evaluate this model with `edgecnn eval MODEL DATA "
+                           "--format json`")
     return {"top1": d["top1"], "top5": d["top5"], "data": d["data"], "images": d["images"],
             "backend": d.get("backend", "reference"), "date": d.get("date"),
             "source": Path(path).name}
@@ -61,12 +62,13 @@ def read_bench(path: str | os.PathLike, g: Graph) -> list[dict]:
                            "`edgecnn bench MODEL --format json`)")
     if d.get("graph_name", d["model"]) != g.name:
         raise EdgecnnError(f"{path}: this bench report is for model {d['model']!r}, not for "
-                           f"{g.name!r}")
+                           f"{g.name!r}; run `edgecnn bench MODEL --format json` on this model")
     out = []
     for i, e in enumerate(d["entries"]):
         missing = [k for k in BENCH_ENTRY_FIELDS if k not in e]
         if missing:
-            raise EdgecnnError(f"{path}: entry {i} lacks {', '.join(missing)}")
+            raise EdgecnnError(f"{path}: entry {i} lacks {', '.join(missing)}; write the report "
+                               "again with `edgecnn bench MODEL --format json`")
         if not e["available"]:
             continue
         out.append({"backend": e["backend"], "target": e["target"], "threads": e["threads"],

@@ -225,7 +225,8 @@ def build_site(cards_dir: str | os.PathLike, site_dir: str | os.PathLike,
     names = [c["name"] for c in cards]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise EdgecnnError(f"{cards_dir}: more than one card for {', '.join(dup)}")
+        raise EdgecnnError(f"{cards_dir}: more than one card for {', '.join(dup)}; keep one "
+                           "card.json per model")
     points = card_points(cards) + (reference_points(reference) if reference else [])
     chart = chart_svg(points)
     devices = sorted({e["device"] for c in cards for e in c["performance"]})

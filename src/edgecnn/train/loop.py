@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from ..core.datasets import Augment, Sample, find_samples, input_affine, label_indices
+from ..core.fileio import write_text_atomic
 from ..core.graph import Graph, Layer
 from ..core.preprocess import load_image, to_pixels
 from ..core.progress import Progress
 from ..errors import EdgecnnError, require
 from ..formats.modelfile import save
+from .checkpoint import load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -79,7 +81,8 @@ class Recipe:
         if out.amp not in ("auto", "bf16", "fp16", "none"):
             raise EdgecnnError(f"amp must be auto, bf16, fp16 or none, got {out.amp!r}")
         if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0:
-            raise EdgecnnError("epochs, batch_size and lr must be positive")
+            raise EdgecnnError("epochs, batch_size and lr must be positive: give --epochs, "
+                               "--batch-size and --lr values above 0")
         return out
 
 
@@ -287,13 +290,22 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=r.lr, momentum=r.momentum, nesterov=r.nesterov)
     start_epoch, step, history = 0, 0, []
+    if dist.main:
+        _remove_stale_temps(checkpoint, output)
+    if resume and not checkpoint.exists():  # killed before its first checkpoint
+        print(f"no checkpoint {checkpoint} yet: starting from epoch 1", file=sys.stderr)
+        resume = False
     if resume:
-        if not checkpoint.is_file():
-            raise EdgecnnError(f"{checkpoint}: no checkpoint to resume from")
-        ck = torch.load(checkpoint, map_location=dev, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        model_state, opt_state, ck = load_checkpoint(checkpoint, dev)
+        try:
+            model.load_state_dict(model_state)
+            opt.load_state_dict(opt_state)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise EdgecnnError(f"{checkpoint}: does not fit model {g.name!r} ({e}); resume "
+                               "with the model and settings it was made with") from None
         start_epoch, step, history = ck["epoch"], ck["step"], ck["history"]
+    if dist.main:  # the log restarts from the checkpoint (drops lines of a cut epoch) or empty
+        write_text_atomic(log_path, "".join(json.dumps(e) + "\n" for e in history))
         if dist.main:
             print(f"resuming {g.name} after epoch {start_epoch} (step {step})", file=sys.stderr)
     net = model
@@ -336,11 +348,9 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
         history.append(entry)
         if dist.main:
             _append_log(log_path, entry)
-            _save_checkpoint(torch, checkpoint, {"model": model.state_dict(),
-                                                 "optimizer": opt.state_dict(),
-                                                 "epoch": epoch + 1, "step": step,
-                                                 "history": history,
-                                                 "recipe": dataclasses.asdict(r)})
+            save_checkpoint(checkpoint, model.state_dict(), opt.state_dict(),
+                            {"epoch": epoch + 1, "step": step, "history": history,
+                             "recipe": dataclasses.asdict(r)})
             print(f"epoch {epoch + 1}/{r.epochs}: loss {entry['loss']:.4f} train top-1 "
                   f"{entry['train_top1']:.3f}" + (f" val top-1 {entry['val_top1']:.3f}"
                                                    if val else "")
@@ -450,8 +460,8 @@ def _append_log(path: Path, entry: dict) -> None:
         f.write(json.dumps(entry) + "\n")
 
 
-def _save_checkpoint(torch, path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def _remove_stale_temps(*paths: Path) -> None:
+    """Delete temp files a killed run left beside ``paths`` (``.<name>.<random>.tmp``)."""
+    for path in paths:
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)

@@ -1,8 +1,7 @@
 import json
 
 from ...apps.resolve import resolve
-from ...core.datasets import find_samples
-from ...core.surgery import with_classes
+from ...train.labels import choose_labels
 from ...train.loop import RECIPES, recipe_for, train
 
 HELP = "train a model on an ImageNet-layout folder (PyTorch; one device or torchrun)"
@@ -42,9 +41,9 @@ def run(args) -> int:
     if args.show_recipe:
         print(json.dumps(recipe.__dict__, indent=1))
         return 0
-    if args.own_labels:
-        labels = sorted({s.label for s in find_samples(args.data, "train")})
-        g = with_classes(g, labels, seed=recipe.seed)
+    g, note = choose_labels(g, args.data, args.own_labels, seed=recipe.seed)
+    if note:
+        print(note, flush=True)
     result = train(g, args.data, args.output, recipe, val=args.val, resume=args.resume,
                    device=args.device)
     if result.output:

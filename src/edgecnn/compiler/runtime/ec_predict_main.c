@@ -71,12 +71,14 @@ static void preprocess(const unsigned char *rgb, float *x, int pixels, int c) {
         }
 }
 
-static int load_input(const char *path, float *x, int h, int w, int c) {
-    long n, pos = 2;
+/* The n bytes b of file `path` (a PPM or raw input, see the top) -> x (h*w*c floats).
+ * Returns 0, or 2 after printing what is wrong. b needs no terminator; nothing past b[n-1]
+ * is read (the fuzz harness in fuzz/ checks this under AddressSanitizer). */
+static int parse_input(const unsigned char *b, long n, const char *path, float *x, int h, int w,
+                       int c) {
+    long pos = 2;
     const long count = (long)h * w * c;
-    unsigned char *b = read_file(path, &n);
     int rc = 0;
-    if (!b) return fail("cannot read", path);
     if (n >= 2 && b[0] == 'P' && b[1] == '6') {
         long pw = ppm_number(b, n, &pos), ph = ppm_number(b, n, &pos);
         long maxval = ppm_number(b, n, &pos);
@@ -101,6 +103,15 @@ static int load_input(const char *path, float *x, int h, int w, int c) {
                 "values of the %dx%dx%d input\n", path, n, count, count, h, w, c);
         rc = 2;
     }
+    return rc;
+}
+
+static int load_input(const char *path, float *x, int h, int w, int c) {
+    long n;
+    unsigned char *b = read_file(path, &n);
+    int rc;
+    if (!b) return fail("cannot read", path);
+    rc = parse_input(b, n, path, x, h, w, c);
     free(b);
     return rc;
 }

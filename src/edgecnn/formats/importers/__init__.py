@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 
 from ...core.graph import Graph
-from ...errors import EdgecnnError
+from ...errors import MALFORMED, EdgecnnError, ModelFileError, malformed
 
 
 class UnsupportedModelError(EdgecnnError):
@@ -43,6 +44,23 @@ def import_model(path: str | os.PathLike, weights: str | os.PathLike | None = No
         raise EdgecnnError(f"{weights}: no such file")
     if fake_quant and ext != ".tflite":
         raise EdgecnnError(f"{path}: fake quantization applies to quantized .tflite models only")
+    kinds = {".onnx": "ONNX model", ".tflite": "TFLite model", ".cfg": "Darknet model"}
+    if ext in kinds:
+        try:
+            return _import(path, ext, weights, fake_quant)
+        except EdgecnnError:
+            raise
+        except (*MALFORMED, struct.error) as e:  # a parser tripped on the file's contents
+            raise ModelFileError(malformed(path, kinds[ext], e)) from None
+    if ext in (".pt", ".pth"):
+        raise EdgecnnError(f"{path}: a PyTorch checkpoint holds no graph; in Python call "
+                           "edgecnn.formats.importers.torch.import_torch(module, "
+                           "example_input), or export the module to ONNX and import the .onnx file")
+    raise EdgecnnError(f"{path}: unknown model file type {ext or '(none)'!r}; edgecnn imports "
+                       ".onnx, .tflite and Darknet .cfg (+ .weights)")
+
+
+def _import(path: str, ext: str, weights, fake_quant: bool) -> Graph:
     if ext == ".onnx":
         from .onnx import import_onnx
 
@@ -51,17 +69,9 @@ def import_model(path: str | os.PathLike, weights: str | os.PathLike | None = No
         from .tflite import import_tflite
 
         return import_tflite(path, fake_quant=fake_quant)
-    if ext == ".cfg":
-        from .darknet import import_darknet
+    from .darknet import import_darknet
 
-        return import_darknet(path, weights)
-    if ext in (".pt", ".pth"):
-        raise EdgecnnError(f"{path}: a PyTorch checkpoint holds no graph; in Python call "
-                           "edgecnn.formats.importers.torch.import_torch(module, example_input), "
-                           "or "
-                           "export the module to ONNX and import the .onnx file")
-    raise EdgecnnError(f"{path}: unknown model file type {ext or '(none)'!r}; edgecnn imports "
-                       ".onnx, .tflite and Darknet .cfg (+ .weights)")
+    return import_darknet(path, weights)
 
 
 def convert(path: str | os.PathLike, out: str | os.PathLike,

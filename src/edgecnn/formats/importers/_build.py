@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.graph import Graph, Layer, Preprocessing
+from ...errors import ModelFileError
 from ...layers import get_kind
 from ...layers.base import Shape
 from . import Names
@@ -43,6 +44,9 @@ class Build:
         return g
 
 
+MAX_CLASSES = 100_000
+
+
 def default_labels(classes: int) -> str | list[str]:
     """ILSVRC2012 for 1000 outputs, with "background" first for 1001, else numbered classes."""
     if classes == 1000:
@@ -51,6 +55,11 @@ def default_labels(classes: int) -> str | list[str]:
         from . import ilsvrc2012_with_background
 
         return ilsvrc2012_with_background()
+    if classes > MAX_CLASSES:  # found by fuzzing: 224x224x1000 outputs = 50 M label strings
+        raise ModelFileError(f"the model's output has {classes:,} values, too many for a "
+                             f"classifier (at most {MAX_CLASSES:,}); a classifier ends in "
+                             "1x1xclasses: end the network with a global average pool or a "
+                             "fully connected layer")
     return [f"class_{i}" for i in range(classes)]
 
 
