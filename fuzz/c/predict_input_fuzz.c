@@ -9,7 +9,7 @@
  * Run with -close_fd_mask=2: the reader explains every rejection on stderr.
  */
 #define main ec_predict_main /* the harness brings its own entry point */
-#include "../../src/edgecnn/runtime/ec_predict_main.c"
+#include "../../src/edgecnn/compiler/runtime/ec_predict_main.c"
 #undef main
 
 #include <stddef.h>
