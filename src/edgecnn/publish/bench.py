@@ -169,6 +169,7 @@ def _compiled(graph: Graph, t: int, tmp: str, sources: dict) -> _Runner:
     algos = getattr(model, "algorithms", None)  # layer -> kernel, e.g. "winograd"
     if isinstance(algos, dict):
         details["kernels"] = dict(sorted(Counter(map(str, algos.values())).items()))
+        details["kernel_per_layer"] = {str(k): str(v) for k, v in algos.items()}
     if isinstance(getattr(model, "arena_bytes", None), int):
         details["arena_bytes"] = model.arena_bytes
     return _Runner("compiled", t, model.predict, details=details, handle=model)
