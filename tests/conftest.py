@@ -4,7 +4,9 @@ A missing piece (a compiler, an emulator, a package, the shared data, a browser)
 :func:`need`: it skips the test, unless the piece is named in ``EDGECNN_REQUIRE`` (a comma
 list, or ``all``), where it fails instead, so that a missing install step in CI cannot pass as a
 skip. The pieces: cc, clang, cross (cross compilers + qemu-user), mcu (arm-none-eabi and
-qemu-system-arm), data, browser, torch, onnx, tflite, litert, video, fuzz.
+qemu-system-arm), data, browser, torch, onnx, tflite, litert, video, fuzz; and peers (the
+``bench`` extra's engines: OpenVINO, ncnn with pnnx, MNN), which ``all`` does not include
+because the test extra does not install them (name it to require it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIECES = ("cc", "clang", "cross", "mcu", "data", "browser", "torch", "onnx", "tflite", "litert",
-          "video", "fuzz")
+          "video", "fuzz", "peers")
+NOT_IN_ALL = ("peers",)  # the bench extra, outside the test extra
 
 
 def pytest_configure(config):
@@ -50,7 +53,7 @@ def pytest_unconfigure(config):
 def required(piece: str) -> bool:
     """Is ``piece`` named in EDGECNN_REQUIRE (where its absence is a failure)?"""
     names = {n.strip() for n in os.environ.get("EDGECNN_REQUIRE", "").split(",") if n.strip()}
-    return "all" in names or piece in names
+    return piece in names or ("all" in names and piece not in NOT_IN_ALL)
 
 
 def need(piece: str, ok: bool, reason: str) -> None:

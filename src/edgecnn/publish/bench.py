@@ -8,7 +8,10 @@ Backends (all run the same weights on the same input):
 - ``torch``: ``edgecnn.train.torch_module.to_module(graph)`` in eval mode under
   ``torch.inference_mode()`` with ``torch.set_num_threads(threads)``; channels-last memory
   format is used when the warm-up finds it faster;
-- ``reference``: the numpy interpreter (the oracle; its thread count is numpy's own).
+- ``reference``: the numpy interpreter (the oracle; its thread count is numpy's own);
+- ``openvino``, ``ncnn``, ``mnn``, ``litert``: the peers of :mod:`edgecnn.publish.peers` (the
+  ``bench`` extra), each running the exported ONNX model converted its own way, LiteRT a float
+  copy of the ``.tflite`` the model was imported from.
 
 Method. After ``warmup`` untimed runs per backend, ``repeats`` rounds are timed; in each round
 every backend runs once in turn (the order rotates between rounds), so machine noise hits all
@@ -17,6 +20,9 @@ backend spends at least ``min_time`` seconds in total. Reported: median and min 
 GFLOP/s = 2 x MACs / median time (MACs from :func:`edgecnn.core.accounting.summarize`), and for
 every peer the ratio compiled / peer of the medians (< 1 means edgecnn's compiled model is
 faster). Each backend's output is compared with the ONNX Runtime (else the first) backend's.
+With ``check_tol``, each backend's output is also compared with the numpy reference before any
+timing: max |y - reference| / max(1, max |reference|) above ``check_tol`` drops the backend,
+listed as not available with the error (an engine that computes something else has no time).
 
 The result (what ``edgecnn bench --format json`` prints and model cards read): ``model``,
 ``total_macs``, ``input_shape``, ``date`` (ISO 8601, UTC), ``machine`` (CPU model, cores, SIMD,
@@ -28,7 +34,9 @@ peers only) and ``details`` (e.g. ``max_abs_diff``, torch's memory format, compi
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import importlib.metadata
 import math
 import os
 import platform
@@ -47,7 +55,7 @@ from ..core.accounting import summarize
 from ..core.graph import Graph
 from ..errors import EdgecnnError, require
 
-BACKENDS = ("compiled", "onnxruntime", "torch", "reference")
+BACKENDS = ("compiled", "onnxruntime", "torch", "reference", "openvino", "ncnn", "mnn", "litert")
 DEFAULT_BACKENDS = ("compiled", "onnxruntime", "torch")
 # Pause before each sample, so the previous backend's worker threads (ONNX Runtime's pool,
 # OpenMP teams), which spin for a while after a run, are idle again; measured on the seed model
@@ -77,8 +85,11 @@ class _Runner:
 def bench(graph: Graph, backends: Sequence[str] = DEFAULT_BACKENDS,
           threads: Sequence[int] = (1,), repeats: int = 20, warmup: int = 3,
           min_time: float = 0.3, profile: bool = False, seed: int = 0,
-          model_name: str | None = None) -> dict:
-    """Time batch-1 inference of ``graph`` on each backend at each thread count; a JSON dict."""
+          model_name: str | None = None, check_tol: float | None = None,
+          sources: dict | None = None) -> dict:
+    """Time batch-1 inference of ``graph`` on each backend at each thread count; a JSON dict.
+
+    ``sources``: files the model came from, for peers that run them (``{"tflite": path}``)."""
     backends = check_backends(backends)
     threads = check_threads(threads)
     if repeats < 1 or warmup < 0 or min_time < 0:
@@ -90,10 +101,11 @@ def bench(graph: Graph, backends: Sequence[str] = DEFAULT_BACKENDS,
     load_before = _load_average()
     date = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     entries, prof = [], None
+    ref = None if check_tol is None else _reference_output(graph, x)
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
         for t in threads:
-            runners, missing = _make_runners(graph, backends, t, tmp)
-            _measure(runners, x, t, repeats, warmup, min_time)
+            runners, missing = _make_runners(graph, backends, t, tmp, sources or {})
+            missing += _measure(runners, x, t, repeats, warmup, min_time, ref, check_tol)
             entries += [_entry(r, macs, machine, date) for r in runners] + [
                 _missing_entry(b, t, why, machine, date) for b, why in missing]
             if profile and prof is None:
@@ -106,7 +118,7 @@ def bench(graph: Graph, backends: Sequence[str] = DEFAULT_BACKENDS,
               "input_shape": list(graph.input_shape), "batch": 1, "total_macs": macs,
               "date": date, "machine": machine, "versions": versions(),
               "settings": {"repeats": repeats, "warmup": warmup, "min_time_s": min_time,
-                           "input": f"normal(0, 1), seed {seed}"},
+                           "input": f"normal(0, 1), seed {seed}", "check_tol": check_tol},
               "entries": entries}
     if profile:
         result["profile"] = prof or {"available": False,
@@ -132,17 +144,17 @@ def check_threads(threads: Sequence[int]) -> tuple[int, ...]:
 
 # ---- the backends -----------------------------------------------------------------------------
 
-def _make_runners(graph: Graph, backends, t: int, tmp: str):
+def _make_runners(graph: Graph, backends, t: int, tmp: str, sources: dict):
     runners, missing = [], []
     for b in backends:
         try:
-            runners.append(_FACTORIES[b](graph, t, tmp))
+            runners.append(_factory(b)(graph, t, tmp, sources))
         except BackendUnavailable as e:
             missing.append((b, str(e)))
     return runners, missing
 
 
-def _compiled(graph: Graph, t: int, tmp: str) -> _Runner:
+def _compiled(graph: Graph, t: int, tmp: str, sources: dict) -> _Runner:
     from ..compiler import api
 
     try:
@@ -157,18 +169,17 @@ def _compiled(graph: Graph, t: int, tmp: str) -> _Runner:
     algos = getattr(model, "algorithms", None)  # layer -> kernel, e.g. "winograd"
     if isinstance(algos, dict):
         details["kernels"] = dict(sorted(Counter(map(str, algos.values())).items()))
+        details["kernel_per_layer"] = {str(k): str(v) for k, v in algos.items()}
     if isinstance(getattr(model, "arena_bytes", None), int):
         details["arena_bytes"] = model.arena_bytes
     return _Runner("compiled", t, model.predict, details=details, handle=model)
 
 
-def _onnxruntime(graph: Graph, t: int, tmp: str) -> _Runner:
+def _onnxruntime(graph: Graph, t: int, tmp: str, sources: dict) -> _Runner:
     ort = require("onnxruntime", "onnx")
-    from ..formats.onnx_export import DEFAULT_OPSET, export
+    from ..formats.onnx_export import DEFAULT_OPSET
 
-    path = os.path.join(tmp, "model.onnx")
-    if not os.path.exists(path):
-        export(graph, path)
+    path = onnx_file(graph, tmp)
     so = ort.SessionOptions()
     so.intra_op_num_threads = t
     so.inter_op_num_threads = 1
@@ -187,7 +198,7 @@ def _onnxruntime(graph: Graph, t: int, tmp: str) -> _Runner:
                             "opset": DEFAULT_OPSET})
 
 
-def _torch(graph: Graph, t: int, tmp: str) -> _Runner:
+def _torch(graph: Graph, t: int, tmp: str, sources: dict) -> _Runner:
     torch = require("torch", "torch")
     from ..train.torch_module import to_module
 
@@ -206,6 +217,17 @@ def _torch(graph: Graph, t: int, tmp: str) -> _Runner:
     return _Runner("torch", t, run, prepare=prepare, nhwc=_nchw_to_nhwc,
                    details={"target": "cpu", "mode": "eager",
                             "memory_format": str(fmt).replace("torch.", "")})
+
+
+def onnx_file(graph: Graph, tmp: str) -> str:
+    """``graph`` exported to ONNX once per run (``tmp/model.onnx``: input "input", NCHW), for
+    ONNX Runtime and the peers that convert ONNX."""
+    from ..formats.onnx_export import export
+
+    path = os.path.join(tmp, "model.onnx")
+    if not os.path.exists(path):
+        export(graph, path)
+    return path
 
 
 def _nchw_to_nhwc(y: np.ndarray) -> np.ndarray:
@@ -229,7 +251,7 @@ def _pick_memory_format(torch, module, x0, tries: int = 3):
     return best[1], module.to(memory_format=best[1])
 
 
-def _reference(graph: Graph, t: int, tmp: str) -> _Runner:
+def _reference(graph: Graph, t: int, tmp: str, sources: dict) -> _Runner:
     from ..core.reference import predict
 
     return _Runner("reference", t, lambda x: predict(graph, x),
@@ -240,11 +262,24 @@ _FACTORIES = {"compiled": _compiled, "onnxruntime": _onnxruntime, "torch": _torc
               "reference": _reference}
 
 
+def _factory(backend: str) -> Callable:
+    if backend in _FACTORIES:
+        return _FACTORIES[backend]
+    from . import peers  # the bench extra's engines, imported only when asked for
+
+    return peers.FACTORIES[backend]
+
+
 # ---- measuring --------------------------------------------------------------------------------
 
 def _measure(runners: list[_Runner], x: np.ndarray, t: int, repeats: int, warmup: int,
-             min_time: float) -> None:
-    """Warm up, check agreement, then time ``repeats`` interleaved rounds (see the docstring)."""
+             min_time: float, ref: np.ndarray | None = None,
+             check_tol: float | None = None) -> list[tuple[str, str]]:
+    """Warm up, check agreement, then time ``repeats`` interleaved rounds (see the docstring).
+
+    With ``ref`` (the reference output, flattened), runners whose output differs from it by
+    more than ``check_tol`` (relative to the output's scale) are removed from ``runners`` and
+    returned as (backend, reason), untimed."""
     feeds = {r.backend: r.prepare(x) for r in runners}  # layout changes are not timed
     outputs = {}
     for r in runners:  # warm up, keep an output for the agreement check, pick `inner`
@@ -256,6 +291,7 @@ def _measure(runners: list[_Runner], x: np.ndarray, t: int, repeats: int, warmup
             r.run(feeds[r.backend])
         per = (time.perf_counter() - start) / warmup if warmup else 0.0
         r.inner = max(1, math.ceil(min_time / repeats / per)) if per > 0 else 1
+    rejected = [] if ref is None else _check_reference(runners, outputs, ref, check_tol)
     _agreement(runners, outputs)
     for i in range(repeats):
         k = i % len(runners) if runners else 0
@@ -267,6 +303,36 @@ def _measure(runners: list[_Runner], x: np.ndarray, t: int, repeats: int, warmup
             for _ in range(r.inner):
                 r.run(feed)
             r.samples.append((time.perf_counter() - start) / r.inner)
+    return rejected
+
+
+def _reference_output(graph: Graph, x: np.ndarray) -> np.ndarray:
+    from ..core.reference import predict
+
+    return np.asarray(predict(graph, x), np.float64).reshape(-1)
+
+
+def _check_reference(runners: list[_Runner], outputs: dict[str, np.ndarray], ref: np.ndarray,
+                     tol: float) -> list[tuple[str, str]]:
+    """Drop (in place) the runners whose output is not the reference's within ``tol``: max abs
+    difference / max(1, max |reference|). Returns the dropped ones with the reason."""
+    scale = max(1.0, float(np.abs(ref).max()))
+    rejected = []
+    for r in list(runners):
+        y = outputs.pop(r.backend)
+        if y.shape != ref.shape:
+            err, why = math.inf, f"output shape {y.shape} is not the reference's {ref.shape}"
+        else:
+            err = float(np.abs(y - ref).max()) / scale
+            why = f"max abs difference {err * scale:.3g} = {err:.2e} x scale {scale:.3g}"
+        r.details["reference_rel_err"] = err
+        if not err <= tol:  # also catches NaN
+            runners.remove(r)
+            rejected.append((r.backend, f"output differs from edgecnn's reference: {why} "
+                                        f"(tolerance {tol:g} x scale)"))
+        else:
+            outputs[r.backend] = y
+    return rejected
 
 
 def _set_threads_for(r: _Runner) -> None:
@@ -384,6 +450,10 @@ def versions() -> dict:
             out[mod] = __import__(mod).__version__
         except ImportError:
             out[mod] = None
+    # the bench extra's peers: from their installed metadata, without importing them
+    for dist in ("openvino", "ncnn", "pnnx", "MNN", "ai-edge-litert"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[dist] = importlib.metadata.version(dist)
     return out
 
 
