@@ -13,6 +13,12 @@ from . import (  # noqa: F401 - imported to register the kinds
     lrn,
     merge,
     pool,
+    qconv2d,
+    qdense,
+    qmerge,
+    qpool,
+    qsoftmax,
+    quantize,
     scale_bias,
     softmax,
 )

@@ -96,12 +96,16 @@ def _bad():
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A tensor a layer stores. ``role`` decides whether it counts as a parameter."""
+    """A tensor a layer stores. ``role`` decides whether it counts as a parameter.
+
+    ``dtype`` is how the model file stores it: float32, or int8 / uint8 / int32 for the
+    integer kinds (whose ``bits`` is then the type's width)."""
 
     shape: tuple[int, ...]
     role: str  # "weight", "bias" or "state"
     init: str  # "he", "zeros", "ones", "uniform_scale" (see Graph.init_weights)
     bits: int = 32  # storage width used for weight bytes (1 for binary weights)
+    dtype: str = "float32"
 
     @property
     def size(self) -> int:
@@ -121,6 +125,7 @@ class LayerKind:
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
     elementwise: ClassVar[bool] = False  # output has the input's shape and may be computed in place
+    integer: ClassVar[bool] = False  # reads or writes integer tensors (see edgecnn.quant)
 
     def normalize_attrs(self, attrs: dict, where: str) -> dict:
         known = {a.name for a in self.attrs}
