@@ -53,12 +53,15 @@ class IntBuilder(_Builder):
         if out != self.layers[-1].name:
             raise UnsupportedModelError(f"{self.path}: the model's output is not its last "
                                         "operator's result")
+        probabilities = self.layers[-1].kind == "qsoftmax"
         if self.t[output_index].dtype in INT_TYPES:
             s, z, _ = self.q(output_index)
             self._add("dequantize", "dequantize_output", [out], scale=s, zero_point=z)
         g = Graph(os.path.splitext(os.path.basename(self.path))[0], self.layers, self.weights,
                   self._preprocessing(tin), default_labels(self.t[output_index].shape[-1]),
                   self._meta(tin))
+        if probabilities:  # a dequantized softmax: classify must not apply another
+            g.meta["output"] = "probabilities"
         g.meta.setdefault("notes", []).append(
             "integer graph: computes as LiteRT's reference (BUILTIN_REF) kernels")
         g.check_weights(self.path)

@@ -35,5 +35,8 @@ class Dequantize(LayerKind):
     def describe(self, a):
         return f"scale={a['scale']:g}, zero_point={a['zero_point']}"
 
+    def output_bytes(self, a, in_bytes):
+        return 4
+
     def forward(self, a, xs, w):
         return quant.dequantize(xs[0], a["scale"], a["zero_point"])
