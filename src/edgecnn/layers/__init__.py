@@ -13,6 +13,7 @@ from . import (  # noqa: F401 - imported to register the kinds
     lrn,
     merge,
     pool,
+    qactivation,
     qconv2d,
     qdense,
     qmerge,

@@ -4,7 +4,8 @@ Input and output share one scale and zero point, so pooling works on the raw val
 Average: the sum of the window's real cells (padding is not counted) divided by their number,
 rounding half away from zero: (sum + count/2) / count in C integer division, negated for a
 negative sum. Max: the largest real cell. Both then clamp to the fused activation's range.
-A global pool is an average pool whose kernel is the whole input.
+A global pool is an average pool whose kernel is the whole input. Ceil mode (not in TFLite)
+adds partial windows at the end, whose missing cells count as padding does.
 """
 
 import numpy as np
@@ -20,8 +21,6 @@ QPOOL_ATTRS = (*ATTRS, Attr("dtype", "str", choices=("uint8", "int8")), Attr("sc
 
 def _check(a: dict) -> None:
     lo, hi = quant.qrange(a["dtype"])
-    if a["ceil_mode"]:
-        raise GraphError("integer pooling has no ceil mode")
     if not lo <= a["act_min"] <= a["act_max"] <= hi:
         raise GraphError(f"activation clamp {a['act_min']}..{a['act_max']} is not inside "
                          f"{lo}..{hi}")
