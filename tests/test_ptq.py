@@ -215,3 +215,67 @@ def test_cli_quantize_table_and_json(tmp_path, capsys):
     assert cli.main(["quantize", str(model), "--calibrate", str(tmp_path / "nope"), "-o",
                      str(out)]) == 2
     assert "the calibration folder does not exist" in capsys.readouterr().err
+
+
+# ---- accuracy acceptance on the shared images (benchmarks/quantize_accuracy.py prints all three
+# methods; these check the default one) -----------------------------------------------------------
+
+V2 = "mobilenet_v2_1.0_224_quant"
+
+
+def shared_pixels(shared_data, g, paths):
+    from edgecnn.preprocess import load_image, to_pixels
+
+    h, w, _ = g.input_shape
+    return np.stack([to_pixels(load_image(p), g.preprocessing, (h, w)) for p in paths])
+
+
+def normalized(g, px, batch=20):
+    from edgecnn.preprocess import normalize
+
+    for i in range(0, len(px), batch):
+        yield normalize(px[i:i + batch], g.preprocessing)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_quantized_mobilenet_v2_within_a_point_of_litert(shared_data):
+    """The float MobileNet v2 (import --float), calibrated on the first 100 images: top-1 on the
+    other 400 at most 1 point below LiteRT's own uint8 model on the same 400."""
+    from conftest import need_module
+    from edgecnn.importers import import_model
+
+    lr = need_module("litert", "ai_edge_litert.interpreter")
+    path = shared_data / "tflite" / f"{V2}.tflite"
+    wnids = (shared_data / "ilsvrc2012_wnids.txt").read_text().split()
+    paths = sorted((shared_data / "imagenet-samples").glob("*.JPEG"))
+    truth = np.array([wnids.index(p.name.split("_")[0]) for p in paths])[100:]
+    gf = import_model(path, as_float=True)
+    px = shared_pixels(shared_data, gf, paths)
+    gi, _ = ptq.quantize_graph(gf, normalized(gf, px[:100]), ptq.Options())
+    ours = np.concatenate([reference.predict(gi, x) for x in normalized(gi, px[100:])])
+    it = lr.Interpreter(model_path=str(path), num_threads=1)
+    it.allocate_tensors()
+    theirs = []
+    for x in px[100:]:
+        it.set_tensor(it.get_input_details()[0]["index"], x[None])
+        it.invoke()
+        theirs.append(it.get_tensor(it.get_output_details()[0]["index"])[0, 1:].argmax())
+    top1 = (ours[:, 1:].argmax(1) == truth).mean()
+    litert_top1 = (np.array(theirs) == truth).mean()
+    assert top1 >= litert_top1 - 0.01, (top1, litert_top1)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_seed_model_keeps_30_db_at_the_scores(shared_data):
+    """The seed model, He-initialized (seed 0), calibrated on 100 real images: SQNR of the
+    scores (the softmax's input) on 8 other images >= 30 dB."""
+    from edgecnn.modelfile import resolve
+
+    g = resolve("dr_I256x256x3CMCMCMCMCMCMCMC1AS")
+    paths = sorted((shared_data / "imagenet-samples").glob("*.JPEG"))
+    px = shared_pixels(shared_data, g, paths[:108])
+    gi, _ = ptq.quantize_graph(g, normalized(g, px[:100]), ptq.Options())
+    x = next(normalized(g, px[100:]))
+    assert ptq.sqnr_db(logits_of(g, x), logits_of(gi, x)) >= 30
