@@ -10,8 +10,8 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import need
 
+from conftest import need
 from edgecnn import quant
 from edgecnn.compiler.build import RUNTIME_DIR
 from edgecnn.layers import get_kind
