@@ -179,3 +179,32 @@ def test_classify_with_the_reference_backend(tmp_path):
     probs = [t["probability"] for t in pred.top]
     assert all(abs(p * 256 - round(p * 256)) < 1e-6 for p in probs), probs
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0
+
+
+def test_float_edges_quantize_and_dequantize_like_litert(tmp_path):
+    """The converter's usual int8 model: float input → QUANTIZE → integer ops → DEQUANTIZE →
+    float output. The float output must equal LiteRT's bit for bit."""
+    lr = litert()
+    need_module("tflite", "tflite")
+    from int_models import QModel
+
+    m = QModel("int8", np.random.default_rng(5))
+    x = m.w.tensor("x", (1, 6, 6, 3))
+    xq = m.act("xq", (1, 6, 6, 3), 0.02, 4)
+    m.w.op("QUANTIZE", [x], [xq])
+    c = m.conv(xq, 5, 3, 1, 0, 3, (0.05, -128), name="c")
+    y = m.w.tensor("y", (1, 6, 6, 5))
+    m.w.op("DEQUANTIZE", [c], [y])
+    path = tmp_path / "edges.tflite"
+    path.write_bytes(m.w.build([x], [y]))
+    g = import_model(path)
+    assert [l.kind for l in g.layers] == ["input", "quantize", "qconv2d", "dequantize"]
+    it = litert_ref(path, lr)
+    v = np.random.default_rng(6).normal(0, 1.5, (8, 6, 6, 3)).astype(np.float32)
+    v[0, 0, 0] = [0.01, -0.01, 0.03]  # ties of x / 0.02 (0.5, -0.5, 1.5 steps)
+    want, _ = run_litert(it, v)
+    from edgecnn import reference
+
+    got = reference.run(g, v)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)

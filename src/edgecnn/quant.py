@@ -190,8 +190,9 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.nda
 
 
 def dequantize(q: np.ndarray, scale, zero_point) -> np.ndarray:
-    """integer → float32: scale * (q - zero_point)."""
-    return (np.float32(scale) * (np.asarray(q, np.int32) - np.int32(zero_point))
+    """integer → float32: scale * (q - zero_point), the product in double (TFLite's
+    DEQUANTIZE widens the float32 scale), then rounded to float32."""
+    return (np.float64(np.float32(scale)) * (np.asarray(q, np.int64) - int(zero_point))
             ).astype(np.float32)
 
 
