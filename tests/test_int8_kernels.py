@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need
 
+from conftest import need
 from edgecnn import quant
 from edgecnn.compiler import targets
 from edgecnn.compiler.build import RUNTIME_DIR
