@@ -104,12 +104,12 @@ def mobilenet_outputs(shared_data, model: str):
 
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.parametrize("model,xnn_top1,xnn_steps", [(V1, 0.92, 8), (V2, 0.92, 8)])
+@pytest.mark.parametrize("model,xnn_top1,xnn_steps", [(V1, 0.92, 8), (V2, 0.95, 16)])
 def test_mobilenet_equals_litert_reference_on_500_images(shared_data, model, xnn_top1,
                                                          xnn_steps):
     """Byte for byte with BUILTIN_REF (logits and softmax). Against XNNPACK, which requantizes
-    differently: the bounds are loose versions of the measured figures (v1: top-1 agreement
-    94.4%, logits within 5 steps; v2: see the README of edgecnn.quant's tests)."""
+    differently: the bounds are loose versions of the figures measured with ai-edge-litert 2.3
+    (top-1 agreement and largest logits difference: v1 94.4%, 5 steps; v2 97.4%, 13 steps)."""
     (ol, op), (rl, rp), (xl, xp) = mobilenet_outputs(shared_data, model)
     np.testing.assert_array_equal(ol, rl)
     np.testing.assert_array_equal(op, rp)

@@ -211,7 +211,7 @@ def test_cli_quantize_table_and_json(tmp_path, capsys):
     assert cli.main(["quantize", str(model), "--calibrate", str(cal), "-o", str(out),
                      "--images", "3", "--per-tensor"]) == 0
     text = capsys.readouterr().out
-    assert "SQNR at the scores" in text and "3 calibration images, method minmax" in text
+    assert "SQNR at the scores" in text and "3 calibration images, method percentile" in text
     assert cli.main(["quantize", str(model), "--calibrate", str(tmp_path / "nope"), "-o",
                      str(out)]) == 2
     assert "the calibration folder does not exist" in capsys.readouterr().err
@@ -240,8 +240,9 @@ def normalized(g, px, batch=20):
 @pytest.mark.data
 @pytest.mark.slow
 def test_quantized_mobilenet_v2_within_a_point_of_litert(shared_data):
-    """The float MobileNet v2 (import --float), calibrated on the first 100 images: top-1 on the
-    other 400 at most 1 point below LiteRT's own uint8 model on the same 400."""
+    """The float MobileNet v2 (import --float), calibrated on the first 100 images with the
+    default (percentile) ranges: top-1 on the other 400 at most 1 point below LiteRT's own uint8
+    model on the same 400 (measured: 0.895 and 0.895; min/max 0.885, entropy 0.880)."""
     from conftest import need_module
     from edgecnn.importers import import_model
 
@@ -263,7 +264,7 @@ def test_quantized_mobilenet_v2_within_a_point_of_litert(shared_data):
         theirs.append(it.get_tensor(it.get_output_details()[0]["index"])[0, 1:].argmax())
     top1 = (ours[:, 1:].argmax(1) == truth).mean()
     litert_top1 = (np.array(theirs) == truth).mean()
-    assert top1 >= litert_top1 - 0.01, (top1, litert_top1)
+    assert top1 >= litert_top1 - 0.01 - 1e-9, (top1, litert_top1)
 
 
 @pytest.mark.data

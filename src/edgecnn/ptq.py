@@ -189,7 +189,7 @@ def int8_params(lo: float, hi: float) -> tuple[float, int]:
 
 @dataclass
 class Options:
-    method: str = "minmax"
+    method: str = "percentile"
     per_channel: bool = True
     keep_float: tuple[str, ...] = ()  # layer names, or "first" / "last" (conv/dense layers)
     percentile: float = 99.99

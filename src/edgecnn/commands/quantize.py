@@ -13,7 +13,7 @@ def add_arguments(p):
                    help="a folder of images (searched recursively, sorted by path)")
     p.add_argument("-o", "--output", required=True, help="the integer .safetensors to write")
     p.add_argument("--images", type=int, default=100, help="calibration images (default 100)")
-    p.add_argument("--method", choices=METHODS, default="minmax",
+    p.add_argument("--method", choices=METHODS, default="percentile",
                    help="activation range: min/max, a percentile, or entropy (KL)")
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--per-tensor", action="store_true",
