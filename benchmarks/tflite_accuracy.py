@@ -71,7 +71,7 @@ def evaluate(data: Path, limit: int | None) -> list[dict]:
     rows = []
     for model in MODELS:
         path = data / "tflite" / f"{model}.tflite"
-        g = import_model(path)
+        g = import_model(path, as_float=True)
         h, w, _ = g.input_shape
         px = np.stack([to_pixels(load_image(p), g.preprocessing, (h, w)) for p in paths])
         lite, lite_ms = run_litert(path, px)

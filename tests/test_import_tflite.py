@@ -145,7 +145,7 @@ def check_model(shared_data, samples, model: str, fake_quant: bool, subset: int 
     paths, truth = samples
     paths, truth = paths[::subset], truth[::subset]
     path = shared_data / "tflite" / f"{model}.tflite"
-    g = import_model(path, fake_quant=fake_quant)
+    g = import_model(path, fake_quant=fake_quant, as_float=True)
     assert g.labels[0] == "background" and g.labels[1] == "n01440764" and len(g.labels) == 1001
     assert g.num_classes == 1001
     px = pixels(g, paths)
@@ -178,7 +178,7 @@ def test_mobilenet_v2_fake_quant_subset(shared_data, samples):  # every fifth im
 
 @pytest.mark.data
 def test_imported_structure(shared_data):
-    g = import_model(shared_data / "tflite" / f"{V2}.tflite")
+    g = import_model(shared_data / "tflite" / f"{V2}.tflite", as_float=True)
     kinds = [l.kind for l in g.layers]
     assert kinds.count("add") == 10 and kinds.count("conv2d") == 53  # 36 conv + 17 depthwise
     first = g.layers[1]
@@ -211,17 +211,39 @@ class TFLiteWriter:
         self.tensors: list[dict] = []
         self.ops: list[tuple] = []
 
-    def tensor(self, name, shape, dtype=np.float32, data=None) -> int:
+    def tensor(self, name, shape, dtype=np.float32, data=None, quant=None) -> int:
+        """``quant``: (scales, zero points[, quantized dimension]) of an integer tensor."""
         self.tensors.append({"name": name, "shape": list(shape), "dtype": dtype,
-                             "data": None if data is None else np.asarray(data, dtype)})
+                             "data": None if data is None else np.asarray(data, dtype),
+                             "quant": quant})
         return len(self.tensors) - 1
 
-    def const(self, name, data, dtype=np.float32) -> int:
+    def const(self, name, data, dtype=np.float32, quant=None) -> int:
         data = np.asarray(data, dtype)
-        return self.tensor(name, data.shape, dtype, data)
+        return self.tensor(name, data.shape, dtype, data, quant)
 
     def op(self, code: str, inputs, outputs, options: str | None = None, **fields):
         self.ops.append((code, list(inputs), list(outputs), options, fields))
+
+    @staticmethod
+    def _quantization(b, quant):
+        import tflite
+
+        scales, zps, *dim = quant
+        scales, zps = np.atleast_1d(scales), np.atleast_1d(zps)
+        tflite.QuantizationParametersStartScaleVector(b, len(scales))
+        for v in reversed(scales):
+            b.PrependFloat32(float(v))
+        sv = b.EndVector()
+        tflite.QuantizationParametersStartZeroPointVector(b, len(zps))
+        for v in reversed(zps):
+            b.PrependInt64(int(v))
+        zv = b.EndVector()
+        tflite.QuantizationParametersStart(b)
+        tflite.QuantizationParametersAddScale(b, sv)
+        tflite.QuantizationParametersAddZeroPoint(b, zv)
+        tflite.QuantizationParametersAddQuantizedDimension(b, dim[0] if dim else 0)
+        return tflite.QuantizationParametersEnd(b)
 
     def build(self, inputs, outputs) -> bytes:
         import flatbuffers
@@ -247,7 +269,10 @@ class TFLiteWriter:
         for t in self.tensors:
             name = b.CreateString(t["name"])
             shape = ivec(tflite.TensorStartShapeVector, t["shape"])
+            q = self._quantization(b, t["quant"]) if t["quant"] is not None else None
             tflite.TensorStart(b)
+            if q is not None:
+                tflite.TensorAddQuantization(b, q)
             tflite.TensorAddName(b, name)
             tflite.TensorAddShape(b, shape)
             tflite.TensorAddType(b, self.TYPES[t["dtype"]])
@@ -416,7 +441,7 @@ def test_imported_mobilenet_through_onnx(shared_data, tmp_path):
     """TFLite → Graph → ONNX (edgecnn.formats.onnx_export) → ONNX Runtime and → Graph again."""
     export = importlib.import_module("edgecnn.formats.onnx_export")
     ort = need_module("onnx", "onnxruntime", "needs onnxruntime")
-    g = import_model(shared_data / "tflite" / f"{V1}.tflite")
+    g = import_model(shared_data / "tflite" / f"{V1}.tflite", as_float=True)
     path = export.export(g, tmp_path / "v1.onnx")
     x = np.random.default_rng(0).normal(0, 1, (4, *g.input_shape)).astype(np.float32)
     want = reference.predict(g, x)
@@ -441,7 +466,7 @@ def test_compiled_mobilenets_score_like_litert(shared_data, samples, model):
     from edgecnn.core.preprocess import normalize
 
     paths, truth = samples
-    g = import_model(shared_data / "tflite" / f"{model}.tflite")
+    g = import_model(shared_data / "tflite" / f"{model}.tflite", as_float=True)
     px = pixels(g, paths)
     compiled = edgecnn.compile(g, target="host")
     ours = np.concatenate([compiled.predict(normalize(px[i:i + BATCH], g.preprocessing))

@@ -12,7 +12,8 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "edgecnn"
 
-RANK = {"errors": 0, "_version": 0, "layers": 1, "core": 2, "zoo": 3, "formats": 3,
+# quant: TFLite's integer arithmetic, which the integer layer kinds compute with
+RANK = {"errors": 0, "_version": 0, "quant": 0.5, "layers": 1, "core": 2, "zoo": 3, "formats": 3,
         "compiler": 3, "train": 4, "publish": 5, "apps": 5, "cli": 6}
 ROOT_FILES = {"__init__.py", "__main__.py"}  # the package root may import everything
 

@@ -72,6 +72,10 @@ class Program:
 def lower(g: Graph) -> Program:
     """Lower ``g`` (weights complete) into a Program and run the passes."""
     for l in g.layers[1:]:
+        if l.k.integer:
+            raise EdgecnnError(f"not yet supported: integer layer {l.name!r} ({l.kind}) in the "
+                               "C compiler; run the integer model with --backend reference, "
+                               "or import the .tflite with --float for a float graph")
         if l.kind not in SUPPORTED:
             raise EdgecnnError(f"not yet supported by the compiler: layer {l.name!r} of kind "
                                f"{l.kind!r}")

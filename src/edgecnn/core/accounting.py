@@ -4,10 +4,11 @@
   statistics are not params). "weights" and "biases" split that total by role.
 - MACs: multiply-accumulates of one forward pass at batch 1 (convolutions and dense layers;
   elementwise layers, pooling and softmax count 0).
-- weight bytes: every stored tensor at its storage width (float32; binary weights 1 bit).
-- peak activation bytes: float32 buffers of a sequential execution in layer order, each buffer
-  freed after its last reader; an elementwise layer whose input has no other reader writes in
-  place. The input image buffer counts.
+- weight bytes: every stored tensor at its storage width (float32; binary weights 1 bit;
+  integer layers' int8/uint8 weights 1 byte, int32 biases and multipliers 4).
+- peak activation bytes: buffers (float32, or 1 byte per value for integer layers) of a
+  sequential execution in layer order, each buffer freed after its last reader; an elementwise
+  layer whose input has no other reader writes in place. The input image buffer counts.
 - padded output shape (ELL): the logical output plus the zero border its readers read (a 3x3
   convolution with padding 1 reads one row/column around its input).
 """
@@ -78,9 +79,12 @@ def padded_shapes(g: Graph) -> dict[str, Shape]:
 
 
 def peak_activation_bytes(g: Graph, shapes: dict[str, Shape] | None = None) -> int:
-    """Peak of live float32 buffers when layers run in order and buffers die after last use."""
+    """Peak of live buffers when layers run in order and buffers die after last use."""
     shapes = shapes or g.shapes
-    size = {n: s[0] * s[1] * s[2] * FLOAT_BYTES for n, s in shapes.items()}
+    width: dict[str, int] = {}
+    for l in g.layers:
+        width[l.name] = l.k.output_bytes(l.attrs, [width[s] for s in l.inputs])
+    size = {n: s[0] * s[1] * s[2] * width.get(n, FLOAT_BYTES) for n, s in shapes.items()}
     last_use = {l.name: i for i, l in enumerate(g.layers)}
     for i, l in enumerate(g.layers):
         for src in l.inputs:

@@ -221,6 +221,9 @@ class Graph:
             if got != spec.shape:
                 raise GraphError(f"{prefix}tensor {key!r} has shape {got}, "
                                  f"layer expects {spec.shape}")
+            if spec.dtype != "float32" and self.weights[key].dtype != np.dtype(spec.dtype):
+                raise GraphError(f"{prefix}tensor {key!r} is {self.weights[key].dtype}, "
+                                 f"layer expects {spec.dtype}")
         extra = sorted(set(self.weights) - set(specs))
         if extra:
             raise GraphError(f"{prefix}tensor(s) {', '.join(extra)} belong to no layer")
@@ -241,7 +244,7 @@ class Graph:
                 w = np.full(spec.shape, float(spec.init[6:]))
             else:  # pragma: no cover - a kind declared an init this method does not know
                 raise AssertionError(spec.init)
-            self.weights[key] = w.astype(np.float32)
+            self.weights[key] = w.astype(spec.dtype)
         return self
 
     # ---- serialization ----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The model file: one safetensors file.
 
-Tensors are named ``"<layer>.<tensor>"`` (float32); the safetensors metadata holds
+Tensors are named ``"<layer>.<tensor>"`` (float32, or I8/U8/I32 where an integer layer kind
+declares that type: stored natively, at their real width); the safetensors metadata holds
 ``edgecnn.graph`` (the graph JSON: layers, preprocessing, labels, notes) and
 ``edgecnn.format`` (the file format version).
 """
@@ -28,7 +29,8 @@ def save(g: Graph, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     g.check_weights(f"model {g.name!r}")
-    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in g.weights.items()}
+    specs = g.tensor_specs()
+    tensors = {k: np.ascontiguousarray(v, dtype=specs[k].dtype) for k, v in g.weights.items()}
     meta = {"edgecnn.format": FORMAT_VERSION, "edgecnn.graph": json.dumps(g.to_json())}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -71,12 +73,14 @@ def load(path: str | os.PathLike) -> Graph:
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{where}: the graph description is not valid JSON ({e}); the file is "
                              "corrupt: re-create or re-download it") from None
-    for k, v in weights.items():
-        if v.dtype != np.float32:
-            raise ModelFileError(f"{where}: tensor {k!r} is {v.dtype}, expected float32; write "
-                                 "edgecnn models with edgecnn (`edgecnn import` for others)")
     try:
         g = Graph.from_json(desc, weights)
+        specs = g.tensor_specs()
+        for k, v in weights.items():
+            want = specs[k].dtype if k in specs else "float32"
+            if v.dtype != np.dtype(want):
+                raise ModelFileError(f"{where}: tensor {k!r} is {v.dtype}, expected {want}; write "
+                                     "edgecnn models with edgecnn (`edgecnn import` for others)")
         g.check_weights()
     except GraphError as e:
         raise ModelFileError(f"{where}: {e}") from None

@@ -96,12 +96,16 @@ def _bad():
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """A tensor a layer stores. ``role`` decides whether it counts as a parameter."""
+    """A tensor a layer stores. ``role`` decides whether it counts as a parameter.
+
+    ``dtype`` is how the model file stores it: float32, or int8 / uint8 / int32 for the
+    integer kinds (whose ``bits`` is then the type's width)."""
 
     shape: tuple[int, ...]
     role: str  # "weight", "bias" or "state"
     init: str  # "he", "zeros", "ones", "uniform_scale" (see Graph.init_weights)
     bits: int = 32  # storage width used for weight bytes (1 for binary weights)
+    dtype: str = "float32"
 
     @property
     def size(self) -> int:
@@ -124,6 +128,7 @@ class LayerKind:
     # a learned linear map (a convolution or dense): it heads a group of rows in ELL tables,
     # can be a classifier head, and its C kernels apply a fused activation
     linear: ClassVar[bool] = False
+    integer: ClassVar[bool] = False  # reads or writes integer tensors (see edgecnn.quant)
 
     def normalize_attrs(self, attrs: dict, where: str) -> dict:
         known = {a.name for a in self.attrs}
@@ -150,6 +155,10 @@ class LayerKind:
 
     def macs(self, a: dict, ins: list[Shape], out: Shape) -> int:
         return 0
+
+    def output_bytes(self, a: dict, in_bytes: list[int]) -> int:
+        """Bytes per element of the output: 4 (float32), 1 for integer kinds' uint8/int8."""
+        return 1 if self.integer else 4
 
     def border(self, a: dict) -> tuple[int, int]:
         """The zero border (rows, columns) this layer reads around its input (ELL padding)."""

@@ -13,11 +13,14 @@ def add_arguments(p):
     p.add_argument("--weights", help="Darknet .weights for a .cfg (without: He-initialized)")
     p.add_argument("--fake-quant", action="store_true",
                    help="quantized .tflite: round activations as LiteRT does (fake_quant layers)")
+    p.add_argument("--float", dest="as_float", action="store_true",
+                   help="quantized .tflite: a float graph (default: an integer graph that "
+                        "computes as LiteRT's reference kernels)")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def run(args) -> int:
-    r = convert(args.file, args.output, args.weights, args.fake_quant)
+    r = convert(args.file, args.output, args.weights, args.fake_quant, args.as_float)
     if args.format == "json":
         print(json.dumps(r, indent=2))
         return 0

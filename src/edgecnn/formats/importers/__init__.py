@@ -28,11 +28,12 @@ class UnsupportedModelError(EdgecnnError):
 
 
 def import_model(path: str | os.PathLike, weights: str | os.PathLike | None = None,
-                 fake_quant: bool = False) -> Graph:
+                 fake_quant: bool = False, as_float: bool = False) -> Graph:
     """Read a model file (.onnx, .tflite, Darknet .cfg [+ .weights]) into a Graph.
 
-    ``fake_quant`` (quantized .tflite only) keeps LiteRT's activation rounding as
-    ``fake_quant`` layers.
+    A quantized .tflite becomes an integer graph, bit-exact with LiteRT's reference kernels,
+    unless ``as_float`` (a float graph) or ``fake_quant`` (a float graph that keeps LiteRT's
+    activation rounding as ``fake_quant`` layers).
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
@@ -47,7 +48,7 @@ def import_model(path: str | os.PathLike, weights: str | os.PathLike | None = No
     kinds = {".onnx": "ONNX model", ".tflite": "TFLite model", ".cfg": "Darknet model"}
     if ext in kinds:
         try:
-            return _import(path, ext, weights, fake_quant)
+            return _import(path, ext, weights, fake_quant, as_float)
         except EdgecnnError:
             raise
         except (*MALFORMED, struct.error) as e:  # a parser tripped on the file's contents
@@ -60,7 +61,7 @@ def import_model(path: str | os.PathLike, weights: str | os.PathLike | None = No
                        ".onnx, .tflite and Darknet .cfg (+ .weights)")
 
 
-def _import(path: str, ext: str, weights, fake_quant: bool) -> Graph:
+def _import(path: str, ext: str, weights, fake_quant: bool, as_float: bool) -> Graph:
     if ext == ".onnx":
         from .onnx import import_onnx
 
@@ -68,19 +69,20 @@ def _import(path: str, ext: str, weights, fake_quant: bool) -> Graph:
     if ext == ".tflite":
         from .tflite import import_tflite
 
-        return import_tflite(path, fake_quant=fake_quant)
+        return import_tflite(path, fake_quant=fake_quant, as_float=as_float)
     from .darknet import import_darknet
 
     return import_darknet(path, weights)
 
 
 def convert(path: str | os.PathLike, out: str | os.PathLike,
-            weights: str | os.PathLike | None = None, fake_quant: bool = False) -> dict:
+            weights: str | os.PathLike | None = None, fake_quant: bool = False,
+            as_float: bool = False) -> dict:
     """Import ``path`` and save it as an edgecnn model file; returns a JSON-ready report."""
     from ...core.accounting import summarize
     from ..modelfile import save
 
-    g = import_model(path, weights, fake_quant)
+    g = import_model(path, weights, fake_quant, as_float)
     save(g, out)
     s = summarize(g)
     return {"source": os.fspath(path), "output": os.fspath(out), "name": g.name,

@@ -69,8 +69,13 @@ class Op:
     options: dict = field(default_factory=dict)
 
 
-def import_tflite(path: str | os.PathLike, fake_quant: bool = False) -> Graph:
-    """Read a ``.tflite`` file into a float Graph (see the module docstring)."""
+def import_tflite(path: str | os.PathLike, fake_quant: bool = False,
+                  as_float: bool = False) -> Graph:
+    """Read a ``.tflite`` file into a Graph: a quantized model becomes an integer graph
+    (importers/tflite_int.py) unless ``as_float`` or ``fake_quant``; a float model a float
+    graph (see the module docstring)."""
+    from .tflite_int import IntBuilder, is_quantized
+
     path = os.fspath(path)
     tensors, ops, inputs, outputs = read_model(path)
     problems = [p for op in ops if (p := _check(op, tensors))]
@@ -79,8 +84,10 @@ def import_tflite(path: str | os.PathLike, fake_quant: bool = False) -> Graph:
     if len(inputs) != 1 or len(outputs) != 1:
         raise UnsupportedModelError(f"{path}: edgecnn imports models with one input and one "
                                     f"output, this one has {len(inputs)} and {len(outputs)}")
+    integer = not (as_float or fake_quant) and is_quantized(tensors, ops)
+    builder = IntBuilder if integer else _Builder
     try:
-        return _Builder(path, tensors, fake_quant).build(ops, inputs[0], outputs[0])
+        return builder(path, tensors, fake_quant).build(ops, inputs[0], outputs[0])
     except (KeyError, IndexError) as e:  # an operator missing its options or operands
         raise ModelFileError(f"{path}: an operator's options or operands are missing or "
                              f"inconsistent ({type(e).__name__}: {e}); the file is "

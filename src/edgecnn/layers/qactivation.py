@@ -1,0 +1,48 @@
+"""Integer relu / relu6 / leaky relu on its own (not fused), TFLite's LEAKY_RELU int8 rule.
+
+out = output_zero_point + requantize(x - input_zero_point, identity multiplier) for
+x >= input_zero_point, else with the slope's multiplier (slope 0 for relu), then clamped to
+[act_min, act_max] (relu6's upper bound). The multipliers are input_scale / output_scale and
+slope x input_scale / output_scale (edgecnn.quant.quantize_multiplier).
+"""
+
+import numpy as np
+
+from .. import quant
+from .base import Attr, LayerKind, register
+from .qconv2d import QATTRS, check_qattrs
+
+_PARAMS = ("identity_multiplier", "identity_shift", "slope_multiplier", "slope_shift")
+
+
+@register
+class QActivation(LayerKind):
+    kind = "qactivation"
+    title = "Activation"
+    integer = True
+    elementwise = True
+    attrs = (Attr("function", "str", choices=("relu", "relu6", "leaky_relu")),
+             Attr("slope", "float", 0.0), *QATTRS, *(Attr(n, "int") for n in _PARAMS))
+
+    def output_shape(self, a, ins):
+        check_qattrs(a)
+        return ins[0]
+
+    def describe(self, a):
+        return f"function={a['function']}, {a['dtype']}"
+
+    def forward(self, a, xs, w):
+        x = xs[0].astype(np.int64) - a["input_zero_point"]
+        pos = quant.multiply_by_quantized_multiplier(x, a["identity_multiplier"],
+                                                     a["identity_shift"])
+        neg = quant.multiply_by_quantized_multiplier(x, a["slope_multiplier"], a["slope_shift"])
+        out = np.where(x >= 0, pos, neg) + a["output_zero_point"]
+        return np.clip(out, a["act_min"], a["act_max"]).astype(quant.DTYPES[a["dtype"]])
+
+
+def activation_params(slope: float, input_scale: float, output_scale: float) -> dict:
+    """The two multipliers of a qactivation layer."""
+    mi, si = quant.quantize_multiplier(input_scale / output_scale)
+    ms, ss = quant.quantize_multiplier(slope * input_scale / output_scale) if slope > 0 else (0, 0)
+    return {"identity_multiplier": mi, "identity_shift": si, "slope_multiplier": ms,
+            "slope_shift": ss}

@@ -1,0 +1,40 @@
+"""Integer fully connected layer, TFLite's 8-bit rule.
+
+acc[o] = bias[o] + sum_i (weight[o, i] - weight_zero_point) * (x_flat[i] - input_zero_point),
+then requantized per output (or per layer) as in qconv2d. The input is flattened in H, W, C
+order; the output is 1 x 1 x units.
+"""
+
+import numpy as np
+
+from .base import Attr, register
+from .dense import Dense
+from .qconv2d import QATTRS, check_qattrs, exact_matmul, int_spec, requant_specs, requantize_acc
+
+
+@register
+class QDense(Dense):
+    kind = "qdense"
+    title = "FullyConnected"
+    integer = True
+    attrs = (Attr("units", "int"), *QATTRS, Attr("weight_zero_point", "int", 0),
+             Attr("per_channel", "bool", False))
+
+    def output_shape(self, a, ins):
+        check_qattrs(a)
+        return (1, 1, a["units"])
+
+    def tensors(self, a, ins):
+        h, w, c = ins[0]
+        return {"weight": int_spec((a["units"], h * w * c), "weight", a["dtype"]),
+                "bias": int_spec((a["units"],), "bias", "int32"),
+                **requant_specs(a["units"], a["per_channel"])}
+
+    def describe(self, a):
+        return f"units={a['units']}, {a['dtype']}"
+
+    def forward(self, a, xs, w):
+        x = xs[0].reshape(xs[0].shape[0], -1).astype(np.int32) - a["input_zero_point"]
+        wt = w["weight"].astype(np.int32) - a["weight_zero_point"]
+        acc = exact_matmul(x, wt.T)
+        return requantize_acc(acc, a, w).reshape(-1, 1, 1, a["units"])

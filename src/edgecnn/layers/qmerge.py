@@ -1,0 +1,65 @@
+"""Integer joins: ``qadd`` (residual) and ``qconcat`` (channels), TFLite's 8-bit rules.
+
+qadd: both inputs are rescaled to 2 x the larger input scale with 2^20 of headroom, summed,
+and requantized to the output (edgecnn.quant.add); the multipliers are attributes.
+qconcat: inputs sharing the output's scale and zero point are copied, the others rescaled in
+float32 (edgecnn.quant.rescale_concat_input); per-input scales and zero points are tensors.
+"""
+
+import numpy as np
+
+from .. import quant
+from ..errors import GraphError
+from .base import Attr, TensorSpec, register
+from .merge import Add, Concat
+from .qconv2d import check_qattrs, int_spec
+
+_ADD_PARAMS = ("input1_multiplier", "input1_shift", "input2_multiplier", "input2_shift",
+               "output_multiplier", "output_shift")
+
+
+@register
+class QAdd(Add):
+    kind = "qadd"
+    integer = True
+    max_inputs = 2
+    attrs = (Attr("dtype", "str", choices=("uint8", "int8")),
+             Attr("input1_scale", "float"), Attr("input1_zero_point", "int"),
+             Attr("input2_scale", "float"), Attr("input2_zero_point", "int"),
+             Attr("output_scale", "float"), Attr("output_zero_point", "int"),
+             Attr("act_min", "int"), Attr("act_max", "int"),
+             *(Attr(n, "int") for n in _ADD_PARAMS))
+
+    def output_shape(self, a, ins):
+        check_qattrs(a)
+        return super().output_shape(a, ins)
+
+    def forward(self, a, xs, w):
+        return quant.add(xs[0], xs[1], a["input1_zero_point"], a["input2_zero_point"],
+                         {n: a[n] for n in _ADD_PARAMS}, a["output_zero_point"], a["act_min"],
+                         a["act_max"], a["dtype"])
+
+
+@register
+class QConcat(Concat):
+    kind = "qconcat"
+    integer = True
+    attrs = (Attr("dtype", "str", choices=("uint8", "int8")), Attr("output_scale", "float"),
+             Attr("output_zero_point", "int"))
+
+    def output_shape(self, a, ins):
+        check_qattrs(a)
+        return super().output_shape(a, ins)
+
+    def tensors(self, a, ins):
+        return {"input_scale": TensorSpec((len(ins),), "state", "ones"),
+                "input_zero_point": int_spec((len(ins),), "state", "int32")}
+
+    def forward(self, a, xs, w):
+        scales, zps = w["input_scale"], w["input_zero_point"]
+        if len(xs) != len(scales):
+            raise GraphError(f"qconcat has {len(scales)} input scales for {len(xs)} inputs")
+        return np.concatenate([
+            quant.rescale_concat_input(x, float(s), int(z), a["output_scale"],
+                                       a["output_zero_point"], a["dtype"])
+            for x, s, z in zip(xs, scales, zps, strict=True)], axis=-1)

@@ -1,0 +1,23 @@
+"""Integer softmax over channels, TFLite's 8-bit reference rule (gemmlowp fixed point).
+
+The output has scale 1/256 and zero point 0 (uint8) or -128 (int8). The input multiplier,
+left shift and diff_min come from edgecnn.quant.softmax_params(input_scale, beta).
+"""
+
+from .. import quant
+from .base import Attr, LayerKind, register
+
+
+@register
+class QSoftmax(LayerKind):
+    kind = "qsoftmax"
+    title = "Softmax"
+    integer = True
+    elementwise = True
+    attrs = (Attr("dtype", "str", choices=("uint8", "int8")), Attr("input_scale", "float"),
+             Attr("beta", "float", 1.0), Attr("input_multiplier", "int"),
+             Attr("input_left_shift", "int"), Attr("diff_min", "int"))
+
+    def forward(self, a, xs, w):
+        p = {k: a[k] for k in ("input_multiplier", "input_left_shift", "diff_min")}
+        return quant.softmax(xs[0], p, a["dtype"])
