@@ -4,7 +4,8 @@ A missing piece (a compiler, an emulator, a package, the shared data, a browser)
 :func:`need`: it skips the test, unless the piece is named in ``EDGECNN_REQUIRE`` (a comma
 list, or ``all``), where it fails instead, so that a missing install step in CI cannot pass as a
 skip. The pieces: cc, clang, cross (cross compilers + qemu-user), mcu (arm-none-eabi and
-qemu-system-arm), data, browser, torch, onnx, tflite, litert, video, fuzz.
+qemu-system-arm), data, browser, torch, onnx, tflite, litert, video, fuzz, llvm (llvm-mca and
+llvm-objdump, Debian's llvm).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIECES = ("cc", "clang", "cross", "mcu", "data", "browser", "torch", "onnx", "tflite", "litert",
-          "video", "fuzz")
+          "video", "fuzz", "llvm")
 
 
 def pytest_configure(config):

@@ -120,7 +120,7 @@ def estimate_report(g, board: str, ms: float, error: float = 0.2) -> dict:
                          "device": f"{board} (estimated)", "board": board,
                          "date": "2026-01-01T00:00:00Z", "ms_median": ms, "estimated": True,
                          "method": "instruction counts x llvm-mca block costs",
-                         "validation_error": error}]}
+                         "validation_error": error, "publishable": error <= 0.35}]}
 
 
 @pytest.fixture()
@@ -138,6 +138,9 @@ def test_card_performance_rows_name_device_and_kind(pi_cards, tmp_path):
     d, g = pi_cards
     card = json.loads((tmp_path / "cards" / "small" / "card.json").read_text())
     kinds = {(e["kind"], e["board"]) for e in card["performance"]}
+    # an estimate whose method's validation error exceeds ±35% is not shown
+    (tmp_path / "bad.json").write_text(json.dumps(estimate_report(g, "pi4", 9.0, error=0.5)))
+    assert read_bench(tmp_path / "bad.json", g) == []
     assert kinds == {("measured", ""), ("estimated", "pi3")}
     md = (tmp_path / "cards" / "small" / "card.md").read_text()
     cpu = json.loads((d / "bench.json").read_text())["entries"][0]["device"]

@@ -14,7 +14,7 @@ import sys
 from ..errors import EdgecnnError
 
 COMMANDS = ["list", "summary", "init", "classify", "eval", "train", "retarget", "import",
-            "export", "compile", "bench", "card", "gallery", "fetch", "serve"]
+            "export", "compile", "bench", "estimate", "card", "gallery", "fetch", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,8 @@ def read_bench(path: str | os.PathLike, g: Graph) -> list[dict]:
             raise EdgecnnError(f"{path}: entry {i} lacks {', '.join(missing)}")
         if not e["available"]:
             continue
+        if e.get("estimated") and not e.get("publishable"):
+            continue  # an estimate whose method is not validated well enough is no figure
         machine = d.get("machine", {})
         out.append({"backend": e["backend"], "target": e["target"], "threads": e["threads"],
                     "device": e["device"], "date": e["date"], "ms_per_frame": e["ms_median"],
