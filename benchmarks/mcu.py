@@ -53,7 +53,7 @@ def logits(g):
 def import_file(path):
     from edgecnn.formats.importers.tflite import import_tflite
 
-    return logits(import_tflite(path))
+    return logits(import_tflite(path, as_float=True))
 
 
 # ---- part 1: edgecnn on the boards ------------------------------------------------------------

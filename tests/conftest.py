@@ -4,9 +4,10 @@ A missing piece (a compiler, an emulator, a package, the shared data, a browser)
 :func:`need`: it skips the test, unless the piece is named in ``EDGECNN_REQUIRE`` (a comma
 list, or ``all``), where it fails instead, so that a missing install step in CI cannot pass as a
 skip. The pieces: cc, clang, cross (cross compilers + qemu-user), mcu (arm-none-eabi and
-qemu-system-arm), data, browser, torch, onnx, tflite, litert, video, fuzz; and peers (the
-``bench`` extra's engines: OpenVINO, ncnn with pnnx, MNN), which ``all`` does not include
-because the test extra does not install them (name it to require it).
+qemu-system-arm), data, browser, torch, onnx, tflite, litert, video, fuzz, llvm (llvm-mca and
+llvm-objdump, Debian's llvm); and peers (the ``bench`` extra's engines: OpenVINO, ncnn with
+pnnx, MNN), which ``all`` does not include because the test extra does not install them (name
+it to require it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIECES = ("cc", "clang", "cross", "mcu", "data", "browser", "torch", "onnx", "tflite", "litert",
-          "video", "fuzz", "peers")
+          "video", "fuzz", "llvm", "peers")
 NOT_IN_ALL = ("peers",)  # the bench extra, outside the test extra
 
 

@@ -102,11 +102,73 @@ def test_gallery_site(reports, tmp_path):
     index = (tmp_path / "site" / "index.html").read_text()
     assert "<table" in index and "<svg" in index and "d_small" in index and SEED in index
     assert (tmp_path / "site" / "cards" / "d_small.html").is_file()
-    svg = (tmp_path / "site" / "chart.svg").read_text()
-    assert svg.count("<circle") >= 2  # one point + its legend mark
+    charts = sorted((tmp_path / "site" / "charts").glob("*.svg"))
+    assert len(charts) == 1  # one device: this CPU
+    svg = charts[0].read_text()
+    assert svg.count("<circle") == 2  # one point + its legend mark
+    assert "edgecnn, measured" in svg
     assert len(files) == 4
     with pytest.raises(EdgecnnError, match="no card.json"):
         build_site(tmp_path / "site" / "cards", tmp_path / "x")
+
+
+def estimate_report(g, board: str, ms: float, error: float = 0.2) -> dict:
+    """An `edgecnn estimate --format json` report (its documented shape) for the gallery."""
+    return {"model": g.name, "graph_name": g.name, "date": "2026-01-01T00:00:00Z",
+            "machine": {"arch": "x86_64", "cpu": "the estimating machine"},
+            "entries": [{"backend": "compiled", "threads": 1, "available": True, "target": board,
+                         "device": f"{board} (estimated)", "board": board,
+                         "date": "2026-01-01T00:00:00Z", "ms_median": ms, "estimated": True,
+                         "method": "instruction counts x llvm-mca block costs",
+                         "validation_error": error, "publishable": error <= 0.35}]}
+
+
+@pytest.fixture()
+def pi_cards(reports, tmp_path):
+    """Cards: d_small measured on this CPU and estimated for a Pi 3; ELL's gallery as
+    reference; a second card estimated for a Pi 4 only."""
+    d, model, g = reports
+    (tmp_path / "est.json").write_text(json.dumps(estimate_report(g, "pi3", 123.0)))
+    write(build(g, model, d / "eval.json", [d / "bench.json", tmp_path / "est.json"]),
+          tmp_path / "cards" / "small")
+    return d, g
+
+
+def test_card_performance_rows_name_device_and_kind(pi_cards, tmp_path):
+    d, g = pi_cards
+    card = json.loads((tmp_path / "cards" / "small" / "card.json").read_text())
+    kinds = {(e["kind"], e["board"]) for e in card["performance"]}
+    # an estimate whose method's validation error exceeds ±35% is not shown
+    (tmp_path / "bad.json").write_text(json.dumps(estimate_report(g, "pi4", 9.0, error=0.5)))
+    assert read_bench(tmp_path / "bad.json", g) == []
+    assert kinds == {("measured", ""), ("estimated", "pi3")}
+    md = (tmp_path / "cards" / "small" / "card.md").read_text()
+    cpu = json.loads((d / "bench.json").read_text())["entries"][0]["device"]
+    assert f"— measured on {cpu}: reference" in md
+    assert ("123.00 ms/frame — estimated for Raspberry Pi 3 (compiled, 1 thread; instruction "
+            "counts x llvm-mca block costs; x86 validation error ±20%)") in md
+
+
+def test_gallery_keeps_devices_apart(pi_cards, tmp_path, shared_data):
+    d, g = pi_cards
+    build_site(tmp_path / "cards", tmp_path / "site", shared_data / "ell_gallery.json")
+    charts = {p.stem: p.read_text() for p in (tmp_path / "site" / "charts").glob("*.svg")}
+    assert "raspberry-pi-3" in charts and len(charts) == 2
+    pi3 = charts.pop("raspberry-pi-3")
+    (here,) = charts.values()
+    # this CPU's chart: the measured point only, no ELL figures, no estimates
+    assert here.count('class="point measured"') == 1
+    assert "ELL" not in here and "estimated" not in here and "Raspberry Pi" not in here
+    # the Pi 3 chart: the estimate (triangle) and ELL's published points (squares), nothing
+    # measured on this CPU
+    ell = json.loads((shared_data / "ell_gallery.json").read_text())["models"]
+    n_ell = sum(1 for m in ell.values() if m.get("top1") and m.get("pi3_s_per_frame"))
+    assert pi3.count('class="point published"') == n_ell > 10
+    assert pi3.count('<polygon points=') == 2  # the estimate + its legend mark
+    assert 'class="point measured"' not in pi3
+    assert "x86 validation error ±20%" in pi3 and "on Raspberry Pi 3 (log scale)" in pi3
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "ms/frame, Raspberry Pi 3, estimated" in index and index.count('class="chart"') == 2
 
 
 def test_gallery_in_headless_chromium_shows_table_and_chart(reports, tmp_path, browser):
@@ -121,9 +183,10 @@ def test_gallery_in_headless_chromium_shows_table_and_chart(reports, tmp_path, b
     browser.get((tmp_path / "site" / "index.html").as_uri())
     rows = browser.find_elements(By.CSS_SELECTOR, "table.sortable tbody tr")
     assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == ["alexnet", "d_small"]
-    chart = browser.find_element(By.CSS_SELECTOR, "div.chart svg")
+    (chart,) = browser.find_elements(By.CSS_SELECTOR, "div.chart svg")
     assert chart.size["width"] > 400 and chart.size["height"] > 300
     browser.find_elements(By.CSS_SELECTOR, "table.sortable th")[2].click()  # sort by top-1
+    browser.execute_script("arguments[0].scrollIntoView()", chart)
     shot = tmp_path / "gallery.png"
     browser.save_screenshot(str(shot))
     if os.environ.get("EDGECNN_KEEP_SCREENSHOT"):
@@ -132,3 +195,30 @@ def test_gallery_in_headless_chromium_shows_table_and_chart(reports, tmp_path, b
     assert pixels.std() > 10
     # the chart's point for the measured model is drawn in the first series colour
     assert np.all(np.abs(pixels - [0x1F, 0x77, 0xB4]) < 30, axis=-1).sum() > 20
+
+
+def test_gallery_charts_per_device_in_headless_chromium(pi_cards, tmp_path, browser,
+                                                        shared_data):
+    import numpy as np
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    build_site(tmp_path / "cards", tmp_path / "site", shared_data / "ell_gallery.json")
+    browser.set_window_size(1000, 1400)
+    browser.get((tmp_path / "site" / "index.html").as_uri())
+    charts = browser.find_elements(By.CSS_SELECTOR, "div.chart")
+    devices = [c.get_attribute("data-device") for c in charts]
+    assert len(devices) == 2 and devices[1] == "Raspberry Pi 3"
+    pi3 = charts[1].find_element(By.TAG_NAME, "svg")
+    legend = [t.text for t in pi3.find_elements(By.TAG_NAME, "text") if "," in t.text]
+    assert "edgecnn, estimated (x86 validation error ±20%)" in legend
+    assert "ELL, published (ELL gallery)" in legend
+    browser.execute_script("arguments[0].scrollIntoView()", charts[0])
+    shot = tmp_path / "charts.png"
+    browser.save_screenshot(str(shot))
+    if os.environ.get("EDGECNN_KEEP_SCREENSHOT"):
+        browser.save_screenshot(os.environ["EDGECNN_KEEP_SCREENSHOT"])
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    # ELL's squares are drawn in the third series colour, the estimate in the second
+    for color in ([0x2C, 0xA0, 0x2C], [0xD6, 0x27, 0x28]):
+        assert np.all(np.abs(pixels - color) < 30, axis=-1).sum() > 20, color

@@ -133,7 +133,7 @@ def _graph(spec, shared):
         from edgecnn.formats.importers.tflite import import_tflite
 
         need("data", shared is not None, "shared test data not found")
-        return logits(import_tflite(shared / spec))
+        return logits(import_tflite(shared / spec, as_float=True))
     return resolve(spec)
 
 
@@ -331,7 +331,12 @@ def test_int8_tflite_agrees_with_tflite_micro(tmp_path):
     tensors, _, _, outs = read_model(str(path))
     scale, zp = float(tensors[outs[0]].scale[0]), float(tensors[outs[0]].zero_point[0])
     want = (it.get_output(0)[0].astype(np.float32) - zp) * scale
-    g = import_tflite(path)
+    # the float graph: within a few output steps of TFLM
+    g = import_tflite(path, as_float=True)
     got = reference.predict(g, x_q.astype(np.float32) / 128)[0]  # input scale 1/128, zp 0
     assert np.abs(got - want).max() <= 3 * scale
     assert np.argmax(got) == np.argmax(want)
+    # the integer graph (TFLite's integer arithmetic, edgecnn.quant): TFLM's output exactly
+    gi = import_tflite(path)
+    got_i = reference.predict(gi, x_q.astype(np.float32) / 128)[0]
+    np.testing.assert_array_equal(got_i, want)

@@ -1,6 +1,6 @@
 """The post-training quantizer (edgecnn.apps.quantize, `edgecnn quantize`): folding, ranges,
-the integer graph against the float one (SQNR), and its errors. The accuracy acceptance on the shared
-images is at the end (data, slow)."""
+the integer graph against the float one (SQNR), and its errors. The accuracy acceptance on the
+shared images is at the end (data, slow)."""
 
 from __future__ import annotations
 

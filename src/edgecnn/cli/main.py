@@ -14,7 +14,8 @@ import sys
 from ..errors import EdgecnnError
 
 COMMANDS = ["list", "summary", "init", "classify", "eval", "train", "retarget", "import",
-            "export", "compile", "bench", "card", "gallery", "fetch", "serve", "quantize"]
+            "export", "compile", "bench", "estimate", "card", "gallery", "fetch", "serve",
+            "quantize"]
 
 
 def build_parser() -> argparse.ArgumentParser:

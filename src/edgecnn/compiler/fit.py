@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..core.graph import Graph
 from ..errors import EdgecnnError
-from . import build, emit, plan, targets
+from . import emit, kernels, passes, plan, targets
 
 # Measured with arm-none-eabi-gcc 12 -O2 on cortex-m4 (size.elf of `compile`): code + other
 # constants 3.8 KB for an ELL model, 5.6 KB for MobileNet v1; stack high-water 0.6-1.3 KB;
@@ -76,9 +76,12 @@ def fit(g: Graph, target: str = "cortex-m4", flash: int | None = None,
     if not t.board:
         raise EdgecnnError(f"--flash/--ram fit checks are for microcontroller targets "
                            f"(cortex-m4, cortex-m7, cortex-m55), not {target!r}")
-    prog, pl = build.lower_and_plan(g, t, ref_kernels=True)
+    prog = passes.lower(g)
+    chosen = kernels.choose_all(prog, t, True)
+    pl = plan.make_plan(prog, chosen, t)
+    packed = kernels.pack_all(prog, chosen, t.nb)
     opt = emit.Options("fit", "caller", "file", t.nb, True)  # the blob without the C text
-    weights = 4 * len(emit.emit(g, prog, pl, opt, "").weights)
+    weights = 4 * len(emit.emit(g, prog, chosen, pl, packed, opt, "").weights)
     need_flash = weights + CODE_BYTES
     need_ram = pl.arena_bytes + STACK_BYTES + LIBC_RAM_BYTES
     peak = memory_peak(prog, pl)

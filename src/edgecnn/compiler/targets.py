@@ -19,6 +19,7 @@ import shutil
 from dataclasses import dataclass, field, replace
 
 from ..errors import EdgecnnError
+from . import armhost
 
 HOST_ISA_ENV = "EDGECNN_HOST_ISA"
 
@@ -175,15 +176,24 @@ def host_target(m: Machine) -> Target:
         flags = ("-march=native",) if native else (X86_LEVELS[8][0],)
         return replace(base, cflags=(*flags, *_O3), nb=nb, arch=m.arch,
                        needs=X86_LEVELS[nb][1])
-    if m.arch == "aarch64":
-        return replace(base, cflags=("-mcpu=native", *_O3), nb=4, arch=m.arch,
-                       description="this machine (AArch64, -mcpu=native, NEON, OpenMP)")
-    if m.arch == "armv7" and "neon" in m.flags:
-        return replace(base, cflags=("-mcpu=native", *_ARMV7[1:]), nb=4, arch=m.arch,
-                       description="this machine (32-bit ARM, -mcpu=native, NEON, OpenMP)")
+    if m.arch in ("aarch64", "armv7"):
+        arm = armhost.detect()
+        # a real 32-bit ARM core without NEON gets the scalar build below; under emulation
+        # (no ARM cpuinfo) qemu's CPU has NEON
+        if m.arch == "aarch64" or "neon" in m.flags or arm.source in ("emulated", "override"):
+            return arm_host_target(m.arch, arm)
     # another architecture: plain optimized C, the portable kernels' scalar fallback
     return replace(base, cflags=_O3, nb=4, arch=m.arch, defines=("EC_NO_VECTOR_EXT",),
                    description=f"this machine ({m.arch}, no SIMD kernels)")
+
+
+def arm_host_target(arch: str, arm: armhost.ArmHost) -> Target:
+    """``host`` on an ARM machine: NEON, tuned for its core (see :mod:`.armhost`)."""
+    extra = _ARMV7[3:] if arch == "armv7" else _O3  # armv7 keeps -funsafe-math (NEON floats)
+    bits = "AArch64" if arch == "aarch64" else "32-bit ARM"
+    return replace(TARGETS["host"], cflags=(*armhost.cflags(arch, arm), *extra), nb=4,
+                   arch=arch, description=f"this machine ({bits}, NEON, OpenMP; "
+                                          f"{armhost.describe(arm)})")
 
 
 def host_nb(m: Machine | None = None) -> int:

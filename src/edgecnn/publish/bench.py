@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..compiler import armhost
 from ..core.accounting import summarize
 from ..core.graph import Graph
 from ..errors import EdgecnnError, require
@@ -415,11 +416,26 @@ def machine_info() -> dict:
     """CPU model, core count, architecture, SIMD and OS; nothing that names this host."""
     cpu, flags = _cpuinfo()
     simd = [f for f in ("avx512f", "avx2", "fma", "neon", "asimd") if f in flags]
-    return {"cpu": cpu or platform.processor() or platform.machine(),
+    info = {"cpu": cpu or platform.processor() or platform.machine(),
             "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0))
             if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "arch": platform.machine(), "simd": simd,
             "os": f"{platform.system()} {platform.release()}"}
+    return info | arm_machine(info["arch"], info["cpu"])
+
+
+def arm_machine(arch: str, cpu: str) -> dict:
+    """On ARM: the board (a Raspberry Pi names itself) and whether this is user-mode emulation
+    (an ARM userland whose /proc/cpuinfo is an x86 host's): its times are no device's speed."""
+    if not arch.lower().startswith(("arm", "aarch64")):
+        return {}
+    arm = armhost.detect()
+    if arm.source == "emulated":
+        return {"emulated": True, "board": "",
+                "cpu": f"{arch} under qemu-user emulation on {cpu} (emulator figures, "
+                       f"not a device's speed)"}
+    return {"emulated": False, "board": arm.board,
+            "cpu": armhost.describe(arm).replace("(", f"({cpu}; ", 1)}
 
 
 def _load_average() -> float | None:

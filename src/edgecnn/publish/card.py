@@ -71,11 +71,26 @@ def read_bench(path: str | os.PathLike, g: Graph) -> list[dict]:
                                "again with `edgecnn bench MODEL --format json`")
         if not e["available"]:
             continue
+        if e.get("estimated") and not e.get("publishable"):
+            continue  # an estimate whose method is not validated well enough is no figure
+        machine = d.get("machine", {})
         out.append({"backend": e["backend"], "target": e["target"], "threads": e["threads"],
                     "device": e["device"], "date": e["date"], "ms_per_frame": e["ms_median"],
                     "gflops": e.get("gflops"), "ratio_to_compiled": e.get("ratio"),
-                    "arch": d.get("machine", {}).get("arch"), "source": Path(path).name})
+                    "arch": machine.get("arch"), "source": Path(path).name,
+                    **_how(e, machine)})
     return out
+
+
+def _how(e: dict, machine: dict) -> dict:
+    """Whether an entry was measured or estimated, and on which board: an estimate report
+    (`edgecnn estimate`) names its method and x86 validation error; a bench report made on a
+    Raspberry Pi names the board, one made under qemu-user says it was emulated."""
+    if e.get("estimated"):
+        return {"kind": "estimated", "board": e.get("board", ""), "method": e.get("method", ""),
+                "validation_error": e.get("validation_error")}
+    return {"kind": "measured", "board": machine.get("board") or "",
+            "emulated": bool(machine.get("emulated"))}
 
 
 def build(g: Graph, model_file: str | os.PathLike | None = None,
@@ -166,9 +181,21 @@ def _accuracy_text(a: dict) -> str:
 def _perf_lines(perf: list[dict]) -> list[str]:
     if not perf:
         return ["not measured: run `edgecnn bench MODEL --format json` and pass --bench"]
-    return [f"{e['ms_per_frame']:.2f} ms/frame — {e['backend']} ({e['target']} target), "
-            f"{e['threads']} thread{'s' if e['threads'] != 1 else ''}, {e['device']}, "
-            f"{e['date']}" for e in perf]
+    return [_perf_line(e) for e in perf]
+
+
+def _perf_line(e: dict) -> str:
+    from .site import device_name  # the gallery's device names (site imports nothing from here)
+    threads = f"{e['threads']} thread{'s' if e['threads'] != 1 else ''}"
+    if e.get("kind") == "estimated":
+        err = e.get("validation_error")
+        return (f"{e['ms_per_frame']:.2f} ms/frame — estimated for {device_name(e)} "
+                f"({e['backend']}, {threads}; {e.get('method') or 'estimate'}"
+                + (f"; x86 validation error ±{err:.0%}" if err is not None else "")
+                + f"), {e['date']}")
+    how = "measured under emulation (not a device's speed)" if e.get("emulated") else "measured"
+    return (f"{e['ms_per_frame']:.2f} ms/frame — {how} on {device_name(e)}: {e['backend']} "
+            f"({e['target']} target), {threads}, {e['date']}")
 
 
 def _summary_rows(card: dict) -> list[tuple[str, list[str]]]:

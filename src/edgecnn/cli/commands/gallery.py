@@ -1,6 +1,6 @@
 from ...publish.site import build_site
 
-HELP = "a static site indexing the model cards in a folder, with an accuracy-vs-speed chart"
+HELP = "a static site indexing the model cards in a folder; accuracy-vs-speed charts per device"
 
 
 def add_arguments(p):
@@ -12,5 +12,5 @@ def add_arguments(p):
 
 def run(args) -> int:
     written = build_site(args.cards, args.output, args.reference)
-    print(f"wrote {len(written)} files; open {written[1]}")
+    print(f"wrote {len(written)} files; open {written[0]}")
     return 0
