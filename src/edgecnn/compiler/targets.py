@@ -172,8 +172,10 @@ def host_target(m: Machine) -> Target:
     base = TARGETS["host"]
     if m.arch == "x86_64":
         nb = host_nb(m)
-        native = os.environ.get(HOST_ISA_ENV, "").strip().lower() != "avx2"
-        flags = ("-march=native",) if native else (X86_LEVELS[8][0],)
+        # treated as AVX2-only (EDGECNN_HOST_ISA=avx2, which hides the AVX-512 flags): name the
+        # AVX2 level, since -march=native would enable the AVX-512 the CPU still has
+        avx2_only = os.environ.get(HOST_ISA_ENV, "").strip().lower() == "avx2" and nb == 8
+        flags = (X86_LEVELS[8][0],) if avx2_only else ("-march=native",)
         return replace(base, cflags=(*flags, *_O3), nb=nb, arch=m.arch,
                        needs=X86_LEVELS[nb][1])
     if m.arch in ("aarch64", "armv7"):
