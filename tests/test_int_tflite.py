@@ -7,6 +7,8 @@ small models are written here (tests/int_models.py); the shared MobileNets are u
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -68,25 +70,28 @@ def test_small_model_equals_litert_reference(tmp_path, dtype):
 V1 = "mobilenet_v1_0.25_128_quant"
 V2 = "mobilenet_v2_1.0_224_quant"
 BATCH = 25
+# The numpy integer reference takes about a second per MobileNet v2 image: the default suite
+# checks v2 on every 10th image (50), v1 on all 500; EDGECNN_FULL=1 checks v2 on all 500 too.
+FULL = os.environ.get("EDGECNN_FULL", "") not in ("", "0")
 
 
-def sample_pixels(shared_data, size: int) -> np.ndarray:
-    """uint8 (500, size, size, 3): the models' recipe (central 87.5% crop, bilinear)."""
+def sample_pixels(shared_data, size: int, step: int = 1) -> np.ndarray:
+    """uint8 (500 / step, size, size, 3): the models' recipe (central 87.5% crop, bilinear)."""
     from edgecnn.core.graph import Preprocessing
     from edgecnn.core.preprocess import load_image, to_pixels
 
     paths = sorted((shared_data / "imagenet-samples").glob("*.JPEG"))
     assert len(paths) == 500
     p = Preprocessing(resize="center_crop", crop_fraction=0.875)
-    return np.stack([to_pixels(load_image(f), p, (size, size)) for f in paths])
+    return np.stack([to_pixels(load_image(f), p, (size, size)) for f in paths[::step]])
 
 
-def mobilenet_outputs(shared_data, model: str):
+def mobilenet_outputs(shared_data, model: str, step: int = 1):
     """(edgecnn, LiteRT reference, LiteRT XNNPACK): each (logits, probabilities), uint8."""
     lr = litert()
     path = shared_data / "tflite" / f"{model}.tflite"
     g = import_model(path)
-    px = sample_pixels(shared_data, g.input_shape[0])
+    px = sample_pixels(shared_data, g.input_shape[0], step)
     _, ops, _, _ = read_model(str(path))
     logits_tensor = next(op for op in ops if op.type == "SOFTMAX").inputs[0]
     logits_layer = next(l for l in g.layers if l.kind == "qsoftmax").inputs[0]
@@ -104,13 +109,16 @@ def mobilenet_outputs(shared_data, model: str):
 
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.parametrize("model,xnn_top1,xnn_steps", [(V1, 0.92, 8), (V2, 0.95, 16)])
+@pytest.mark.parametrize("model,xnn_top1,xnn_steps,step", [(V1, 0.92, 8, 1),
+                                                        (V2, 0.95 if FULL else 0.9, 16,
+                                                         1 if FULL else 10)])
 def test_mobilenet_equals_litert_reference_on_500_images(shared_data, model, xnn_top1,
-                                                         xnn_steps):
+                                                         xnn_steps, step):
     """Byte for byte with BUILTIN_REF (logits and softmax). Against XNNPACK, which requantizes
     differently: the bounds are loose versions of the figures measured with ai-edge-litert 2.3
-    (top-1 agreement and largest logits difference: v1 94.4%, 5 steps; v2 97.4%, 13 steps)."""
-    (ol, op), (rl, rp), (xl, xp) = mobilenet_outputs(shared_data, model)
+    on all 500 (top-1 agreement and largest logits difference: v1 94.4%, 5 steps; v2 97.4%,
+    13 steps); on v2's 50-image subset the agreement bound is looser still."""
+    (ol, op), (rl, rp), (xl, xp) = mobilenet_outputs(shared_data, model, step)
     np.testing.assert_array_equal(ol, rl)
     np.testing.assert_array_equal(op, rp)
     assert (ol.argmax(1) == xl.argmax(1)).mean() >= xnn_top1

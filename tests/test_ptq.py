@@ -5,6 +5,7 @@ shared images is at the end (data, slow)."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -242,10 +243,14 @@ def normalized(g, px, batch=20):
 
 @pytest.mark.data
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("EDGECNN_FULL", "") in ("", "0"),
+                    reason="the accuracy acceptance takes 400 integer MobileNet v2 runs in numpy "
+                           "(several minutes): run it with EDGECNN_FULL=1")
 def test_quantized_mobilenet_v2_within_a_point_of_litert(shared_data):
     """The float MobileNet v2 (import --float), calibrated on the first 100 images with the
     default (percentile) ranges: top-1 on the other 400 at most 1 point below LiteRT's own uint8
-    model on the same 400 (measured: 0.895 and 0.895; min/max 0.885, entropy 0.880)."""
+    model on the same 400 (measured: 0.895 and 0.895; min/max 0.885, entropy 0.880;
+    benchmarks/quantize_accuracy.py)."""
     from conftest import need_module
     from edgecnn.formats.importers import import_model
 
