@@ -163,18 +163,22 @@ def _require(t: targets.Target) -> None:
              f"{t.qemu} not installed (apt install qemu-user)")
 
 
-def build_and_run(t: targets.Target, ref: bool, root: Path) -> tuple[list, dict]:
+def build_and_run(t: targets.Target, ref: bool, root: Path,
+                  programs: list | None = None) -> tuple[list, dict]:
     """Generate every program for ``t``, build one static executable, run it (when this
-    machine can, natively or under qemu); returns (outputs or None, {id: algorithms})."""
+    machine can, natively or under qemu); returns (outputs or None, {id: algorithms}).
+    ``programs`` defaults to :data:`PROGRAMS` (the same tuples: id, graph, inputs, case)."""
+    progs = PROGRAMS if programs is None else programs
     gens = []
-    for i, (_, g, _, _) in enumerate(PROGRAMS):
+    for i, (_, g, _, _) in enumerate(progs):
         gens.append(build.generate(g, root / f"m{i}", t, name=f"m{i}", arena="caller",
                                    ref_kernels=ref))
     runtime = list(build.CORE_SOURCES) + ([] if ref else list(build.FAST_SOURCES))
+    runtime += sorted({s for gen in gens for s in gen.sources[1:]} - set(runtime))
     (root / "rt").mkdir()
     includes = "\n".join(f'#include "m{i}/model.h"' for i in range(len(gens)))
     table = "\n".join(f"    {{m{i}_predict_with_arena, m{i}_input_shape, m{i}_output_size, "
-                      f"m{i}_arena_size, {len(x)}}}," for i, (_, _, x, _) in enumerate(PROGRAMS))
+                      f"m{i}_arena_size, {len(x)}}}," for i, (_, _, x, _) in enumerate(progs))
     (root / "driver.c").write_text(DRIVER % {"includes": includes, "table": table})
     flags = build.cflags(t) + ["-I", str(build.RUNTIME_DIR)]
     jobs = [(root / "rt", build.RUNTIME_DIR / s) for s in runtime]
@@ -194,10 +198,10 @@ def build_and_run(t: targets.Target, ref: bool, root: Path) -> tuple[list, dict]
     link = [t.cc, *flags, *(["-static"] if t.qemu else []), "-o", str(exe), *objs, "-lm"]
     r = subprocess.run(link, capture_output=True, text=True)
     assert r.returncode == 0, f"{t.name}: link:\n{r.stderr[:3000]}"
-    algos = {pid: gen.algos for (pid, *_), gen in zip(PROGRAMS, gens, strict=True)}
+    algos = {pid: gen.algos for (pid, *_), gen in zip(progs, gens, strict=True)}
     if not t.qemu and not targets.loadable(t):
         return None, algos
-    np.concatenate([x.ravel() for _, _, x, _ in PROGRAMS]).astype(np.float32).tofile(
+    np.concatenate([x.ravel() for _, _, x, _ in progs]).astype(np.float32).tofile(
         root / "in.f32")
     cmd = [t.qemu, str(exe)] if t.qemu else [str(exe)]
     r = subprocess.run([*cmd, "in.f32", "out.f32"], cwd=root, capture_output=True, text=True,
@@ -205,7 +209,7 @@ def build_and_run(t: targets.Target, ref: bool, root: Path) -> tuple[list, dict]
     assert r.returncode == 0, f"{t.name}: the program failed ({r.returncode}): {r.stderr}"
     y = np.fromfile(root / "out.f32", np.float32)
     outs, at = [], 0
-    for _, g, x, _ in PROGRAMS:
+    for _, g, x, _ in progs:
         n = len(x) * int(np.prod(g.output_shape))
         outs.append(y[at:at + n].reshape(len(x), *g.output_shape))
         at += n

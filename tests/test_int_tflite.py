@@ -163,17 +163,6 @@ def test_float_option_keeps_the_float_graph(tmp_path):
     assert all(v.dtype == np.float32 for v in g.weights.values())
 
 
-def test_compiler_refuses_integer_graphs_cleanly(tmp_path, monkeypatch):
-    import edgecnn
-    from edgecnn.errors import EdgecnnError
-
-    monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "cache"))
-    g = small_graph(tmp_path)
-    with pytest.raises(EdgecnnError, match=r"not yet supported: integer layer 'quantize_input' "
-                                           r"\(quantize\) in the C compiler"):
-        edgecnn.compile(g, target="c99")
-
-
 def test_classify_with_the_reference_backend(tmp_path):
     """Float image → quantized input → integer layers → dequantized softmax = probabilities
     (no second softmax): the top-k is LiteRT-style, in steps of 1/256."""

@@ -113,6 +113,29 @@ class CompiledModel:
                                    "reference")
         return out
 
+    def predict_quantized(self, q) -> np.ndarray:
+        """(N, H, W, C) or (H, W, C) input already quantized (the uint8/int8 type and the scale
+        and zero point of the model's first ``quantize`` layer) -> (N, classes) float32."""
+        fn = getattr(self._lib, f"{self.name}_predict_quantized_with_arena", None)
+        first = self.graph.layers[1] if len(self.graph.layers) > 1 else None
+        if fn is None or first is None or first.kind != "quantize":
+            raise EdgecnnError(f"compiled model {self.graph.name!r} takes float input only: "
+                               "its input is not quantized by its first layer")
+        want = np.dtype(first.attrs["dtype"])
+        q = np.asarray(q)
+        if q.dtype != want:
+            raise EdgecnnError(f"compiled model {self.graph.name!r}: quantized input must be "
+                               f"{want}, got {q.dtype}")
+        q = np.ascontiguousarray(q.reshape(-1, *self.input_shape))
+        out = np.empty((q.shape[0], self.num_classes), np.float32)
+        fp = ctypes.POINTER(ctypes.c_float)
+        for i in range(q.shape[0]):
+            rc = fn(ctypes.c_void_p(q[i].ctypes.data), out[i].ctypes.data_as(fp),
+                    self._arena_ptr)
+            if rc != 0:
+                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc})")
+        return out
+
     def profile(self, x, repeats: int = 5) -> list[dict]:
         """Milliseconds per op (mean of ``repeats`` runs on the first image of ``x``), in
         execution order: rows {"layer", "op", "kernel", "ms"}. The first op's time includes

@@ -32,9 +32,17 @@ import numpy as np
 from ..core.graph import Graph
 from ..errors import EdgecnnError
 from .kernels import Kernel
-from .passes import ACT_CODES, Op, Program
+from .passes import ACT_CODES, Op, Program, quantized_input
 from .plan import ALIGN, Plan
-from .templates import CONST_WEIGHTS_C, MODEL_C, MODEL_H, PREDICT_STATIC, WEIGHTS_FILE_C
+from .templates import (
+    CONST_WEIGHTS_C,
+    MODEL_C,
+    MODEL_H,
+    PREDICT_FN,
+    PREDICT_FN_QUANTIZED,
+    PREDICT_STATIC,
+    WEIGHTS_FILE_C,
+)
 
 C_KEYWORDS = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
@@ -85,6 +93,11 @@ class Blob:
     size: int = 0
 
     def add(self, a: np.ndarray) -> int:
+        """Float32 tensors as floats; integer ones (int8, uint8, int32) as their little-endian
+        bytes, padded to whole floats (the blob holds their bit patterns)."""
+        if a.dtype != np.float32 and a.dtype.kind in "iu":
+            raw = np.ascontiguousarray(a, a.dtype.newbyteorder("<")).ravel().view(np.uint8)
+            a = np.concatenate([raw, np.zeros(-len(raw) % 4, np.uint8)]).view("<f4")
         a = np.ascontiguousarray(a, dtype=np.float32).ravel()
         off = self.size
         pad = -len(a) % ALIGN
@@ -110,6 +123,7 @@ class Emitted:
     weights: np.ndarray  # the blob (written to weights.bin in file mode)
     model_id: int
     uses_fast: bool
+    uses_int: bool = False  # calls the integer kernels (ec_int8.c)
 
 
 def flt(x: float) -> str:
@@ -126,62 +140,104 @@ def emit(g: Graph, prog: Program, chosen: dict[str, Kernel], plan: Plan,
     """model.c and model.h: the kernels ``chosen`` called in order on the ``plan``'s buffers,
     reading the ``packed`` weights (all stages before this one)."""
     blob = Blob()
-    _t = _tensor_names(plan)
+    external = {prog.input: "input_hwc"} if prog.external_input else {}
+    _t = _tensor_names(plan, external)
     calls = []
     uses_fast = any(k.fast for k in chosen.values())
+    uses_int = any(t != "float32" for t in prog.dtypes.values())
     for i, op in enumerate(prog.ops):
         kernel = chosen[op.name]
         calls.append(_comment(op, prog, kernel.name))
         if op.output in plan.zero_border and op.name not in plan.in_place:
             calls.append(f"    ec_zero_border(&{_t(op.output)});")
-        c = CallContext([_t(v) for v in op.inputs], _t(op.output), blob, prog, plan, packed)
+        c = CallContext([_t(v) for v in op.inputs], _t(op.output), blob, prog, plan, packed,
+                        external)
         calls.append(kernel.call(op, c))
         calls.append(f"    EC_TICK({i});")
     model_id = blob.model_id()
     p = opt.name
     h, w, c = prog.input_shape
     out_floats = int(np.prod(prog.shapes[prog.output]))
-    views = "\n".join(
-        f"    ec_tensor {_t(v)} = ec_view(A, {vw.offset}, {vw.h}, {vw.w}, {vw.c}, "
-        f"{vw.pad_h}, {vw.pad_w});" for v, vw in plan.views.items())
-    inp = _t(prog.input)
+    views = "\n".join(_view_c(_t(v), vw, prog.dtype(v)) for v, vw in plan.views.items())
     body = [views]
     if blob.size == 0:
         body.append("    (void)W; /* this model has no weights */")
-    if prog.input in plan.zero_border:
-        body.append(f"    ec_zero_border(&{inp});")
-    body.append(f"    ec_load_hwc(&{inp}, input_hwc);")
-    body += calls
-    body.append(f"    ec_store_hwc(&{_t(prog.output)}, output);")
+    qin = quantized_input(prog) if prog.external_input else None
+    if qin is None:
+        inp = _t(prog.input)
+        if prog.input in plan.zero_border:
+            body.append(f"    ec_zero_border(&{inp});")
+        body.append(f"    ec_load_hwc(&{inp}, input_hwc);")
+        body += calls
+    else:  # the first op quantizes the caller's input: skipped when it gives integers
+        first = calls[:calls.index("    EC_TICK(0);")]
+        n_in = int(np.prod(prog.input_shape))
+        body += ["    if (input_q != NULL) {",
+                 f"        ec_qcopy(input_q, {_t(qin.output)}, {n_in});",
+                 "    } else {",
+                 *("    " + line for line in "\n".join(first).split("\n")),
+                 "    }", *calls[len(first):]]
+    if prog.dtype(prog.output) == "float32":
+        body.append(f"    ec_store_hwc(&{_t(prog.output)}, output);")
+    else:  # an integer output: its raw values
+        body.append(f"    ec_{C_SUFFIX[prog.dtype(prog.output)]}_to_float({_t(prog.output)}, "
+                    f"{out_floats}, output);")
     meta = _metadata(g, prog, plan, opt, version)
+    weights_check = ("    if (!ec_w_loaded) return 1; /* call " + p + "_load_weights first */\n"
+                     if opt.weights == "file" else "")
+    if qin is None:
+        predict_fn = PREDICT_FN.format(p=p, weights_check=weights_check, body="\n".join(body))
+    else:
+        predict_fn = PREDICT_FN_QUANTIZED.format(
+            p=p, weights_check=weights_check, body="\n".join(body), n=n_in,
+            t=C_TYPES[qin.attrs["dtype"]], scale=repr(qin.attrs["scale"]),
+            zp=qin.attrs["zero_point"])
     src = MODEL_C.format(
         banner=_banner(g, version, plan, opt), p=p, nb=opt.nb,
         fast_include='#include "ec_fast.h"\n' if uses_fast else "",
+        int_include='#include "ec_int8.h"\n' if uses_int else "",
         nb_check=_nb_check(opt.nb) if uses_fast else "",
         weights=_weights_c(blob, opt, model_id), arena=_arena_c(plan, opt),
         h=h, w=w, c=c, out=out_floats, arena_bytes=plan.arena_bytes,
-        meta=_c_string(meta), body="\n".join(body),
+        meta=_c_string(meta),
         stdio="#include <stdio.h> /* fopen, fread: the weights file */\n"
         if opt.weights == "file" else "",
         predict=(PREDICT_STATIC.format(p=p) if opt.arena == "static" else ""),
-        nops=len(prog.ops),
-        weights_check=("    if (!ec_w_loaded) return 1; /* call " + p + "_load_weights first */\n"
-                       if opt.weights == "file" else ""))
+        nops=len(prog.ops), predict_fn=predict_fn)
     hdr = MODEL_H.format(
         banner=_banner(g, version, plan, opt), p=p, P=p.upper(), h=h, w=w, c=c, out=out_floats,
         arena_bytes=plan.arena_bytes,
         predict_decl=(f"int {p}_predict(const float *input_hwc, float *output);\n"
                       if opt.arena == "static" else ""),
+        stdint_include="#include <stdint.h>\n" if qin is not None else "",
+        quantized_decl=(f"int {p}_predict_quantized_with_arena("
+                        f"const {C_TYPES[qin.attrs['dtype']]} *input_q, float *output, "
+                        "void *arena);\n" if qin is not None else ""),
         load_decl=(f"int {p}_load_weights(const char *path);\n" if opt.weights == "file" else ""),
         aliases=_aliases(g, opt))
-    return Emitted(src, hdr, blob.array(), model_id, uses_fast)
+    return Emitted(src, hdr, blob.array(), model_id, uses_fast, uses_int)
+
+
+C_TYPES = {"uint8": "uint8_t", "int8": "int8_t", "int32": "int32_t"}
+C_SUFFIX = {"uint8": "u8", "int8": "i8"}
+
+
+def _view_c(name: str, vw, dtype: str) -> str:
+    """A value's C variable: an ec_tensor view of a float buffer, or a pointer to the first
+    element of a contiguous integer one."""
+    if dtype == "float32":
+        return (f"    ec_tensor {name} = ec_view(A, {vw.offset}, {vw.h}, {vw.w}, {vw.c}, "
+                f"{vw.pad_h}, {vw.pad_w});")
+    t = C_TYPES[dtype]
+    return f"    {t} *const {name} = ({t} *)(void *)(A + {vw.offset});"
 
 
 # ---- one op -----------------------------------------------------------------------------------
 
-def _tensor_names(plan: Plan):
-    """value -> its C variable: t_<name> with '.' and '-' as '_', made unique ("a.b", "a_b")."""
-    names: dict[str, str] = {}
+def _tensor_names(plan: Plan, external: dict[str, str]):
+    """value -> its C variable: t_<name> with '.' and '-' as '_', made unique ("a.b", "a_b");
+    an external value's C expression."""
+    names: dict[str, str] = dict(external)
     used: set[str] = set()
     for v in plan.views:
         base = "t_" + re.sub(r"[^A-Za-z0-9_]", "_", v)
@@ -213,11 +269,24 @@ class CallContext:
     prog: Program
     plan: Plan
     packed_weights: dict[str, dict[str, np.ndarray]]  # op → weights as its kernel reads them
+    # values read where the caller holds them (the model input of an integer model): the
+    # C expression of their contiguous H x W x C floats
+    external: dict[str, str] = field(default_factory=dict)
     flt = staticmethod(flt)
 
     def ptr(self, a: np.ndarray | None) -> str:
-        """``W + offset`` of ``a`` placed in the weight blob; NULL for an absent tensor."""
-        return "NULL" if a is None else f"W + {self.blob.add(a)}"
+        """``W + offset`` of ``a`` placed in the weight blob (cast to the element type of an
+        integer tensor); NULL for an absent tensor."""
+        if a is None:
+            return "NULL"
+        if a.dtype == np.float32 or a.dtype.kind not in "iu":
+            return f"W + {self.blob.add(a)}"
+        t = C_TYPES[a.dtype.name]
+        return f"(const {t} *)(const void *)(W + {self.blob.add(a)})"
+
+    def dtype(self, value: str) -> str:
+        """The element type of a value: float32, uint8 or int8."""
+        return self.prog.dtype(value)
 
     def packed(self, op: Op) -> dict[str, np.ndarray]:
         return self.packed_weights[op.name]
@@ -248,10 +317,10 @@ class CallContext:
         return [f"    ec_store_hwc(&{src}, A + {off});"], f"A + {off}"
 
     @staticmethod
-    def block(params: str, *calls: str) -> str:
-        """A C block declaring ``ec_conv_params p`` (``params``: its initializer) for calls."""
+    def block(params: str, *calls: str, ctype: str = "ec_conv_params") -> str:
+        """A C block declaring ``ctype p`` (``params``: its initializer) for calls."""
         body = "".join(f"        {c}\n" for c in calls)
-        return f"    {{\n        const ec_conv_params p = {params};\n{body}    }}"
+        return f"    {{\n        const {ctype} p = {params};\n{body}    }}"
 
 
 # ---- file pieces ------------------------------------------------------------------------------
@@ -293,7 +362,7 @@ def string_bytes(a: np.ndarray, per_line: int = 64) -> str:
 def hex_words(a: np.ndarray, per_line: int = 8) -> str:
     """float32 array -> "0x3f800000u, ..." lines: the portable form (C99 guarantees string
     literals of only 4095 characters), slower to compile than :func:`string_bytes`."""
-    data = np.ascontiguousarray(a, np.float32).astype(">f4").tobytes()
+    data = np.ascontiguousarray(a, np.float32).view("<u4").astype(">u4").tobytes()
     step = 4 * per_line
     return ",\n".join("0x" + data[i:i + step].hex(",", 4).replace(",", "u,0x") + "u"
                        for i in range(0, len(data), step))

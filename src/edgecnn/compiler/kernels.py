@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..layers import get_kind
+from ..layers import all_kinds, get_kind
 from ..layers.conv2d import c_conv_params
 from ..layers.merge import c_add_calls
 from ..layers.pool import c_pool_call
@@ -203,6 +203,9 @@ KERNELS: tuple[Kernel, ...] = (
 )
 # the reference kernel of every kind the compiler lowers (ec_ref.c): always last
 REF = Kernel("ref", frozenset(), "ec_ref.c", _C99, _always, _ref_call, scratch=_ref_scratch)
+# the portable integer kernels (ec_int8.c, TFLite's arithmetic): every integer kind's own call
+INT8 = Kernel("int8", frozenset(k for k, kind in all_kinds().items() if kind.integer),
+              "ec_int8.c", _C99, _always, _ref_call)
 
 
 def choose(op: Op, prog: Program, t: Target, ref_only: bool = False) -> Kernel:
@@ -212,7 +215,7 @@ def choose(op: Op, prog: Program, t: Target, ref_only: bool = False) -> Kernel:
         for k in KERNELS:
             if op.kind in k.kinds and k.needs <= have and k.serves(op, prog, t):
                 return k
-    return REF
+    return INT8 if op.kind in INT8.kinds else REF
 
 
 def choose_all(prog: Program, t: Target, ref_only: bool = False) -> dict[str, Kernel]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.accounting import value_dtypes
 from ..core.graph import Graph
 from ..errors import EdgecnnError
 from ..layers import all_kinds, lowers_to
@@ -64,6 +65,13 @@ class Program:
     output: str  # the value copied to the caller's output
     shapes: dict[str, Shape]
     ops: list[Op]
+    dtypes: dict[str, str] = field(default_factory=dict)  # value -> float32, uint8 or int8
+    # the first op quantizes the input straight from the caller's buffer: the float input
+    # never enters the arena (an integer model's arena holds integers only)
+    external_input: bool = False
+
+    def dtype(self, value: str) -> str:
+        return self.dtypes.get(value, "float32")
 
     def readers(self, value: str) -> list[Op]:
         return [op for op in self.ops if value in op.inputs]
@@ -72,22 +80,52 @@ class Program:
 def lower(g: Graph) -> Program:
     """Lower ``g`` (weights complete) into a Program and run the passes."""
     for l in g.layers[1:]:
-        if l.k.integer:
-            raise EdgecnnError(f"not yet supported: integer layer {l.name!r} ({l.kind}) in the "
-                               "C compiler; run the integer model with --backend reference, "
-                               "or import the .tflite with --float for a float graph")
         if l.kind not in SUPPORTED:
             raise EdgecnnError(f"not yet supported by the compiler: layer {l.name!r} of kind "
                                f"{l.kind!r}")
     g.check_weights(f"model {g.name!r}")
+    dtypes = value_dtypes(g)
+    for l in g.layers[1:]:
+        _check_input_types(l, [dtypes[v] for v in l.inputs])
     ops = [Op(l.name, l.kind, list(l.inputs), l.name, dict(l.attrs),
-              {k: np.asarray(v, np.float32) for k, v in g.layer_weights(l).items()})
+              {k: _weight(v, l.k.integer) for k, v in g.layer_weights(l).items()})
            for l in g.layers[1:]]
-    prog = Program(g.name, g.input.name, g.input_shape, g.output.name, dict(g.shapes), ops)
+    prog = Program(g.name, g.input.name, g.input_shape, g.output.name, dict(g.shapes), ops,
+                   dtypes)
     drop_dropout(prog)
     fold_affine(prog)
     fuse_activations(prog)
+    prog.external_input = quantized_input(prog) is not None
     return prog
+
+
+def quantized_input(prog: Program) -> Op | None:
+    """The quantize op that, first and alone, reads the model's input (an integer model's
+    usual edge), or None."""
+    readers = prog.readers(prog.input)
+    if len(readers) == 1 and readers[0].kind == "quantize" and prog.ops[0] is readers[0]:
+        return readers[0]
+    return None
+
+
+def _weight(v: np.ndarray, integer: bool) -> np.ndarray:
+    """Float kinds compute in float32; integer kinds keep their stored types (int8, int32...)."""
+    return np.asarray(v) if integer else np.asarray(v, np.float32)
+
+
+def _check_input_types(l, types: list[str]) -> None:
+    """Float kinds read float32 (flatten reads either); integer kinds read integers, except
+    quantize, which reads float32: a graph mixing them otherwise is refused, naming the layer."""
+    floats = {t == "float32" for t in types}
+    if l.kind == "flatten":
+        return
+    if l.kind == "quantize" or not l.k.integer:
+        if floats != {True}:
+            raise EdgecnnError(f"layer {l.name!r} ({l.kind}) reads an integer tensor but "
+                               "computes in float: put a dequantize layer before it")
+    elif floats != {False} or len(set(types)) != 1:
+        raise EdgecnnError(f"layer {l.name!r} ({l.kind}) needs integer inputs of one type, "
+                           f"got {', '.join(types)}: put a quantize layer before it")
 
 
 def _remove(prog: Program, op: Op) -> None:

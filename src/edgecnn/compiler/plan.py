@@ -39,6 +39,7 @@ class View:
     c: int
     pad_h: int
     pad_w: int
+    esize: int = 4  # bytes per element: 4 (float32), 1 (uint8/int8: contiguous, no border)
 
     @property
     def row_stride(self) -> int:
@@ -46,7 +47,9 @@ class View:
 
     @property
     def floats(self) -> int:
-        return (self.h + 2 * self.pad_h) * self.row_stride
+        """The buffer's size in arena units (floats): integer tensors at their real width."""
+        elems = (self.h + 2 * self.pad_h) * self.row_stride
+        return -(-elems * self.esize // 4)
 
     @property
     def data_offset(self) -> int:
@@ -87,7 +90,9 @@ def make_plan(prog: Program, chosen: dict[str, kernels.Kernel], target: Target) 
     read, the scratch they need."""
     algos = {name: k.name for name, k in chosen.items()}
     last = _last_use(prog)
-    group_of: dict[str, _Group] = {prog.input: _Group([prog.input], -1, last[prog.input])}
+    group_of: dict[str, _Group] = {}
+    if not prog.external_input:
+        group_of[prog.input] = _Group([prog.input], -1, last[prog.input])
     in_place = set()
     for i, op in enumerate(prog.ops):
         src = op.inputs[0]
@@ -103,13 +108,17 @@ def make_plan(prog: Program, chosen: dict[str, kernels.Kernel], target: Target) 
     # borders: the largest any reader of any value in the group needs
     for op in prog.ops:
         bh, bw = chosen[op.name].border(op)
+        if op.inputs[0] not in group_of:  # the external input: read where the caller has it
+            continue
         g = group_of[op.inputs[0]]
         g.pad_h, g.pad_w = max(g.pad_h, bh), max(g.pad_w, bw)
     groups = list({id(g): g for g in group_of.values()}.values())
+    views = {v: View(0, *prog.shapes[v], g.pad_h, g.pad_w, _esize(prog, v))
+             for v, g in group_of.items()}
     for g in groups:
-        h, w, c = prog.shapes[g.values[0]]
-        g.floats = (h + 2 * g.pad_h) * (w + 2 * g.pad_w) * c
-    views = {v: View(0, *prog.shapes[v], g.pad_h, g.pad_w) for v, g in group_of.items()}
+        g.floats = views[g.values[0]].floats
+        if views[g.values[0]].esize != 4 and (g.pad_h or g.pad_w):
+            raise AssertionError(f"integer value {g.values[0]!r} given a border")
     scratch_groups = {}
     for i, op in enumerate(prog.ops):
         n = chosen[op.name].scratch(op, prog, views, target)
@@ -121,6 +130,10 @@ def make_plan(prog: Program, chosen: dict[str, kernels.Kernel], target: Target) 
     zero = {g.values[0] for g in groups if g.pad_h or g.pad_w}
     return Plan(arena, views, algos, {k: (g.offset, g.floats) for k, g in scratch_groups.items()},
                 in_place, zero)
+
+
+def _esize(prog: Program, value: str) -> int:
+    return 4 if prog.dtype(value) == "float32" else 1
 
 
 def _last_use(prog: Program) -> dict[str, int]:

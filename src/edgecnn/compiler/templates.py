@@ -12,7 +12,7 @@ MODEL_C = """{banner}
 {stdio}
 #include "model.h"
 #include "ec_ref.h"
-{fast_include}#ifdef EC_OPENMP
+{int_include}{fast_include}#ifdef EC_OPENMP
 #include <omp.h>
 #endif
 
@@ -59,12 +59,7 @@ void {p}_set_threads(int n) {{
 /* input_hwc: the preprocessed H x W x C input; output: {out} floats; arena: {arena_bytes}
  * bytes, float-aligned (64-byte alignment is faster). Returns 0; 1 if the weights are not loaded;
  * 3 if a kernel wants more scratch than planned (a compiler bug, reported instead of overrun). */
-int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena) {{
-    float *A = (float *)arena;
-{weights_check}{body}
-    return 0;
-}}
-
+{predict_fn}
 /* As {p}_predict_with_arena, for a caller that passes its arena's size: returns 4 and touches
  * nothing if arena_bytes < {arena_bytes} or the arena is not float-aligned (a microcontroller
  * build refuses to run rather than overrun the caller's memory). */
@@ -95,6 +90,33 @@ static const union {{ unsigned char bytes[{bytes}]; float f[{n}]; }} ec_w EC_ALI
 {data}
 }};
 #define W (ec_w.f)
+"""
+
+PREDICT_FN = """int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena) {{
+    float *A = (float *)arena;
+{weights_check}{body}
+    return 0;
+}}
+"""
+
+# An integer model whose input is quantized first also takes the quantized input directly:
+# both entry points share one body, which skips the quantize op when given integers.
+PREDICT_FN_QUANTIZED = """static int ec_run(const float *input_hwc, const {t} *input_q, float *output,
+                  void *arena) {{
+    float *A = (float *)arena;
+{weights_check}{body}
+    return 0;
+}}
+
+int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena) {{
+    return ec_run(input_hwc, NULL, output, arena);
+}}
+
+/* input_q: the model's input already quantized ({n} values of {t}: scale {scale},
+ * zero point {zp}), as a camera pipeline or another integer engine hands it over. */
+int {p}_predict_quantized_with_arena(const {t} *input_q, float *output, void *arena) {{
+    return ec_run(NULL, input_q, output, arena);
+}}
 """
 
 PREDICT_STATIC = """
@@ -138,7 +160,7 @@ MODEL_H = """{banner}
 #define {P}_MODEL_H
 
 #include <stddef.h>
-
+{stdint_include}
 #ifdef __cplusplus
 extern "C" {{
 #endif
@@ -150,7 +172,7 @@ extern "C" {{
 #define {P}_ARENA_BYTES {arena_bytes}
 
 {predict_decl}int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena);
-int {p}_predict_checked(const float *input_hwc, float *output, void *arena,
+{quantized_decl}int {p}_predict_checked(const float *input_hwc, float *output, void *arena,
                         size_t arena_bytes);  /* 4 = arena too small */
 void {p}_input_shape(int *h, int *w, int *c);
 int {p}_output_size(void);

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from ..layers.base import Shape
 from .graph import Graph
 
@@ -78,12 +80,18 @@ def padded_shapes(g: Graph) -> dict[str, Shape]:
     return out
 
 
+def value_dtypes(g: Graph) -> dict[str, str]:
+    """Layer name → the element type of its output (float32, uint8 or int8)."""
+    dt: dict[str, str] = {}
+    for l in g.layers:
+        dt[l.name] = l.k.output_dtype(l.attrs, [dt[s] for s in l.inputs])
+    return dt
+
+
 def peak_activation_bytes(g: Graph, shapes: dict[str, Shape] | None = None) -> int:
     """Peak of live buffers when layers run in order and buffers die after last use."""
     shapes = shapes or g.shapes
-    width: dict[str, int] = {}
-    for l in g.layers:
-        width[l.name] = l.k.output_bytes(l.attrs, [width[s] for s in l.inputs])
+    width = {n: np.dtype(t).itemsize for n, t in value_dtypes(g).items()}
     size = {n: s[0] * s[1] * s[2] * width.get(n, FLOAT_BYTES) for n, s in shapes.items()}
     last_use = {l.name: i for i, l in enumerate(g.layers)}
     for i, l in enumerate(g.layers):

@@ -156,9 +156,9 @@ class LayerKind:
     def macs(self, a: dict, ins: list[Shape], out: Shape) -> int:
         return 0
 
-    def output_bytes(self, a: dict, in_bytes: list[int]) -> int:
-        """Bytes per element of the output: 4 (float32), 1 for integer kinds' uint8/int8."""
-        return 1 if self.integer else 4
+    def output_dtype(self, a: dict, in_dtypes: list[str]) -> str:
+        """The output's element type: float32, or an integer kind's uint8/int8 (``dtype``)."""
+        return a["dtype"] if self.integer else "float32"
 
     def border(self, a: dict) -> tuple[int, int]:
         """The zero border (rows, columns) this layer reads around its input (ELL padding)."""

@@ -14,8 +14,8 @@ class Flatten(LayerKind):
         h, w, c = ins[0]
         return (1, 1, h * w * c)
 
-    def output_bytes(self, a, in_bytes):
-        return in_bytes[0]  # a view of its input, float or integer
+    def output_dtype(self, a, in_dtypes):
+        return in_dtypes[0]  # a view of its input, float or integer
 
     def forward(self, a, xs, w):
         return xs[0].reshape(xs[0].shape[0], 1, 1, -1)
@@ -45,5 +45,8 @@ class Flatten(LayerKind):
         return out
 
     def c_call(self, op, c):
+        if c.dtype(op.inputs[0]) != "float32":  # integer tensors are contiguous: a copy
+            n = int(np.prod(c.shape(op.output)))
+            return f"    ec_qcopy({c.ins[0]}, {c.out}, {n});"
         return f"    ec_store_hwc(&{c.ins[0]}, {c.out}.data);"
 

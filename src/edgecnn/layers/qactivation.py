@@ -31,6 +31,16 @@ class QActivation(LayerKind):
     def describe(self, a):
         return f"function={a['function']}, {a['dtype']}"
 
+    def c_call(self, op, c):
+        a = op.attrs
+        fields = (a["input_zero_point"], a["output_zero_point"], a["act_min"], a["act_max"],
+                  *(a[n] for n in _PARAMS))
+        n = int(np.prod(c.shape(op.output)))
+        sfx = "u8" if a["dtype"] == "uint8" else "i8"
+        return c.block("{" + ", ".join(map(str, fields)) + "}",
+                       f"ec_qactivation_{sfx}(&p, {c.ins[0]}, {n}, {c.out});",
+                       ctype="ec_qact_params")
+
     def forward(self, a, xs, w):
         x = xs[0].astype(np.int64) - a["input_zero_point"]
         pos = quant.multiply_by_quantized_multiplier(x, a["identity_multiplier"],

@@ -9,7 +9,15 @@ import numpy as np
 
 from .base import Attr, register
 from .dense import Dense
-from .qconv2d import QATTRS, check_qattrs, exact_matmul, int_spec, requant_specs, requantize_acc
+from .qconv2d import (
+    QATTRS,
+    c_qconv_call,
+    check_qattrs,
+    exact_matmul,
+    int_spec,
+    requant_specs,
+    requantize_acc,
+)
 
 
 @register
@@ -32,6 +40,12 @@ class QDense(Dense):
 
     def describe(self, a):
         return f"units={a['units']}, {a['dtype']}"
+
+    def c_call(self, op, c):
+        """A 1x1 convolution of the flattened input (contiguous: integer tensors have no
+        border), whose weights (units, H*W*C) are already [o][c][1][1]."""
+        n = int(np.prod(c.shape(op.inputs[0])))
+        return c_qconv_call(op, c, (1, 1, n, 1, 1, op.attrs["units"], 1, 1, 1, 1, 1, 1, 0, 0, 1))
 
     def forward(self, a, xs, w):
         x = xs[0].reshape(xs[0].shape[0], -1).astype(np.int32) - a["input_zero_point"]

@@ -14,6 +14,7 @@ from .base import Attr, TensorSpec, register
 from .merge import Add, Concat
 from .qconv2d import check_qattrs, int_spec
 
+_SFX = {"uint8": "u8", "int8": "i8"}
 _ADD_PARAMS = ("input1_multiplier", "input1_shift", "input2_multiplier", "input2_shift",
                "output_multiplier", "output_shift")
 
@@ -33,6 +34,15 @@ class QAdd(Add):
     def output_shape(self, a, ins):
         check_qattrs(a)
         return super().output_shape(a, ins)
+
+    def c_call(self, op, c):
+        a = op.attrs
+        fields = (a["input1_zero_point"], a["input2_zero_point"], a["output_zero_point"],
+                  a["act_min"], a["act_max"], *(a[n] for n in _ADD_PARAMS))
+        n = int(np.prod(c.shape(op.output)))
+        return c.block("{" + ", ".join(map(str, fields)) + "}",
+                       f"ec_qadd_{_SFX[a['dtype']]}(&p, {c.ins[0]}, {c.ins[1]}, {n}, {c.out});",
+                       ctype="ec_qadd_params")
 
     def forward(self, a, xs, w):
         return quant.add(xs[0], xs[1], a["input1_zero_point"], a["input2_zero_point"],
@@ -54,6 +64,24 @@ class QConcat(Concat):
     def tensors(self, a, ins):
         return {"input_scale": TensorSpec((len(ins),), "state", "ones"),
                 "input_zero_point": int_spec((len(ins),), "state", "int32")}
+
+    def c_call(self, op, c):
+        """One ec_qconcat call per input, with TFLite's float32 rescale constants."""
+        a, w = op.attrs, op.weights
+        oh, ow, co = c.shape(op.output)
+        out_s = np.float32(a["output_scale"])
+        lines, c0 = [], 0
+        for v, name, s, z in zip(c.ins, op.inputs, w["input_scale"], w["input_zero_point"],
+                                 strict=True):
+            s, z = np.float32(s), int(z)
+            same = int(s == out_s and z == a["output_zero_point"])
+            mul = s * (np.float32(1) / out_s)
+            add = np.float32(-z) * mul
+            ci = c.shape(name)[2]
+            lines.append(f"    ec_qconcat_{_SFX[a['dtype']]}({v}, {ci}, {oh * ow}, {c.out}, {co}, "
+                         f"{c0}, {same}, {c.flt(mul)}, {c.flt(add)}, {a['output_zero_point']});")
+            c0 += ci
+        return "\n".join(lines)
 
     def forward(self, a, xs, w):
         scales, zps = w["input_scale"], w["input_zero_point"]

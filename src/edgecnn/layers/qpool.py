@@ -26,6 +26,19 @@ def _check(a: dict) -> None:
                          f"{lo}..{hi}")
 
 
+def c_qpool_call(op, c) -> str:
+    """``ec_q<max|avg>pool_<u8|i8>``: cells outside the input (padding, ceil mode's partial
+    windows) are skipped, as the reference does."""
+    a = op.attrs
+    h, w, ch = c.shape(op.inputs[0])
+    oh, ow, _ = c.shape(op.output)
+    fields = (h, w, ch, oh, ow, *a["kernel"], *a["stride"], a["padding"][0], a["padding"][1],
+              a["act_min"], a["act_max"])
+    fn = f"ec_{op.kind}_{'u8' if a['dtype'] == 'uint8' else 'i8'}"
+    return c.block("{" + ", ".join(map(str, fields)) + "}", f"{fn}(&p, {c.ins[0]}, {c.out});",
+                   ctype="ec_qpool_params")
+
+
 @register
 class QMaxPool(MaxPool):
     kind = "qmaxpool"
@@ -35,6 +48,9 @@ class QMaxPool(MaxPool):
     def output_shape(self, a, ins):
         _check(a)
         return super().output_shape(a, ins)
+
+    def c_call(self, op, c):
+        return c_qpool_call(op, c)
 
     def forward(self, a, xs, w):
         lo, _ = quant.qrange(a["dtype"])
@@ -52,6 +68,9 @@ class QAvgPool(AvgPool):
     def output_shape(self, a, ins):
         _check(a)
         return super().output_shape({**a, "count_include_pad": False}, ins)
+
+    def c_call(self, op, c):
+        return c_qpool_call(op, c)
 
     def forward(self, a, xs, w):
         x = xs[0].astype(np.int64)

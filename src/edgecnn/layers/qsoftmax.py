@@ -18,6 +18,12 @@ class QSoftmax(LayerKind):
              Attr("beta", "float", 1.0), Attr("input_multiplier", "int"),
              Attr("input_left_shift", "int"), Attr("diff_min", "int"))
 
+    def c_call(self, op, c):
+        h, w, ch = c.shape(op.output)
+        sfx = "u8" if op.attrs["dtype"] == "uint8" else "i8"
+        return (f"    ec_qsoftmax_{sfx}({c.ins[0]}, {h * w}, {ch}, {op.attrs['input_multiplier']}, "
+                f"{op.attrs['input_left_shift']}, {op.attrs['diff_min']}, {c.out});")
+
     def forward(self, a, xs, w):
         p = {k: a[k] for k in ("input_multiplier", "input_left_shift", "diff_min")}
         return quant.softmax(xs[0], p, a["dtype"])

@@ -20,6 +20,16 @@ class Quantize(LayerKind):
     def describe(self, a):
         return f"scale={a['scale']:g}, zero_point={a['zero_point']}, {a['dtype']}"
 
+    def c_call(self, op, c):
+        sfx = "u8" if op.attrs["dtype"] == "uint8" else "i8"
+        q = f"{c.flt(op.attrs['scale'])}, {op.attrs['zero_point']}"
+        if op.inputs[0] in c.external:  # the caller's contiguous floats
+            n = 1
+            for d in c.shape(op.inputs[0]):
+                n *= d
+            return f"    ec_quantize_flat_{sfx}({c.external[op.inputs[0]]}, {n}, {c.out}, {q});"
+        return f"    ec_quantize_{sfx}(&{c.ins[0]}, {c.out}, {q});"
+
     def forward(self, a, xs, w):
         return quant.quantize(xs[0], a["scale"], a["zero_point"], a["dtype"])
 
@@ -35,8 +45,13 @@ class Dequantize(LayerKind):
     def describe(self, a):
         return f"scale={a['scale']:g}, zero_point={a['zero_point']}"
 
-    def output_bytes(self, a, in_bytes):
-        return 4
+    def output_dtype(self, a, in_dtypes):
+        return "float32"
+
+    def c_call(self, op, c):
+        sfx = "u8" if c.dtype(op.inputs[0]) == "uint8" else "i8"
+        return (f"    ec_dequantize_{sfx}({c.ins[0]}, &{c.out}, {c.flt(op.attrs['scale'])}, "
+                f"{op.attrs['zero_point']});")
 
     def forward(self, a, xs, w):
         return quant.dequantize(xs[0], a["scale"], a["zero_point"])

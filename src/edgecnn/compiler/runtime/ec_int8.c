@@ -5,6 +5,8 @@
 #include "ec_int8.h"
 
 #include <limits.h>
+#include <math.h>
+#include <string.h>
 
 int32_t ec_srdhm(int32_t a, int32_t b)
 {
@@ -120,3 +122,210 @@ void NAME(const ec_qadd_params *p, const T *a, const T *b, long n, T *y)        
 
 EC_QADD(ec_qadd_u8, uint8_t)
 EC_QADD(ec_qadd_i8, int8_t)
+
+/* ---- the model's edges --------------------------------------------------------------------- */
+
+/* round(v) half away from zero (roundf), clamped in float first so the conversion is defined */
+static int32_t round_clamped(float v)
+{
+    float r = roundf(v);
+    if (!(r > -1e6f)) r = -1e6f; /* NaN too: the type's minimum, as the reference */
+    if (r > 1e6f) r = 1e6f;
+    return (int32_t)r;
+}
+
+#define EC_QUANTIZE(NAME, T, LO, HI)                                                         \
+void NAME(const ec_tensor *x, T *y, float scale, int32_t zero_point)                         \
+{                                                                                            \
+    int yy, xx, ch;                                                                          \
+    for (yy = 0; yy < x->h; yy++)                                                            \
+        for (xx = 0; xx < x->w; xx++) {                                                      \
+            const float *src = EC_AT(x, yy, xx);                                             \
+            T *dst = y + ((long)yy * x->w + xx) * x->c;                                      \
+            for (ch = 0; ch < x->c; ch++) /* the division in float32, as TFLite */          \
+                dst[ch] = (T)clamp32(round_clamped(src[ch] / scale) + zero_point, LO, HI);  \
+        }                                                                                    \
+}
+
+EC_QUANTIZE(ec_quantize_u8, uint8_t, 0, 255)
+EC_QUANTIZE(ec_quantize_i8, int8_t, -128, 127)
+
+#define EC_QUANTIZE_FLAT(NAME, T, LO, HI)                                                    \
+void NAME(const float *x, long n, T *y, float scale, int32_t zero_point)                     \
+{                                                                                            \
+    long i;                                                                                  \
+    for (i = 0; i < n; i++)                                                                  \
+        y[i] = (T)clamp32(round_clamped(x[i] / scale) + zero_point, LO, HI);                 \
+}
+
+EC_QUANTIZE_FLAT(ec_quantize_flat_u8, uint8_t, 0, 255)
+EC_QUANTIZE_FLAT(ec_quantize_flat_i8, int8_t, -128, 127)
+
+/* scale * (q - zero_point): the product in double, rounded once to float32 (TFLite widens) */
+#define EC_DEQUANTIZE(NAME, T)                                                               \
+void NAME(const T *x, ec_tensor *y, float scale, int32_t zero_point)                         \
+{                                                                                            \
+    int yy, xx, ch;                                                                          \
+    for (yy = 0; yy < y->h; yy++)                                                            \
+        for (xx = 0; xx < y->w; xx++) {                                                      \
+            const T *src = x + ((long)yy * y->w + xx) * y->c;                                \
+            float *dst = EC_AT(y, yy, xx);                                                   \
+            for (ch = 0; ch < y->c; ch++)                                                    \
+                dst[ch] = (float)((double)scale * (double)((int32_t)src[ch] - zero_point));  \
+        }                                                                                    \
+}
+
+EC_DEQUANTIZE(ec_dequantize_u8, uint8_t)
+EC_DEQUANTIZE(ec_dequantize_i8, int8_t)
+
+#define EC_QACTIVATION(NAME, T)                                                              \
+void NAME(const ec_qact_params *p, const T *x, long n, T *y)                                 \
+{                                                                                            \
+    long i;                                                                                  \
+    for (i = 0; i < n; i++) {                                                                \
+        const int32_t v = (int32_t)x[i] - p->in_zp;                                          \
+        const int32_t r = v >= 0                                                             \
+            ? ec_multiply_by_quantized_multiplier(v, p->identity_mult, p->identity_shift)    \
+            : ec_multiply_by_quantized_multiplier(v, p->slope_mult, p->slope_shift);         \
+        y[i] = (T)clamp32(r + p->out_zp, p->act_min, p->act_max);                            \
+    }                                                                                        \
+}
+
+EC_QACTIVATION(ec_qactivation_u8, uint8_t)
+EC_QACTIVATION(ec_qactivation_i8, int8_t)
+
+/* q * s and + b each rounded to float32 as numpy and TFLite do: the double product of an
+ * 8-bit integer and a float is exact, and a double sum of two floats rounds to the float sum;
+ * no fused multiply-add can form across the conversions. */
+#define EC_QCONCAT(NAME, T, LO, HI)                                                          \
+void NAME(const T *x, int c_in, long pixels, T *y, int c_out, int c0, int same, float s,     \
+          float b, int32_t out_zp)                                                           \
+{                                                                                            \
+    long i;                                                                                  \
+    int ch;                                                                                  \
+    for (i = 0; i < pixels; i++) {                                                           \
+        const T *src = x + i * c_in;                                                         \
+        T *dst = y + i * c_out + c0;                                                         \
+        if (same) {                                                                          \
+            memcpy(dst, src, (size_t)c_in * sizeof(T));                                      \
+            continue;                                                                        \
+        }                                                                                    \
+        for (ch = 0; ch < c_in; ch++) {                                                      \
+            const float prod = (float)((double)src[ch] * (double)s);                         \
+            const float sum = (float)((double)prod + (double)b);                             \
+            dst[ch] = (T)clamp32(round_clamped(sum) + out_zp, LO, HI);                       \
+        }                                                                                    \
+    }                                                                                        \
+}
+
+EC_QCONCAT(ec_qconcat_u8, uint8_t, 0, 255)
+EC_QCONCAT(ec_qconcat_i8, int8_t, -128, 127)
+
+void ec_qcopy(const void *x, void *y, long bytes)
+{
+    if (x != y) memmove(y, x, (size_t)bytes);
+}
+
+void ec_u8_to_float(const uint8_t *x, long n, float *y)
+{
+    long i;
+    for (i = 0; i < n; i++) y[i] = (float)x[i];
+}
+
+void ec_i8_to_float(const int8_t *x, long n, float *y)
+{
+    long i;
+    for (i = 0; i < n; i++) y[i] = (float)x[i];
+}
+
+/* ---- softmax: gemmlowp's fixed point (edgecnn.quant.softmax, step for step) ---------------- */
+
+static int32_t sat_left_shift(int32_t x, int e)
+{
+    const int32_t threshold = (int32_t)(((int64_t)1 << (31 - e)) - 1);
+    if (x > threshold) return INT32_MAX;
+    if (x < -threshold) return INT32_MIN;
+    return (int32_t)((int64_t)x * ((int64_t)1 << e));
+}
+
+static int64_t rdbp64(int64_t x, int e)  /* RoundingDivideByPOT on 64 bits (e may pass 31) */
+{
+    const int64_t mask = ((int64_t)1 << e) - 1;
+    const int64_t remainder = x & mask, threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (remainder > threshold ? 1 : 0);
+}
+
+static int32_t exp_quarter_interval(int32_t a)  /* exp(a), a in [-1/4, 0), Q0.31 */
+{
+    const int32_t constant_term = 1895147668, one_third = 715827883;
+    const int32_t x = a + (1 << 28);
+    const int32_t x2 = ec_srdhm(x, x), x3 = ec_srdhm(x2, x), x4 = ec_srdhm(x2, x2);
+    const int32_t x4_over_4 = ec_rounding_divide_by_pot(x4, 2);
+    const int32_t poly = ec_rounding_divide_by_pot(ec_srdhm(x4_over_4 + x3, one_third) + x2, 1);
+    return constant_term + ec_srdhm(constant_term, x + poly);
+}
+
+static int32_t exp_on_negative_values(int32_t a)  /* a <= 0 in Q5.26, result Q0.31 */
+{
+    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535,
+                                      720401, 242};  /* exp(-2^k), k = -2 .. 4 */
+    const int32_t quarter = 1 << 24;
+    const int32_t mod_minus_quarter = (a & (quarter - 1)) - quarter;
+    const int32_t remainder = mod_minus_quarter - a;
+    int32_t result = exp_quarter_interval(sat_left_shift(mod_minus_quarter, 5));
+    int k;
+    for (k = 0; k < 7; k++)
+        if (remainder & ((int32_t)1 << (24 + k))) result = ec_srdhm(result, barrel[k]);
+    return a == 0 ? INT32_MAX : result;
+}
+
+static int32_t one_over_one_plus_x(int32_t a)  /* 1 / (1 + a), a in [0, 1), Q0.31 */
+{
+    const int32_t half_denominator = (int32_t)(((int64_t)a + INT32_MAX + 1) >> 1);
+    int32_t x = 1515870810 + ec_srdhm(half_denominator, -1010580540);
+    int i;
+    for (i = 0; i < 3; i++) {
+        const int32_t one_minus = (1 << 29) - ec_srdhm(half_denominator, x);
+        x = x + sat_left_shift(ec_srdhm(x, one_minus), 2);
+    }
+    return sat_left_shift(x, 1);
+}
+
+#define EC_QSOFTMAX(NAME, T, LO, HI)                                                         \
+void NAME(const T *x, long rows, int depth, int32_t input_multiplier, int input_left_shift,  \
+          int32_t diff_min, T *y)                                                            \
+{                                                                                            \
+    long r;                                                                                  \
+    int i;                                                                                   \
+    for (r = 0; r < rows; r++) {                                                             \
+        const T *xr = x + r * depth;                                                         \
+        T *yr = y + r * depth;                                                               \
+        int32_t max = xr[0], total = 0, headroom = 0, scale;                                 \
+        int exponent;                                                                        \
+        for (i = 1; i < depth; i++) if (xr[i] > max) max = xr[i];                            \
+        for (i = 0; i < depth; i++) {                                                        \
+            const int32_t diff = (int32_t)xr[i] - max;                                       \
+            if (diff >= diff_min)                                                            \
+                total += ec_rounding_divide_by_pot(exp_on_negative_values(ec_srdhm(          \
+                    diff * (1 << input_left_shift), input_multiplier)), 12);                 \
+        }                                                                                    \
+        while (headroom < 32 && !((uint32_t)total & (0x80000000u >> headroom))) headroom++; \
+        scale = one_over_one_plus_x((int32_t)(((uint32_t)total << headroom) - 0x80000000u)); \
+        exponent = 12 - headroom + 31 - 8;                                                   \
+        for (i = 0; i < depth; i++) {                                                        \
+            const int32_t diff = (int32_t)xr[i] - max;                                       \
+            int64_t out = LO;                                                                \
+            if (diff >= diff_min) {                                                          \
+                const int32_t e = exp_on_negative_values(ec_srdhm(                           \
+                    diff * (1 << input_left_shift), input_multiplier));                      \
+                out = rdbp64(ec_srdhm(scale, e), exponent) + LO;                             \
+                if (out > HI) out = HI;                                                      \
+                if (out < LO) out = LO;                                                      \
+            }                                                                                \
+            yr[i] = (T)out;                                                                  \
+        }                                                                                    \
+    }                                                                                        \
+}
+
+EC_QSOFTMAX(ec_qsoftmax_u8, uint8_t, 0, 255)
+EC_QSOFTMAX(ec_qsoftmax_i8, int8_t, -128, 127)

@@ -1,12 +1,15 @@
 /* Portable 8-bit integer kernels: TensorFlow Lite's integer arithmetic in C99, bit for bit the
  * numpy reference's (edgecnn/quant.py and the q* layer kinds). Tensors are NHWC, batch 1;
  * accumulators are int32. Each kernel exists for uint8 (_u8) and int8 (_i8) activations; the
- * weights have the activations' type. Not yet called by generated code (the compiler refuses
- * integer graphs); tests/test_int8_kernels.py checks them against the reference. */
+ * weights have the activations' type. Integer tensors are contiguous (no border). The compiler
+ * calls them for the integer layer kinds (the q* kinds' c_call); tests/test_int8_kernels.py and
+ * tests/test_int8_compile.py check them against the numpy reference bit for bit. */
 #ifndef EC_INT8_H
 #define EC_INT8_H
 
 #include <stdint.h>
+
+#include "ec_types.h"
 
 int32_t ec_srdhm(int32_t a, int32_t b);                 /* SaturatingRoundingDoublingHighMul */
 int32_t ec_rounding_divide_by_pot(int32_t x, int exponent);
@@ -45,5 +48,44 @@ typedef struct {
 
 void ec_qadd_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b, long n, uint8_t *y);
 void ec_qadd_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n, int8_t *y);
+
+/* The model's edges: float <-> integer (TFLite's QUANTIZE and DEQUANTIZE). */
+void ec_quantize_u8(const ec_tensor *x, uint8_t *y, float scale, int32_t zero_point);
+void ec_quantize_i8(const ec_tensor *x, int8_t *y, float scale, int32_t zero_point);
+/* the same from n contiguous floats (the caller's input, read in place) */
+void ec_quantize_flat_u8(const float *x, long n, uint8_t *y, float scale, int32_t zero_point);
+void ec_quantize_flat_i8(const float *x, long n, int8_t *y, float scale, int32_t zero_point);
+void ec_dequantize_u8(const uint8_t *x, ec_tensor *y, float scale, int32_t zero_point);
+void ec_dequantize_i8(const int8_t *x, ec_tensor *y, float scale, int32_t zero_point);
+
+/* relu / relu6 / leaky relu on their own: two multipliers (edgecnn.layers.qactivation) */
+typedef struct {
+    int32_t in_zp, out_zp, act_min, act_max;
+    int32_t identity_mult, identity_shift, slope_mult, slope_shift;
+} ec_qact_params;
+
+void ec_qactivation_u8(const ec_qact_params *p, const uint8_t *x, long n, uint8_t *y);
+void ec_qactivation_i8(const ec_qact_params *p, const int8_t *x, long n, int8_t *y);
+
+/* One input of a concatenation: its c_in channels of every pixel into channels c0.. of the
+ * output's c_out; copied when it shares the output's scale and zero point (same = 1), else
+ * round(q * s + b) + out_zp in float32 (s, b precomputed, TFLite's ConcatenationWithScaling). */
+void ec_qconcat_u8(const uint8_t *x, int c_in, long pixels, uint8_t *y, int c_out, int c0,
+                   int same, float s, float b, int32_t out_zp);
+void ec_qconcat_i8(const int8_t *x, int c_in, long pixels, int8_t *y, int c_out, int c0,
+                   int same, float s, float b, int32_t out_zp);
+
+/* Softmax over the last axis (depth) of rows x depth values: gemmlowp's fixed-point exp and
+ * reciprocal (TFLite's reference 8-bit softmax); output scale 1/256, zero point the minimum. */
+void ec_qsoftmax_u8(const uint8_t *x, long rows, int depth, int32_t input_multiplier,
+                    int input_left_shift, int32_t diff_min, uint8_t *y);
+void ec_qsoftmax_i8(const int8_t *x, long rows, int depth, int32_t input_multiplier,
+                    int input_left_shift, int32_t diff_min, int8_t *y);
+
+/* Flatten of an integer tensor (contiguous: a copy), and an integer model output handed to the
+ * float API as its raw values. */
+void ec_qcopy(const void *x, void *y, long bytes);
+void ec_u8_to_float(const uint8_t *x, long n, float *y);
+void ec_i8_to_float(const int8_t *x, long n, float *y);
 
 #endif
