@@ -101,8 +101,8 @@ PREDICT_FN = """int {p}_predict_with_arena(const float *input_hwc, float *output
 
 # An integer model whose input is quantized first also takes the quantized input directly:
 # both entry points share one body, which skips the quantize op when given integers.
-PREDICT_FN_QUANTIZED = """static int ec_run(const float *input_hwc, const {t} *input_q, float *output,
-                  void *arena) {{
+PREDICT_FN_QUANTIZED = """static int ec_run(const float *input_hwc, const {t} *input_q,
+                  float *output, void *arena) {{
     float *A = (float *)arena;
 {weights_check}{body}
     return 0;
@@ -114,7 +114,8 @@ int {p}_predict_with_arena(const float *input_hwc, float *output, void *arena) {
 
 /* input_q: the model's input already quantized ({n} values of {t}: scale {scale},
  * zero point {zp}), as a camera pipeline or another integer engine hands it over. */
-int {p}_predict_quantized_with_arena(const {t} *input_q, float *output, void *arena) {{
+int {p}_predict_quantized_with_arena(const {t} *input_q, float *output,
+        void *arena) {{
     return ec_run(NULL, input_q, output, arena);
 }}
 """
