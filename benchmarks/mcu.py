@@ -10,9 +10,9 @@ instructions at MPS2's 25 MHz, 31.25 at MPS3's 32 MHz; instructions, not time).
 
 Part 2, TFLM (the pip ``tflite-micro`` interpreter, x86): for int8 ``.tflite`` files written by
 ``tests/tflite_int8.py`` (TFLM runs int8 only), the smallest arena it accepts (bisection) and its
-outputs; beside them edgecnn's build of the same file. edgecnn imports an int8 file as a FLOAT
-graph (dequantized weights) until its integer kernels land, so its arena holds float32
-activations (4 bytes each, TFLM's 1) and its outputs differ from TFLM's by the quantization.
+outputs; beside them edgecnn's build of the same file as an integer graph (the portable int8
+kernels, 1-byte activations) on the board, whose output must equal TFLM's exactly, and the
+arena the float graph of the same file would need.
 
 Needs: arm-none-eabi-gcc + newlib, qemu-system-arm, the tflite extra, ``tflite-micro`` (part 2)
 and the shared data (the MobileNet row).
@@ -50,23 +50,24 @@ def logits(g):
     return cut(g, last.inputs[0]) if last.kind == "softmax" else g
 
 
-def import_file(path):
+def import_file(path, as_float: bool = True):
     from edgecnn.formats.importers.tflite import import_tflite
 
-    return logits(import_tflite(path, as_float=True))
+    return logits(import_tflite(path, as_float=as_float))
 
 
 # ---- part 1: edgecnn on the boards ------------------------------------------------------------
 
 def on_board(g, target: str, x: np.ndarray, work: Path) -> dict:
-    gen = mcu.generate(g, work / f"{target}-{g.name[:24]}", target)
+    kind = "integer" if any(l.k.integer for l in g.layers) else "float"
+    gen = mcu.generate(g, work / f"{target}-{kind}-{g.name[:24]}", target)
     mcu.build_images(gen)
     sz = mcu.sizes(gen, g)
     r = mcu.run(gen.target, gen.dir / "model.elf", x, g.num_classes, icount=True)
     if r.report.get("rc") != 0:
-        return {"model": g.name, "target": target, "error": r.report}
+        return {"model": f"{g.name} ({kind})", "target": target, "error": r.report}
     want = reference.predict(g, x[None])[0].ravel()
-    return {"model": g.name, "target": target, "board": gen.target.board,
+    return {"model": f"{g.name} ({kind})", "target": target, "board": gen.target.board,
             "flash_code": sz["flash"]["text"] + sz["flash"]["rodata"],
             "flash_weights": sz["flash"]["weights"], "flash_total": sz["flash"]["total"],
             "arena": sz["ram"]["arena"], "stack": r.report["stack_bytes"],
@@ -175,13 +176,12 @@ def tflm_row(name, layers, shape, target, work: Path, seed=0) -> dict:
     out_t = tensors[outs[0]]
     scale, zp = float(out_t.scale[0]), float(out_t.zero_point[0])
     y_tflm = (y_q - zp) * scale
-    g = import_file(path)
+    g = import_file(path, as_float=False)
     ours = on_board(g, target, x, work)
-    _, pl = build.lower_and_plan(g, targets.get(target), ref_kernels=True)
+    _, pl_float = build.lower_and_plan(import_file(path), targets.get(target), ref_kernels=True)
     return {"model": name, "tflite_bytes": len(data), "tflm_arena": arena,
             "tflm_allocations": tflm_allocations(data, 1 << 22, x_q),
-            # the same memory plan with 1-byte elements: what an int8 build would need
-            "edgecnn_int8_plan_projection": pl.arena_floats,
+            "edgecnn_float_graph_arena": pl_float.arena_bytes,
             "tflm_top1": int(np.argmax(y_tflm)), "edgecnn": {k: v for k, v in ours.items()
                                                            if k != "output"},
             "edgecnn_top1": int(np.argmax(ours["output"])),
@@ -220,18 +220,17 @@ def board_table(rows) -> str:
 
 def tflm_table(rows) -> str:
     lines = ["| model (int8 .tflite) | file bytes | TFLM arena: smallest accepted (its report: "
-             "activations + persistent) | edgecnn arena, float graph (built) | edgecnn arena, "
-             "int8 (same plan, projection) | edgecnn RAM total (float) | edgecnn flash (float) "
-             "| top-1 TFLM / edgecnn | max diff (output steps) | edgecnn instructions "
+             "activations + persistent) | edgecnn arena, int8 (built, on the board) | edgecnn "
+             "RAM total: arena + stack + bss/data | edgecnn arena of the float graph | edgecnn "
+             "flash | top-1 TFLM / edgecnn | max diff (output steps) | edgecnn instructions "
              "(cortex-m4) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         e, a = r["edgecnn"], r["tflm_allocations"]
         lines.append(
             f"| {r['model']} | {r['tflite_bytes']:,} | {r['tflm_arena']:,} ({a.get('head', 0):,}"
-            f" + {a.get('tail', 0):,}) | {e['arena']:,} | "
-            f"{r['edgecnn_int8_plan_projection']:,} | {e['ram_total']:,} | "
-            f"{e['flash_total']:,} | {r['tflm_top1']} / {r['edgecnn_top1']} | "
+            f" + {a.get('tail', 0):,}) | {e['arena']:,} | {e['ram_total']:,} | "
+            f"{r['edgecnn_float_graph_arena']:,} | {e['flash_total']:,} | {r['tflm_top1']} / {r['edgecnn_top1']} | "
             f"{r['max_diff_in_output_steps']:.1f} | {e['instructions'] / 1e6:.1f} M |")
     return "\n".join(lines) + "\n"
 
@@ -246,8 +245,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgecnn-mcu-bench-") as tmp:
         work = Path(tmp)
         models = [resolve("d_I32x32x3CMCMCMF10"), resolve("d_I32x32x3CMBMBMF10")]
-        if MOBILENET.is_file():
-            models.append(import_file(MOBILENET))
+        if MOBILENET.is_file():  # as a float graph and as the integer graph it is
+            models += [import_file(MOBILENET), import_file(MOBILENET, as_float=False)]
         board_rows = []
         for g in models:
             x = np.random.default_rng(0).uniform(-1, 1, g.input_shape).astype(np.float32)
@@ -262,8 +261,8 @@ def main(argv=None) -> int:
             print(f"tflm: {name}", file=sys.stderr)
             tflm_rows.append(tflm_row(name, layers, shape, "cortex-m4", work))
         refusal = tflm_refuses_uint8() if MOBILENET.is_file() else "not run (no shared data)"
-    md = ("## edgecnn on emulated Cortex-M boards (float graphs)\n\n" + board_table(board_rows)
-          + "\n## Beside TensorFlow Lite Micro (int8 files; edgecnn runs their float graph)\n\n"
+    md = ("## edgecnn on emulated Cortex-M boards\n\n" + board_table(board_rows)
+          + "\n## Beside TensorFlow Lite Micro (int8 files, run as integers by both)\n\n"
           + tflm_table(tflm_rows)
           + f"\nTFLM on the shared uint8 MobileNet v1 0.25/128: {refusal}\n"
           + f"\n(measured in {time.time() - t0:.0f} s)\n")

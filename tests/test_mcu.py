@@ -340,3 +340,26 @@ def test_int8_tflite_agrees_with_tflite_micro(tmp_path):
     gi = import_tflite(path)
     got_i = reference.predict(gi, x_q.astype(np.float32) / 128)[0]
     np.testing.assert_array_equal(got_i, want)
+    # compiled for the board (the portable int8 kernels): TFLM's output exactly, in less RAM
+    # than the smallest arena TFLM accepts for the same file
+    need_mcu()
+    gen = mcu.generate(gi, tmp_path / "int8-m4", "cortex-m4")
+    mcu.build_images(gen)
+    r = mcu.run(gen.target, gen.dir / "model.elf", x_q[0].astype(np.float32) / 128,
+                gi.num_classes)
+    assert r.report["rc"] == 0 and r.report["guard_ok"] == 1, r.report
+    np.testing.assert_array_equal(r.output, want)
+
+    def tflm_runs(n: int) -> bool:
+        try:
+            tflm.Interpreter.from_bytes(data, arena_size=n).invoke()
+            return True
+        except RuntimeError:
+            return False
+
+    lo, hi = 0, 1 << 20  # bisection to 16 bytes: TFLM fails at lo, runs at hi
+    while hi - lo > 16:
+        lo, hi = (lo, (lo + hi) // 2) if tflm_runs((lo + hi) // 2) else ((lo + hi) // 2, hi)
+    print(f"int8 on cortex-m4: arena {gen.arena_bytes} + stack {r.report['stack_bytes']} bytes; "
+          f"TFLM's smallest arena {hi}")
+    assert gen.arena_bytes + r.report["stack_bytes"] < hi, (gen.arena_bytes, hi)
