@@ -2,9 +2,8 @@
 
 The backends (torch module, ONNX export, the C compiler) claim every float kind but ``input``
 (which each of them feeds itself). The integer kinds (``kind.integer``, TFLite's arithmetic) are
-claimed by the C compiler (ec_int8.c) only: torch and the ONNX export refuse an integer graph with
-one "not yet supported" error (tested with the integer models). A kind added without one of its
-lowerings fails here, naming it.
+claimed by the C compiler (ec_int8.c) and the ONNX export (QDQ, layers/_qdq.py); torch refuses an
+integer graph. A kind added without one of its lowerings fails here, naming it.
 """
 
 from edgecnn.compiler import passes
@@ -19,7 +18,7 @@ def _missing(kinds: dict[str, LayerKind]) -> list[str]:
     for name, kind in sorted(kinds.items()):
         if name in NOT_CLAIMED:
             continue
-        for backend in ["c"] if kind.integer else LOWERINGS:
+        for backend in ["c", "onnx"] if kind.integer else LOWERINGS:
             if backend == "c" and name in passes.REWRITTEN:
                 continue  # a compiler pass removes or rewrites it before the C calls
             if not lowers_to(kind, backend):

@@ -31,6 +31,20 @@ class QActivation(LayerKind):
     def describe(self, a):
         return f"function={a['function']}, {a['dtype']}"
 
+    def to_onnx(self, b, l, ins, out):
+        from . import _qdq
+
+        a = l.attrs
+        x = _qdq.dequantize(b, l, ins[0], a["input_scale"], a["input_zero_point"], a["dtype"],
+                            "x")
+        y = b.tmp(l, a["function"])
+        if a["function"] == "leaky_relu":
+            b.node("LeakyRelu", [x], [y], l.name, alpha=a["slope"])
+        else:  # relu, relu6: their upper bound is the clamp
+            b.node("Relu", [x], [y], l.name)
+        return _qdq.quantize(b, l, _qdq.clamp(b, l, y, a), a["output_scale"],
+                             a["output_zero_point"], a["dtype"], out)
+
     def c_call(self, op, c):
         a = op.attrs
         fields = (a["input_zero_point"], a["output_zero_point"], a["act_min"], a["act_max"],

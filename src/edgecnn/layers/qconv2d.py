@@ -104,6 +104,23 @@ class QConv2d(Conv2d):
     def describe(self, a):
         return f"{super().describe(a)}, {a['dtype']}"
 
+    def to_onnx(self, b, l, ins, out):
+        from . import _qdq
+        from .conv2d import onnx_conv_attrs
+
+        a = l.attrs
+        x = _qdq.dequantize(b, l, ins[0], a["input_scale"], a["input_zero_point"], a["dtype"],
+                            "x")
+        w, bias = _qdq.weights(b, l, a, b.graph.weights[f"{l.name}.weight"])
+        y = b.tmp(l, "conv")
+        b.node("Conv", [x, w, bias], [y], l.name,
+               **onnx_conv_attrs(a, a["dilation"], a["groups"]))
+        return _qdq.quantize(b, l, _qdq.clamp(b, l, y, a), a["output_scale"],
+                             a["output_zero_point"], a["dtype"], out)
+
+    def to_torch(self, a, ins):
+        raise NotImplementedError("integer kinds have no torch lowering")
+
     def c_call(self, op, c):
         a = op.attrs
         t, l, _, _ = a["padding"]

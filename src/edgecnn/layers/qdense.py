@@ -41,6 +41,34 @@ class QDense(Dense):
     def describe(self, a):
         return f"units={a['units']}, {a['dtype']}"
 
+    def to_onnx(self, b, l, ins, out):
+        """Flatten (C, H, W order on NCHW: the weight's columns are permuted to match, as the
+        float dense does) → QDQ Gemm → Reshape to (N, units, 1, 1)."""
+        from . import _qdq
+
+        a = l.attrs
+        (h, w, c), units = b.graph.input_shapes(l)[0], a["units"]
+        if ins[0] in b.chw_flat:
+            h, w, c = b.chw_flat[ins[0]]
+        wt = np.asarray(b.graph.weights[f"{l.name}.weight"])
+        if h * w > 1:
+            wt = wt.reshape(units, h, w, c).transpose(0, 3, 1, 2).reshape(units, c * h * w)
+        flat = ins[0] if ins[0] in b.chw_flat else b.tmp(l, "flat")
+        if flat != ins[0]:
+            b.node("Flatten", ins, [flat], l.name, axis=1)
+        x = _qdq.dequantize(b, l, flat, a["input_scale"], a["input_zero_point"], a["dtype"], "x")
+        wq, bias = _qdq.weights(b, l, a, wt)
+        y = b.tmp(l, "gemm")
+        b.node("Gemm", [x, wq, bias], [y], l.name, transB=1)
+        q = _qdq.quantize(b, l, _qdq.clamp(b, l, y, a), a["output_scale"],
+                          a["output_zero_point"], a["dtype"], b.tmp(l, "q"))
+        shape = b.const(f"{l.name}/shape", np.array([0, units, 1, 1], dtype=np.int64))
+        b.node("Reshape", [q, shape], [out], l.name)
+        return out
+
+    def to_torch(self, a, ins):
+        raise NotImplementedError("integer kinds have no torch lowering")
+
     def c_call(self, op, c):
         """A 1x1 convolution of the flattened input (contiguous: integer tensors have no
         border), whose weights (units, H*W*C) are already [o][c][1][1]."""

@@ -44,6 +44,20 @@ class QAdd(Add):
                        f"ec_qadd_{_SFX[a['dtype']]}(&p, {c.ins[0]}, {c.ins[1]}, {n}, {c.out});",
                        ctype="ec_qadd_params")
 
+    def to_onnx(self, b, l, ins, out):
+        from . import _qdq
+
+        a = l.attrs
+        xs = [_qdq.dequantize(b, l, v, a[f"input{i}_scale"], a[f"input{i}_zero_point"],
+                              a["dtype"], f"x{i}") for i, v in enumerate(ins, start=1)]
+        y = b.tmp(l, "add")
+        b.node("Add", xs, [y], l.name)
+        return _qdq.quantize(b, l, _qdq.clamp(b, l, y, a), a["output_scale"],
+                             a["output_zero_point"], a["dtype"], out)
+
+    def to_torch(self, a, ins):
+        raise NotImplementedError("integer kinds have no torch lowering")
+
     def forward(self, a, xs, w):
         return quant.add(xs[0], xs[1], a["input1_zero_point"], a["input2_zero_point"],
                          {n: a[n] for n in _ADD_PARAMS}, a["output_zero_point"], a["act_min"],
@@ -82,6 +96,21 @@ class QConcat(Concat):
                          f"{c0}, {same}, {c.flt(mul)}, {c.flt(add)}, {a['output_zero_point']});")
             c0 += ci
         return "\n".join(lines)
+
+    def to_onnx(self, b, l, ins, out):
+        from . import _qdq
+
+        a, g = l.attrs, b.graph.weights
+        scales, zps = g[f"{l.name}.input_scale"], g[f"{l.name}.input_zero_point"]
+        xs = [_qdq.dequantize(b, l, v, float(s), int(z), a["dtype"], f"x{i}")
+              for i, (v, s, z) in enumerate(zip(ins, scales, zps, strict=True))]
+        y = b.tmp(l, "concat")
+        b.node("Concat", xs, [y], l.name, axis=1)
+        return _qdq.quantize(b, l, y, a["output_scale"], a["output_zero_point"], a["dtype"],
+                             out)
+
+    def to_torch(self, a, ins):
+        raise NotImplementedError("integer kinds have no torch lowering")
 
     def forward(self, a, xs, w):
         scales, zps = w["input_scale"], w["input_zero_point"]

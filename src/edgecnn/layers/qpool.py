@@ -26,6 +26,22 @@ def _check(a: dict) -> None:
                          f"{lo}..{hi}")
 
 
+def onnx_qpool(b, l, ins, out) -> str:
+    """QDQ around the float pool: input and output share scale and zero point."""
+    from . import _qdq
+    from .pool import _onnx_pool_attrs
+
+    a = l.attrs
+    x = _qdq.dequantize(b, l, ins[0], a["scale"], a["zero_point"], a["dtype"], "x")
+    y = b.tmp(l, "pool")
+    if l.kind == "qmaxpool":
+        b.node("MaxPool", [x], [y], l.name, **_onnx_pool_attrs(b, l))
+    else:
+        b.node("AveragePool", [x], [y], l.name, **_onnx_pool_attrs(b, l), count_include_pad=0)
+    y = _qdq.clamp(b, l, y, {**a, "output_scale": a["scale"], "output_zero_point": a["zero_point"]})
+    return _qdq.quantize(b, l, y, a["scale"], a["zero_point"], a["dtype"], out)
+
+
 def c_qpool_call(op, c) -> str:
     """``ec_q<max|avg>pool_<u8|i8>``: cells outside the input (padding, ceil mode's partial
     windows) are skipped, as the reference does."""
@@ -52,6 +68,12 @@ class QMaxPool(MaxPool):
     def c_call(self, op, c):
         return c_qpool_call(op, c)
 
+    def to_onnx(self, b, l, ins, out):
+        return onnx_qpool(b, l, ins, out)
+
+    def to_torch(self, a, ins):
+        raise NotImplementedError("integer kinds have no torch lowering")
+
     def forward(self, a, xs, w):
         lo, _ = quant.qrange(a["dtype"])
         win, _ = self._windows(a, xs[0].astype(np.int32), lo - 1)  # padding never wins
@@ -71,6 +93,12 @@ class QAvgPool(AvgPool):
 
     def c_call(self, op, c):
         return c_qpool_call(op, c)
+
+    def to_onnx(self, b, l, ins, out):
+        return onnx_qpool(b, l, ins, out)
+
+    def to_torch(self, a, ins):
+        raise NotImplementedError("integer kinds have no torch lowering")
 
     def forward(self, a, xs, w):
         x = xs[0].astype(np.int64)

@@ -18,6 +18,17 @@ class QSoftmax(LayerKind):
              Attr("beta", "float", 1.0), Attr("input_multiplier", "int"),
              Attr("input_left_shift", "int"), Attr("diff_min", "int"))
 
+    def to_onnx(self, b, l, ins, out):
+        from . import _qdq
+
+        a = l.attrs
+        lo, _ = quant.qrange(a["dtype"])
+        # softmax is shift-invariant: the input's zero point (not stored) does not matter
+        x = _qdq.dequantize(b, l, ins[0], a["input_scale"], 0, a["dtype"], "x")
+        y = b.tmp(l, "softmax")
+        b.node("Softmax", [x], [y], l.name, axis=1)
+        return _qdq.quantize(b, l, y, 1 / 256, lo, a["dtype"], out)
+
     def c_call(self, op, c):
         h, w, ch = c.shape(op.output)
         sfx = "u8" if op.attrs["dtype"] == "uint8" else "i8"

@@ -20,6 +20,12 @@ class Quantize(LayerKind):
     def describe(self, a):
         return f"scale={a['scale']:g}, zero_point={a['zero_point']}, {a['dtype']}"
 
+    def to_onnx(self, b, l, ins, out):
+        from . import _qdq
+
+        a = l.attrs
+        return _qdq.quantize(b, l, ins[0], a["scale"], a["zero_point"], a["dtype"], out)
+
     def c_call(self, op, c):
         sfx = "u8" if op.attrs["dtype"] == "uint8" else "i8"
         q = f"{c.flt(op.attrs['scale'])}, {op.attrs['zero_point']}"
@@ -47,6 +53,13 @@ class Dequantize(LayerKind):
 
     def output_dtype(self, a, in_dtypes):
         return "float32"
+
+    def to_onnx(self, b, l, ins, out):
+        from . import _qdq
+
+        a = l.attrs
+        return _qdq.dequantize(b, l, ins[0], a["scale"], a["zero_point"],
+                               _qdq.value_dtype(b.graph, l.inputs[0]), "x", name=out)
 
     def c_call(self, op, c):
         sfx = "u8" if c.dtype(op.inputs[0]) == "uint8" else "i8"
