@@ -222,3 +222,22 @@ def test_gallery_charts_per_device_in_headless_chromium(pi_cards, tmp_path, brow
     # ELL's squares are drawn in the third series colour, the estimate in the second
     for color in ([0x2C, 0xA0, 0x2C], [0xD6, 0x27, 0x28]):
         assert np.all(np.abs(pixels - color) < 30, axis=-1).sum() > 20, color
+
+
+def test_integer_card_says_its_numbers_and_counts_bytes_at_their_width(tmp_path):
+    """The int8 card beside the float one: its type, and weights at one byte each."""
+    from conftest import need_module
+    from int_models import small_model
+
+    need_module("tflite", "tflite")
+    from edgecnn.formats.importers import import_model
+
+    path = tmp_path / "small.tflite"
+    path.write_bytes(small_model("int8"))
+    gi, gf = import_model(path), import_model(path, as_float=True)
+    ci, cf = build(gi), build(gf)
+    assert ci["numbers"]["dtype"] == "int8" and "per channel" in ci["numbers"]["text"]
+    assert cf["numbers"] == {"dtype": "float32", "text": "float32 weights and activations"}
+    assert ci["size"]["weights_bytes"] == sum(v.nbytes for v in gi.weights.values())
+    assert ci["size"]["weights_bytes"] < 0.4 * cf["size"]["weights_bytes"]
+    assert "| Numbers | int8: 8-bit weights (per channel)" in render_markdown(ci)

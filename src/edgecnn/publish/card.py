@@ -143,6 +143,7 @@ def build(g: Graph, model_file: str | os.PathLike | None = None,
         "input": {"shape": list(g.input_shape), "text": input_str(g),
                   "preprocessing": g.preprocessing.to_json()},
         "output": _output(g),
+        "numbers": numbers(g),
         "architecture": arch,
         "totals": {"params": s.total_params, "weights": s.total_weights,
                    "biases": s.total_biases, "macs": s.total_macs,
@@ -154,6 +155,22 @@ def build(g: Graph, model_file: str | os.PathLike | None = None,
         "performance": perf,
         "notes": notes,
     }
+
+
+def numbers(g: Graph) -> dict:
+    """How the model computes: float32, or uint8/int8 integers (the int8 card beside the float
+    one shows which is which, and its sizes and accuracy at that width)."""
+    ints = [l for l in g.layers if l.k.integer and "dtype" in l.attrs]
+    if not ints:
+        return {"dtype": "float32", "text": "float32 weights and activations"}
+    dtype = ints[0].attrs["dtype"]
+    per_channel = any(l.attrs.get("per_channel") for l in ints)
+    floats = [l.name for l in g.layers[1:]
+              if not l.k.integer and l.kind not in ("flatten", "dropout", "softmax")]
+    text = (f"{dtype}: 8-bit weights ({'per channel' if per_channel else 'per tensor'}) and "
+            "activations, int32 biases, TFLite's integer arithmetic"
+            + (f"; in float32: {', '.join(floats)}" if floats else ""))
+    return {"dtype": dtype, "text": text}
 
 
 def _output(g: Graph) -> dict:
@@ -210,6 +227,7 @@ def _summary_rows(card: dict) -> list[tuple[str, list[str]]]:
                   f"weights: {_mb(size['weights_bytes'])}",
                   f"compiled library (code + weights): {_mb(size['compiled_code_bytes'])}"]),
         ("Input", [card["input"]["text"]]),
+        ("Numbers", [card.get("numbers", {}).get("text", "float32 weights and activations")]),
         ("Parameters", [f"{t['params']:,} ({t['weights']:,} weights + {t['biases']:,} biases)"]),
         ("MACs", [f"{t['macs']:,} per frame ({2 * t['macs'] / 1e9:.3f} GFLOP)"]),
         ("Peak activations", [_mb(t["peak_activation_bytes"])]),

@@ -235,7 +235,7 @@ def _cell(text: str, value=None, numeric: bool = False) -> str:
 def index_html(cards: list[dict], charts: dict[str, str],
                columns: list[tuple[str, str]]) -> str:
     """The table (a ms/frame column per device and kind) and one chart per device."""
-    head = ["Model", "Input", "Top-1", "Top-5"] + [f"ms/frame, {d}, {k}" for d, k in columns] + [
+    head = ["Model", "Input", "Type", "Top-1", "Top-5"] + [f"ms/frame, {d}, {k}" for d, k in columns] + [
         "Size (MB)", "Params", "MACs"]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>edgecnn model gallery</title>", f"<style>{_CSS}</style></head><body>",
@@ -253,7 +253,8 @@ def index_html(cards: list[dict], charts: dict[str, str],
         h, w, _ = c["input"]["shape"]
         cells = [f'<td data-v="{html.escape(c["name"])}"><a href="cards/{html.escape(c["name"])}'
                  f'.html">{html.escape(c["name"])}</a></td>',
-                 _cell(c["input"]["text"], h * w, True)]
+                 _cell(c["input"]["text"], h * w, True),
+                 _cell(c.get("numbers", {}).get("dtype", "float32"))]
         for k in ("top1", "top5"):
             v = acc.get(k)
             cells.append(_cell("—" if v is None else f"{v:.1%}", v, True))
