@@ -235,8 +235,8 @@ def _cell(text: str, value=None, numeric: bool = False) -> str:
 def index_html(cards: list[dict], charts: dict[str, str],
                columns: list[tuple[str, str]]) -> str:
     """The table (a ms/frame column per device and kind) and one chart per device."""
-    head = ["Model", "Input", "Type", "Top-1", "Top-5"] + [f"ms/frame, {d}, {k}" for d, k in columns] + [
-        "Size (MB)", "Params", "MACs"]
+    head = (["Model", "Input", "Type", "Top-1", "Top-5"]
+            + [f"ms/frame, {d}, {k}" for d, k in columns] + ["Size (MB)", "Params", "MACs"])
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>edgecnn model gallery</title>", f"<style>{_CSS}</style></head><body>",
            "<h1>edgecnn model gallery</h1>",
