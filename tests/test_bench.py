@@ -208,3 +208,27 @@ def test_agreement_on_a_spatial_output():
     r = bench(b.build(init_seed=0), ("reference", "onnxruntime", "torch"), **FAST)
     for e in r["entries"]:
         assert e["details"]["max_abs_diff"] < 1e-5, e
+
+
+def test_integer_model_against_litert_and_onnx_runtime(tmp_path):
+    """An integer graph: the compiled model, LiteRT on the .tflite itself (as integers) and ONNX
+    Runtime on the QDQ export all run, and agree with the reference within 16 output steps of
+    1/256 (XNNPACK and ONNX Runtime requantize differently; see test_int8_onnx)."""
+    from conftest import need_module
+    from int_models import small_model
+
+    need_module("tflite", "tflite")
+    need_module("litert", "ai_edge_litert")
+    need_module("onnx", "onnxruntime")
+    from edgecnn.formats.importers import import_model
+
+    path = tmp_path / "small.tflite"
+    path.write_bytes(small_model("uint8"))
+    g = import_model(path)
+    r = bench(g, ["compiled", "litert", "onnxruntime"], threads=[1], repeats=2, warmup=1,
+              min_time=0, check_tol=16 / 256, sources={"tflite": str(path)})
+    by = {e["backend"]: e for e in r["entries"]}
+    for b in ("compiled", "litert", "onnxruntime"):
+        assert by[b].get("available", True) and by[b]["ms_median"] > 0, by[b]
+    assert "(integer)" in by["litert"]["details"]["source"]
+    assert by["compiled"]["details"]["reference_rel_err"] == 0  # bit for bit

@@ -210,6 +210,8 @@ def litert_runner(graph: Graph, t: int, tmp: str, sources: dict) -> _Runner:
         raise BackendUnavailable("LiteRT runs .tflite files; this model was not imported from "
                                  "one (edgecnn writes ONNX, not .tflite)")
     interp_mod = _need("ai_edge_litert.interpreter", "ai-edge-litert")
+    if any(l.k.integer for l in graph.layers):
+        return _litert_integer(interp_mod, graph, path, t)
     from ..formats.tflite_float import float_tflite
 
     drop = graph.output.kind != "softmax"  # the graph gives logits: so must the copy
@@ -230,6 +232,32 @@ def litert_runner(graph: Graph, t: int, tmp: str, sources: dict) -> _Runner:
                    details={"target": "cpu", "source": f"float32 copy of "
                             f"{os.path.basename(path)}", "delegate": "XNNPACK (default)",
                             "num_threads": t})
+
+
+def _litert_integer(interp_mod, graph: Graph, path: str, t: int) -> _Runner:
+    """The integer graph's own file, run as integers by LiteRT's default (XNNPACK) kernels: the
+    input quantized (untimed) with the file's input parameters, the output dequantized for the
+    agreement check (XNNPACK requantizes differently: expect a step of difference)."""
+    from .. import quant
+
+    interp = interp_mod.Interpreter(model_path=str(path), num_threads=t)
+    interp.allocate_tensors()
+    (i,), (o,) = interp.get_input_details(), interp.get_output_details()
+    if tuple(i["shape"][1:]) != tuple(graph.input_shape) or i["dtype"] == np.float32:
+        raise BackendUnavailable(f"{path}: input {tuple(i['shape'])} {i['dtype'].__name__} is "
+                                 f"not the integer graph's {graph.input_shape} input")
+    (si, zi), (so, zo) = i["quantization"], o["quantization"]
+    dtype = np.dtype(i["dtype"]).name
+
+    def run(q):
+        interp.set_tensor(i["index"], q)
+        interp.invoke()
+        return interp.get_tensor(o["index"])
+
+    return _Runner("litert", t, run, prepare=lambda x: quant.quantize(x, si, zi, dtype),
+                   nhwc=lambda y: ((y - zo) * so).reshape(1, *graph.output_shape),
+                   details={"target": "cpu", "source": f"{os.path.basename(path)} (integer)",
+                            "delegate": "XNNPACK (default)", "num_threads": t})
 
 
 FACTORIES = {"openvino": openvino_runner, "ncnn": ncnn_runner, "mnn": mnn_runner,

@@ -1,6 +1,7 @@
 """`edgecnn bench MODEL`: batch-1 speed of the compiled model against its peers, one run."""
 
 import json
+import os
 
 from ...apps.resolve import resolve
 from ...core.fileio import write_text_atomic
@@ -11,7 +12,8 @@ HELP = "time batch-1 inference: compiled vs ONNX Runtime vs PyTorch on this mach
 
 
 def add_arguments(p):
-    p.add_argument("model", help="model file, zoo name or ELL architecture string")
+    p.add_argument("model", help="model file, zoo name or ELL architecture string, or a .tflite "
+                                 "file (imported: an integer graph for a quantized file)")
     p.add_argument("--threads", default="1", help="thread counts, comma-separated (e.g. 1,2)")
     p.add_argument("--against", default="onnxruntime,torch",
                    help=f"peer backends, comma-separated, from {', '.join(BACKENDS[1:])}; "
@@ -26,15 +28,26 @@ def add_arguments(p):
                    help="per-layer times of the compiled model, when it provides them")
     p.add_argument("--seed", type=int, default=0,
                    help="weight seed when MODEL is an architecture (He initialization)")
+    p.add_argument("--tflite", help="the .tflite file MODEL was imported from: LiteRT runs it "
+                                    "(as integers, for an integer graph)")
     p.add_argument("-o", "--output", help="also write the JSON result to this file")
 
 
 def run(args) -> int:
     backends = _backends(args)
     threads = _ints(args.threads)
-    g = resolve(args.model, seed=args.seed)
+    tflite = args.tflite or (args.model if str(args.model).endswith(".tflite") else None)
+    if tflite and not os.path.isfile(tflite):
+        raise EdgecnnError(f"bench: {tflite}: no such .tflite file")
+    if str(args.model).endswith(".tflite"):
+        from ...formats.importers import import_model
+
+        g = import_model(args.model)
+    else:
+        g = resolve(args.model, seed=args.seed)
     result = bench(g, backends, threads, repeats=args.repeats, warmup=args.warmup,
-                   min_time=args.min_time, profile=args.profile)
+                   min_time=args.min_time, profile=args.profile,
+                   sources={"tflite": tflite} if tflite else None)
     text = json.dumps(result, indent=2)
     if args.output:
         write_text_atomic(args.output, text + "\n")
