@@ -115,7 +115,7 @@ def test_float_tflite_runs_the_imported_float_graph(shared_data):
     from edgecnn.formats.tflite_float import float_tflite
 
     path = _mv1(shared_data)
-    g = import_model(path)
+    g = import_model(path, as_float=True)
     x = np.random.default_rng(3).normal(0, 1, (1, *g.input_shape)).astype(np.float32)
     for drop in (True, False):
         interp = Interpreter(model_content=float_tflite(path, drop_softmax=drop))
