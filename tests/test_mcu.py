@@ -30,6 +30,7 @@ RTOL, SCALED_ATOL = 1e-4, 1e-4
 SMALL = "d_I32x32x3CMCMCMF10"  # 32x32 input, three 3x3 convolutions, a dense classifier
 BINARY = "d_I32x32x3CMBMBMF10"  # the same with two binary (XNOR) convolutions
 MOBILENET = "tflite/mobilenet_v1_0.25_128_quant.tflite"
+MOBILENET_INT = MOBILENET + "#integer"  # the same file as the integer graph it is
 
 
 def have_mcu_tools() -> bool:
@@ -125,14 +126,17 @@ def test_generate_writes_model_and_board_files(tmp_path):
 
 CASES = [(SMALL, "cortex-m4"), (SMALL, "cortex-m7"), (SMALL, "cortex-m55"),
          (BINARY, "cortex-m4"), (BINARY, "cortex-m55"),
-         (MOBILENET, "cortex-m4"), (MOBILENET, "cortex-m7")]
+         (MOBILENET, "cortex-m4"), (MOBILENET, "cortex-m7"),
+         (MOBILENET_INT, "cortex-m4"), (MOBILENET_INT, "cortex-m55")]
 
 
 def _graph(spec, shared):
-    if spec.endswith(".tflite"):
+    if spec.endswith((".tflite", "#integer")):
         from edgecnn.formats.importers.tflite import import_tflite
 
         need("data", shared is not None, "shared test data not found")
+        if spec.endswith("#integer"):  # ends in the dequantized integer softmax: compared exactly
+            return import_tflite(shared / spec.removesuffix("#integer"))
         return logits(import_tflite(shared / spec, as_float=True))
     return resolve(spec)
 
@@ -164,7 +168,7 @@ def _input(g, seed=0):
 @pytest.mark.parametrize("spec, target", CASES)
 def test_runs_on_the_board_and_agrees_with_the_reference(built, spec, target, shared_or_none):
     g, gen, _ = built(spec, target)
-    if spec == MOBILENET:  # a real photo, preprocessed as the model says
+    if spec in (MOBILENET, MOBILENET_INT):  # a real photo, preprocessed as the model says
         from edgecnn.core.preprocess import load_image, preprocess
 
         im = load_image(shared_or_none / "darknet" / "dog.jpg")
@@ -174,8 +178,12 @@ def test_runs_on_the_board_and_agrees_with_the_reference(built, spec, target, sh
     r = mcu.run(gen.target, gen.dir / "model.elf", x, g.num_classes)
     assert r.report["rc"] == 0 and r.exit_code == 0, r.report
     want = reference.predict(g, x[None])[0].ravel()
-    assert_close(r.output, want)
-    if spec == MOBILENET:
+    if spec == MOBILENET_INT:  # integer arithmetic: bit for bit, in a quarter of the RAM
+        np.testing.assert_array_equal(r.output, want)
+        assert gen.arena_bytes < 100_000
+    else:
+        assert_close(r.output, want)
+    if spec in (MOBILENET, MOBILENET_INT):
         assert np.argmax(r.output) == np.argmax(want)
     # the model stayed inside its arena and the stack inside its region
     assert r.report["guard_ok"] == 1
