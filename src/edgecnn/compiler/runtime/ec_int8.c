@@ -4,6 +4,14 @@
  * reference conv / pooling / add kernels; edgecnn/quant.py documents them once. */
 #include "ec_int8.h"
 
+/* The float steps of the integer kernels (quantize, dequantize, the concatenation's rescale)
+ * must round exactly as TFLite and numpy do. The ARMv7 targets build with
+ * -funsafe-math-optimizations (NEON floats), under which GCC turns x / scale into
+ * x * (1 / scale) and changes a quantized value: not in this file. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-unsafe-math-optimizations")
+#endif
+
 #include <limits.h>
 #include <math.h>
 #include <string.h>

@@ -1,0 +1,71 @@
+"""The integer conformance table (tests/int_conformance.py) on every target: each case compiled
+with the kernels the compiler picks for the target, run natively or under qemu-user, equal to
+the numpy integer reference bit for bit. One static program per target holds every case (the
+driver of test_conformance_targets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import int_conformance as IC
+from edgecnn.compiler import targets
+from edgecnn.core import reference
+from edgecnn.layers import all_kinds
+from test_conformance_targets import _flags_key, _require, build_and_run
+
+pytestmark = pytest.mark.cc
+
+# one of each instruction set and flag family (armv7 and pi4 build as pi3 and aarch64 do, with
+# another -mcpu; test_int8_compile runs the graphs on all of them)
+TARGETS = ["host", "x86-64", "c99", "pi3", "aarch64", "pi5"]
+PROGRAMS = [(c.id, *IC.build(c), None) for c in IC.CASES]
+
+
+def test_every_integer_kind_has_a_case():
+    integer = {k for k, kind in all_kinds().items() if kind.integer}
+    covered = {c.kind for c in IC.CASES} | {"dequantize"}  # every case ends in one
+    assert integer <= covered, integer - covered
+
+
+def test_cases_exercise_what_they_claim():
+    """The clamps bite, the rescaling concatenation rescales, the inputs span the type."""
+    expected = {pid: reference.run(g, x, outputs=["q0"])["q0"] for pid, g, x, _ in PROGRAMS}
+    for pid, q in expected.items():
+        lo, hi = int(q.min()), int(q.max())
+        assert hi - lo > 100, (pid, lo, hi)  # the input uses most of the 8-bit range
+    relu6 = next(g for pid, g, _, _ in PROGRAMS if pid == "qconv-1x1-relu6-uint8")
+    a = relu6.layer("op").attrs
+    assert a["act_max"] < 255 and a["act_min"] > 0
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return [reference.run(g, x) for _, g, x, _ in PROGRAMS]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    done: dict = {}
+
+    def get(name: str):
+        t = targets.get(name)
+        _require(t)
+        key = _flags_key(t)
+        if key not in done:
+            done[key] = build_and_run(t, False, tmp_path_factory.mktemp(f"intconf-{name}"),
+                                      PROGRAMS)
+        return done[key]
+    return get
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_integer_cases_bit_exact_on_target(target, runs, expected):
+    outs, algos = runs(target)
+    if outs is None:
+        pytest.skip(f"compiled; not run: this CPU cannot run {target} code")
+    bad = [pid for (pid, _, _, _), got, want in zip(PROGRAMS, outs, expected, strict=True)
+           if not np.array_equal(got, want)]
+    assert not bad, f"{target}: {len(bad)} of {len(PROGRAMS)} cases differ: {bad}"
+    kernels = sorted({algos[pid]["op"] for pid, *_ in PROGRAMS if "op" in algos[pid]})
+    print(f"{target}: {len(PROGRAMS)} integer cases bit-exact; kernels {kernels}")
