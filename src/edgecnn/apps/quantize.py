@@ -440,11 +440,13 @@ def quantize_graph(g: Graph, batches, opts: Options, progress=None,
         raise QuantizeError(f"unknown range method {opts.method!r} (choose from "
                             f"{', '.join(METHODS)})")
     if any(l.k.integer for l in g.layers):
-        raise QuantizeError(f"model {g.name!r} is already an integer model")
+        raise QuantizeError(f"model {g.name!r} is already an integer model: quantize its float "
+                            "model instead (for a .tflite, `edgecnn import --float`)")
     gf = prepare(g)
     stats = calibrate(gf, batches, progress)
     if not np.isfinite(stats[gf.input.name].lo):
-        raise QuantizeError("no calibration image could be used")
+        raise QuantizeError("no calibration image could be used (each unreadable one is listed "
+                            "above): give a folder of readable .jpg/.png images")
     gi, b = build(gf, stats, opts)
     gi.meta["quantized"] = {"method": opts.method, "per_channel": opts.per_channel,
                             "keep_float": sorted(b.kept)}

@@ -133,7 +133,9 @@ class CompiledModel:
             rc = fn(ctypes.c_void_p(q[i].ctypes.data), out[i].ctypes.data_as(fp),
                     self._arena_ptr)
             if rc != 0:
-                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc})")
+                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc}); "
+                                   "rebuild it (delete the build folder) or use --backend "
+                                   "reference")
         return out
 
     def profile(self, x, repeats: int = 5) -> list[dict]:
@@ -154,7 +156,9 @@ class CompiledModel:
             rc = fn(x[0].ctypes.data_as(fp), out.ctypes.data_as(fp), self._arena_ptr,
                     ms.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
             if rc != 0:
-                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc})")
+                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc}); "
+                                   "rebuild it (delete the build folder) or use --backend "
+                                   "reference")
         return [{"layer": name, "op": what, "kernel": algo, "ms": float(t) / max(1, repeats)}
                 for (name, what, algo), t in zip(self.ops, ms, strict=True)]
 

@@ -82,7 +82,7 @@ def lower(g: Graph) -> Program:
     for l in g.layers[1:]:
         if l.kind not in SUPPORTED:
             raise EdgecnnError(f"not yet supported by the compiler: layer {l.name!r} of kind "
-                               f"{l.kind!r}")
+                               f"{l.kind!r}; run the model with --backend reference")
     g.check_weights(f"model {g.name!r}")
     dtypes = value_dtypes(g)
     for l in g.layers[1:]:
