@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static int parse_one(const uint8_t *data, size_t size, int h, int w, int c) {
+static int parse_one(const uint8_t *data, size_t size, int h, int w, int c)
+{
     float x[6 * 5 * 3];
     unsigned char *copy = (unsigned char *)malloc(size ? size : 1);
     int rc;
@@ -26,14 +27,16 @@ static int parse_one(const uint8_t *data, size_t size, int h, int w, int c) {
     return rc;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     parse_one(data, size, 5, 4, 3);
     parse_one(data, size, 6, 5, 1);
     return 0;
 }
 
 #ifdef EC_FUZZ_STANDALONE
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     int i;
     for (i = 1; i < argc; i++) {
         long n;

@@ -12,11 +12,11 @@
 #include <stdint.h>
 #include <string.h>
 
-
-static int popcount64(uint64_t v) {
+static int popcount64(uint64_t v)
+{
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(EC_PORTABLE)
     return __builtin_popcountll(v); /* one instruction where the CPU has it, else libgcc's */
-#else /* SWAR: bits per 2, 4, 8, then a multiply sums the bytes */
+#else                               /* SWAR: bits per 2, 4, 8, then a multiply sums the bytes */
     v = v - ((v >> 1) & 0x5555555555555555u);
     v = (v & 0x3333333333333333u) + ((v >> 2) & 0x3333333333333333u);
     v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0fu;
@@ -26,7 +26,8 @@ static int popcount64(uint64_t v) {
 
 /* 64-bit words through memcpy: the arena and weights are float arrays (no aliasing rules
  * broken; compilers emit one load or store). */
-static uint64_t ld64(const float *p) {
+static uint64_t ld64(const float *p)
+{
     uint64_t v;
     memcpy(&v, p, sizeof v);
     return v;
@@ -37,13 +38,15 @@ static void st64(float *p, uint64_t v) { memcpy(p, &v, sizeof v); }
 /* window cells the kernel handles (11 x 11); larger kernels use the reference */
 #define EC_BINARY_MAX_CELLS 121
 
-size_t ec_binary_scratch_floats(const ec_tensor *in) {
+size_t ec_binary_scratch_floats(const ec_tensor *in)
+{
     return (size_t)in->h * (size_t)in->w * (size_t)((in->c + 63) / 64) * 2u;
 }
 
 void ec_binary_conv2d_bits(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                            const float *w_bits, const float *scale, const float *bias,
-                           float *scratch) {
+                           float *scratch)
+{
     const int words = (in->c + 63) / 64;
     const int wsize = p->kh * p->kw * words; /* words per output channel */
     int y, oy;
@@ -89,8 +92,8 @@ void ec_binary_conv2d_bits(const ec_conv_params *p, const ec_tensor *in, ec_tens
                     for (j = 0; j < words; j++)
                         diff += popcount64(ld64(xs[k] + 2 * j) ^ ld64(wo + woff[k] + 2 * j));
                 acc = (float)(cells * in->c - 2 * diff) * scale[o] + (bias ? bias[o] : 0.0f);
-                dst[o] = ec_activate(acc, p->act, p->act_alpha, p->act_slope ? p->act_slope[o]
-                                                                              : 0.0f);
+                dst[o] =
+                    ec_activate(acc, p->act, p->act_alpha, p->act_slope ? p->act_slope[o] : 0.0f);
             }
         }
     }

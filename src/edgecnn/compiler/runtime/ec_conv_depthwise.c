@@ -61,9 +61,9 @@ EC_INLINE void ec_dw_store(const int TW, const int CLAMP, const ec_vf *acc, floa
 /* 3x3, dilation 1, stride S (1 or 2) along x: TW output pixels of one block. ip: the input at
  * the first window's origin and this block's first channel; c: the input pixel stride; rs:
  * its row stride; w: the block's 9 weight vectors. */
-EC_INLINE void ec_dw_tile3(const int TW, const int S, const int CLAMP, const float *ip,
-                           ptrdiff_t c, ptrdiff_t rs, const float *w, ec_vf b, float *op,
-                           ptrdiff_t ostep, const ec_clamp *cl, int n)
+EC_INLINE void ec_dw_tile3(const int TW, const int S, const int CLAMP, const float *ip, ptrdiff_t c,
+                           ptrdiff_t rs, const float *w, ec_vf b, float *op, ptrdiff_t ostep,
+                           const ec_clamp *cl, int n)
 {
     ec_vf acc[EC_DW_TW];
     EC_UNROLL
@@ -91,8 +91,8 @@ EC_INLINE void ec_dw_tile3(const int TW, const int S, const int CLAMP, const flo
  * (dx, dy: one kernel column / row further), one load per FMA. */
 EC_INLINE void ec_dw_tileg(const int TW, const int K3, const int CLAMP, const ec_conv_params *p,
                            const float *ip, ptrdiff_t xstep, ptrdiff_t dx, ptrdiff_t dy,
-                           const float *w, ec_vf b, float *op, ptrdiff_t ostep,
-                           const ec_clamp *cl, int n)
+                           const float *w, ec_vf b, float *op, ptrdiff_t ostep, const ec_clamp *cl,
+                           int n)
 {
     ec_vf acc[EC_DW_TW];
     EC_UNROLL
@@ -125,11 +125,11 @@ EC_INLINE void ec_dw_run(const int KIND, const int TW, const int CLAMP, const ec
         ec_dw_tileg(TW, KIND == EC_DW_G3, CLAMP, p, ip, xstep, dx, dy, w, b, op, ostep, cl, n);
 }
 
-#define EC_DW_CASE(T)                                                                          \
-    case T: /* widths above EC_DW_TW never come */                                            \
-        if (T <= EC_DW_TW)                                                                     \
-            ec_dw_run(KIND, T <= EC_DW_TW ? T : 1, CLAMP, p, ip, xstep, dx, dy, w, b, op,     \
-                      ostep, cl, n);                                                           \
+#define EC_DW_CASE(T)                                                                              \
+    case T: /* widths above EC_DW_TW never come */                                                 \
+        if (T <= EC_DW_TW)                                                                         \
+            ec_dw_run(KIND, T <= EC_DW_TW ? T : 1, CLAMP, p, ip, xstep, dx, dy, w, b, op, ostep,   \
+                      cl, n);                                                                      \
         break;
 
 /* A tile of tw pixels (vectors), tw one of the widths ec_dw_width picks. Not inlined into the
@@ -195,16 +195,16 @@ static void ec_dw_tile_exact(const ec_conv_params *p, const ec_tensor *in, ec_te
     float *op[EC_DW_TW_EXACT];
     for (int i = 0; i < EC_DW_TW_EXACT; i++) {
         const int x = x0 + i < out->w ? x0 + i : out->w - 1;
-        org[i] = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride +
-                 (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
+        org[i] = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride
+                 + (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
         op[i] = out->data + (ptrdiff_t)y * out->row_stride + (ptrdiff_t)x * cout;
     }
     ec_vf acc[EC_DW_TW_EXACT];
     for (int i = 0; i < EC_DW_TW_EXACT; i++) acc[i] = ec_vzero();
     for (int ky = 0; ky < p->kh; ky++) {
         for (int kx = 0; kx < p->kw; kx++) {
-            const ptrdiff_t off = (ptrdiff_t)ky * p->dh * in->row_stride +
-                                  (ptrdiff_t)kx * p->dw * in->c;
+            const ptrdiff_t off =
+                (ptrdiff_t)ky * p->dh * in->row_stride + (ptrdiff_t)kx * p->dw * in->c;
             const ec_vf wv = ec_vload(w + (size_t)(ky * p->kw + kx) * EC_NB);
             EC_UNROLL
             for (int i = 0; i < EC_DW_TW_EXACT; i++)
@@ -256,8 +256,8 @@ EC_INLINE void ec_dw_blocks(const int KIND, const int CLAMP, const ec_conv_param
     const ptrdiff_t dx = (ptrdiff_t)p->dw * c, dy = (ptrdiff_t)p->dh * rs;
     /* the farthest float a tile reads past its first window's origin, and the buffer's end */
     const ptrdiff_t reach = (ptrdiff_t)(p->kh - 1) * dy + (ptrdiff_t)(p->kw - 1) * dx + EC_NB;
-    const float *end = in->data + (ptrdiff_t)(in->h - 1 + in->pad_h) * rs +
-                       (ptrdiff_t)(in->w + in->pad_w) * c;
+    const float *end =
+        in->data + (ptrdiff_t)(in->h - 1 + in->pad_h) * rs + (ptrdiff_t)(in->w + in->pad_w) * c;
     const int njob = out->h * ngrp;
     EC_OMP_FOR
     for (int job = 0; job < njob; job++) {
@@ -271,7 +271,8 @@ EC_INLINE void ec_dw_blocks(const int KIND, const int CLAMP, const ec_conv_param
             float *op = orow + (ptrdiff_t)x0 * c;
             for (int b = b0; b < b1; b++) {
                 const int c0 = b * EC_NB, n = c - c0 < EC_NB ? c - c0 : EC_NB;
-                if (n < EC_NB && ip + c0 + (tw - 1) * xstep + reach > end) { /* whole vectors would overrun */
+                if (n < EC_NB
+                    && ip + c0 + (tw - 1) * xstep + reach > end) { /* whole vectors would overrun */
                     ec_dw_exact_span(p, in, out, y, x0, x0 + tw, b, w_packed, bias);
                     continue;
                 }
@@ -309,8 +310,8 @@ EC_INLINE void ec_dw_packed(const int KIND, const int CLAMP, const ec_conv_param
             const int v0 = v + tw <= nv ? v : nv - tw;
             const float *ip = irow + (ptrdiff_t)(v0 * g - p->pad_l) * c;
             float *op = orow + (ptrdiff_t)v0 * EC_NB;
-            ec_dw_dispatch(KIND, CLAMP, tw, p, ip, EC_NB, dx, dy, wr, ec_vload(br), op, EC_NB,
-                           cl, EC_NB);
+            ec_dw_dispatch(KIND, CLAMP, tw, p, ip, EC_NB, dx, dy, wr, ec_vload(br), op, EC_NB, cl,
+                           EC_NB);
             if (post) ec_dw_post(p, op, tw, EC_NB, slope, 0, EC_NB);
         }
         if (xr < out->w) ec_dw_exact_span(p, in, out, y, xr, out->w, 0, w_packed, bias);
@@ -340,8 +341,11 @@ void ec_conv2d_depthwise(const ec_conv_params *p, const ec_tensor *in, ec_tensor
             ec_dw_packed(EC_DW_G, 0, p, in, out, w_packed, bias, &cl); /* clamp: post */
         return;
     }
-    const int kind = !k3 ? EC_DW_G : p->dw != 1 ? EC_DW_G3 : p->sw == 1 ? EC_DW_T3S1
-                   : p->sw == 2 ? EC_DW_T3S2 : EC_DW_G3;
+    const int kind = !k3          ? EC_DW_G
+                     : p->dw != 1 ? EC_DW_G3
+                     : p->sw == 1 ? EC_DW_T3S1
+                     : p->sw == 2 ? EC_DW_T3S2
+                                  : EC_DW_G3;
     if (kind == EC_DW_T3S1 && clamp)
         ec_dw_blocks(EC_DW_T3S1, 1, p, in, out, w_packed, bias, &cl);
     else if (kind == EC_DW_T3S1)

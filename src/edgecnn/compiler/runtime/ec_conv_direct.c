@@ -130,8 +130,8 @@ static void ec_direct_rowpairs(const ec_conv_params *p, const ec_tensor *in, ec_
         float *op0[EC_TW], *op1[EC_TW];
         for (int i = 0; i < EC_TW; i++) {
             const int x = x0 + i < out->w ? x0 + i : out->w - 1;
-            ip[i] = in->data + (ptrdiff_t)(y - p->pad_t) * in->row_stride +
-                    (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
+            ip[i] = in->data + (ptrdiff_t)(y - p->pad_t) * in->row_stride
+                    + (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
             op0[i] = out->data + (ptrdiff_t)y * out->row_stride + (ptrdiff_t)x * out->c;
             op1[i] = op0[i] + out->row_stride;
         }
@@ -150,8 +150,8 @@ static void ec_tile_pointers(const ec_conv_params *p, const ec_tensor *in, const
     const int npix = out->h * out->w;
     const ptrdiff_t istep = (ptrdiff_t)p->sw * in->c;
     int y = q0 / out->w, x = q0 % out->w;
-    const float *ip = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride +
-                      (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
+    const float *ip = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride
+                      + (ptrdiff_t)(x * p->sw - p->pad_l) * in->c;
     float *op = out->data + (ptrdiff_t)y * out->row_stride + (ptrdiff_t)x * out->c;
     for (int i = 0; i < tw; i++) {
         t->ip[i] = ip;
@@ -162,8 +162,8 @@ static void ec_tile_pointers(const ec_conv_params *p, const ec_tensor *in, const
             op += out->c;
         } else { /* next row */
             x = 0, y++;
-            ip = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride -
-                 (ptrdiff_t)p->pad_l * in->c;
+            ip = in->data + (ptrdiff_t)(y * p->sh - p->pad_t) * in->row_stride
+                 - (ptrdiff_t)p->pad_l * in->c;
             op = out->data + (ptrdiff_t)y * out->row_stride;
         }
     }
@@ -192,9 +192,9 @@ EC_INLINE void ec_direct_tiles(const int HALF, const ec_conv_params *p, const ec
             ec_tile_ptrs t;
             ec_tile_pointers(p, in, out, tile * tw, tw, &t);
             for (int b0 = 0; b0 < nblk; b0 += 2) {
-                const void *w = HALF
-                    ? (const void *)((const uint16_t *)w_packed + (size_t)b0 * wblock)
-                    : (const void *)((const float *)w_packed + (size_t)b0 * wblock);
+                const void *w =
+                    HALF ? (const void *)((const uint16_t *)w_packed + (size_t)b0 * wblock)
+                         : (const void *)((const float *)w_packed + (size_t)b0 * wblock);
                 if (b0 + 1 < nblk)
                     ec_direct_tile(EC_TW, 2, HALF, p, &t, cin, in->row_stride, w, wblock, bias,
                                    b0 * EC_NB, cout);
@@ -221,11 +221,11 @@ EC_INLINE void ec_direct_tiles(const int HALF, const ec_conv_params *p, const ec
             ec_direct_tile(4, b0 + 1 < nblk ? 2 : 1, HALF, p, &t, cin, in->row_stride, w, wblock,
                            bias, b0 * EC_NB, cout);
         else if (b0 + 1 < nblk)
-            ec_direct_tile(EC_TW, 2, HALF, p, &t, cin, in->row_stride, w, wblock, bias,
-                           b0 * EC_NB, cout);
+            ec_direct_tile(EC_TW, 2, HALF, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
+                           cout);
         else
-            ec_direct_tile(EC_TW, 1, HALF, p, &t, cin, in->row_stride, w, wblock, bias,
-                           b0 * EC_NB, cout);
+            ec_direct_tile(EC_TW, 1, HALF, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
+                           cout);
     }
 }
 
@@ -238,8 +238,8 @@ static void ec_direct_tiles_any(const ec_conv_params *p, const ec_tensor *in, ec
         ec_direct_tiles(0, p, in, out, w, bias);
 }
 
-static void ec_direct(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                      const void *w, int half, const float *bias)
+static void ec_direct(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out, const void *w,
+                      int half, const float *bias)
 {
     const int nblk = (out->c + EC_NB - 1) / EC_NB;
     if (nblk == 1 && p->sh == 1 && p->dh == 1 && p->dw == 1 && out->h >= 2) {

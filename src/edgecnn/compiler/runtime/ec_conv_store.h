@@ -6,7 +6,6 @@
 #include "ec_fast.h"
 #include "ec_vec_fast.h"
 
-
 /* out[op[i] + c] = act(r[i] + bias[c..]) for TW pixels, the first n = min(EC_NB, cout - c)
  * channels of the vector (bias + activation epilogue of every tile). */
 EC_INLINE void ec_store_pixels(const int TW, const ec_conv_params *p, const ec_vf *r,

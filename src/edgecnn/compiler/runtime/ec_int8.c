@@ -23,7 +23,7 @@ int32_t ec_srdhm(int32_t a, int32_t b)
     if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
     ab = (int64_t)a * (int64_t)b;
     nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));  /* C division truncates */
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates */
 }
 
 int32_t ec_rounding_divide_by_pot(int32_t x, int exponent)
@@ -38,8 +38,8 @@ int32_t ec_rounding_divide_by_pot(int32_t x, int exponent)
 int32_t ec_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift)
 {
     const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    return ec_rounding_divide_by_pot(ec_srdhm((int32_t)((int64_t)x * ((int64_t)1 << left)),
-                                              multiplier), right);
+    return ec_rounding_divide_by_pot(
+        ec_srdhm((int32_t)((int64_t)x * ((int64_t)1 << left)), multiplier), right);
 }
 
 static int32_t clamp32(int32_t v, int32_t lo, int32_t hi)
@@ -48,65 +48,69 @@ static int32_t clamp32(int32_t v, int32_t lo, int32_t hi)
 }
 
 /* One kernel body for both types: T is uint8_t or int8_t. */
-#define EC_QCONV2D(NAME, T)                                                                   \
-void NAME(const ec_qconv_params *p, const T *x, const T *wt, const int32_t *bias,            \
-          const int32_t *mult, const int32_t *shift, T *y)                                   \
-{                                                                                            \
-    const int cin_g = p->c / p->groups, cout_g = p->o / p->groups;                           \
-    int oy, ox, o, i, ky, kx;                                                                \
-    for (oy = 0; oy < p->oh; oy++)                                                           \
-        for (ox = 0; ox < p->ow; ox++)                                                       \
-            for (o = 0; o < p->o; o++) {                                                     \
-                const int g = o / cout_g, q = p->per_channel ? o : 0;                        \
-                int32_t acc = bias ? bias[o] : 0;                                            \
-                for (ky = 0; ky < p->kh; ky++) {                                             \
-                    const int iy = oy * p->sh + ky * p->dh - p->pad_top;                     \
-                    if (iy < 0 || iy >= p->h) continue; /* padding: the zero point */        \
-                    for (kx = 0; kx < p->kw; kx++) {                                         \
-                        const int ix = ox * p->sw + kx * p->dw - p->pad_left;                \
-                        const T *xp, *wp;                                                    \
-                        if (ix < 0 || ix >= p->w) continue;                                  \
-                        xp = x + ((long)iy * p->w + ix) * p->c + g * cin_g;                  \
-                        wp = wt + (((long)o * cin_g) * p->kh + ky) * p->kw + kx;             \
-                        for (i = 0; i < cin_g; i++)                                          \
-                            acc += ((int32_t)xp[i] - p->in_zp)                               \
-                                 * ((int32_t)wp[(long)i * p->kh * p->kw] - p->w_zp);         \
-                    }                                                                        \
-                }                                                                            \
-                acc = ec_multiply_by_quantized_multiplier(acc, mult[q], shift[q]) + p->out_zp; \
-                y[((long)oy * p->ow + ox) * p->o + o] = (T)clamp32(acc, p->act_min, p->act_max); \
-            }                                                                                \
-}
+#define EC_QCONV2D(NAME, T)                                                                        \
+    void NAME(const ec_qconv_params *p, const T *x, const T *wt, const int32_t *bias,              \
+              const int32_t *mult, const int32_t *shift, T *y)                                     \
+    {                                                                                              \
+        const int cin_g = p->c / p->groups, cout_g = p->o / p->groups;                             \
+        int oy, ox, o, i, ky, kx;                                                                  \
+        for (oy = 0; oy < p->oh; oy++)                                                             \
+            for (ox = 0; ox < p->ow; ox++)                                                         \
+                for (o = 0; o < p->o; o++) {                                                       \
+                    const int g = o / cout_g, q = p->per_channel ? o : 0;                          \
+                    int32_t acc = bias ? bias[o] : 0;                                              \
+                    for (ky = 0; ky < p->kh; ky++) {                                               \
+                        const int iy = oy * p->sh + ky * p->dh - p->pad_top;                       \
+                        if (iy < 0 || iy >= p->h) continue; /* padding: the zero point */          \
+                        for (kx = 0; kx < p->kw; kx++) {                                           \
+                            const int ix = ox * p->sw + kx * p->dw - p->pad_left;                  \
+                            const T *xp, *wp;                                                      \
+                            if (ix < 0 || ix >= p->w) continue;                                    \
+                            xp = x + ((long)iy * p->w + ix) * p->c + g * cin_g;                    \
+                            wp = wt + (((long)o * cin_g) * p->kh + ky) * p->kw + kx;               \
+                            for (i = 0; i < cin_g; i++)                                            \
+                                acc += ((int32_t)xp[i] - p->in_zp)                                 \
+                                       * ((int32_t)wp[(long)i * p->kh * p->kw] - p->w_zp);         \
+                        }                                                                          \
+                    }                                                                              \
+                    acc = ec_multiply_by_quantized_multiplier(acc, mult[q], shift[q]) + p->out_zp; \
+                    y[((long)oy * p->ow + ox) * p->o + o] =                                        \
+                        (T)clamp32(acc, p->act_min, p->act_max);                                   \
+                }                                                                                  \
+    }
 
 EC_QCONV2D(ec_qconv2d_u8, uint8_t)
 EC_QCONV2D(ec_qconv2d_i8, int8_t)
 
 /* Average: real cells only, (sum + n/2) / n rounded half away from zero. Max: real cells. */
-#define EC_QPOOL(NAME, T, AVG)                                                               \
-void NAME(const ec_qpool_params *p, const T *x, T *y)                                        \
-{                                                                                            \
-    int oy, ox, ch, ky, kx;                                                                  \
-    for (oy = 0; oy < p->oh; oy++)                                                           \
-        for (ox = 0; ox < p->ow; ox++)                                                       \
-            for (ch = 0; ch < p->c; ch++) {                                                  \
-                int32_t acc = AVG ? 0 : INT32_MIN, n = 0;                                    \
-                for (ky = 0; ky < p->kh; ky++) {                                             \
-                    const int iy = oy * p->sh + ky - p->pad_top;                             \
-                    if (iy < 0 || iy >= p->h) continue;                                      \
-                    for (kx = 0; kx < p->kw; kx++) {                                         \
-                        const int ix = ox * p->sw + kx - p->pad_left;                        \
-                        int32_t v;                                                           \
-                        if (ix < 0 || ix >= p->w) continue;                                  \
-                        v = x[((long)iy * p->w + ix) * p->c + ch];                           \
-                        if (AVG) acc += v; else if (v > acc) acc = v;                        \
-                        n++;                                                                 \
-                    }                                                                        \
-                }                                                                            \
-                if (AVG && n > 0)                                                            \
-                    acc = acc >= 0 ? (acc + n / 2) / n : (acc - n / 2) / n;                  \
-                y[((long)oy * p->ow + ox) * p->c + ch] = (T)clamp32(acc, p->act_min, p->act_max); \
-            }                                                                                \
-}
+#define EC_QPOOL(NAME, T, AVG)                                                                     \
+    void NAME(const ec_qpool_params *p, const T *x, T *y)                                          \
+    {                                                                                              \
+        int oy, ox, ch, ky, kx;                                                                    \
+        for (oy = 0; oy < p->oh; oy++)                                                             \
+            for (ox = 0; ox < p->ow; ox++)                                                         \
+                for (ch = 0; ch < p->c; ch++) {                                                    \
+                    int32_t acc = AVG ? 0 : INT32_MIN, n = 0;                                      \
+                    for (ky = 0; ky < p->kh; ky++) {                                               \
+                        const int iy = oy * p->sh + ky - p->pad_top;                               \
+                        if (iy < 0 || iy >= p->h) continue;                                        \
+                        for (kx = 0; kx < p->kw; kx++) {                                           \
+                            const int ix = ox * p->sw + kx - p->pad_left;                          \
+                            int32_t v;                                                             \
+                            if (ix < 0 || ix >= p->w) continue;                                    \
+                            v = x[((long)iy * p->w + ix) * p->c + ch];                             \
+                            if (AVG)                                                               \
+                                acc += v;                                                          \
+                            else if (v > acc)                                                      \
+                                acc = v;                                                           \
+                            n++;                                                                   \
+                        }                                                                          \
+                    }                                                                              \
+                    if (AVG && n > 0) acc = acc >= 0 ? (acc + n / 2) / n : (acc - n / 2) / n;      \
+                    y[((long)oy * p->ow + ox) * p->c + ch] =                                       \
+                        (T)clamp32(acc, p->act_min, p->act_max);                                   \
+                }                                                                                  \
+    }
 
 EC_QPOOL(ec_qavgpool_u8, uint8_t, 1)
 EC_QPOOL(ec_qavgpool_i8, int8_t, 1)
@@ -114,19 +118,20 @@ EC_QPOOL(ec_qmaxpool_u8, uint8_t, 0)
 EC_QPOOL(ec_qmaxpool_i8, int8_t, 0)
 
 /* TFLite's 8-bit add: both inputs to a common scale with 2^20 headroom, then the output's */
-#define EC_QADD(NAME, T)                                                                     \
-void NAME(const ec_qadd_params *p, const T *a, const T *b, long n, T *y)                     \
-{                                                                                            \
-    long i;                                                                                  \
-    for (i = 0; i < n; i++) {                                                                \
-        const int32_t va = ((int32_t)a[i] - p->zp1) * (1 << 20);                             \
-        const int32_t vb = ((int32_t)b[i] - p->zp2) * (1 << 20);                             \
-        const int32_t sum = ec_multiply_by_quantized_multiplier(va, p->m1, p->s1)            \
-                          + ec_multiply_by_quantized_multiplier(vb, p->m2, p->s2);           \
-        const int32_t out = ec_multiply_by_quantized_multiplier(sum, p->mo, p->so) + p->out_zp; \
-        y[i] = (T)clamp32(out, p->act_min, p->act_max);                                      \
-    }                                                                                        \
-}
+#define EC_QADD(NAME, T)                                                                           \
+    void NAME(const ec_qadd_params *p, const T *a, const T *b, long n, T *y)                       \
+    {                                                                                              \
+        long i;                                                                                    \
+        for (i = 0; i < n; i++) {                                                                  \
+            const int32_t va = ((int32_t)a[i] - p->zp1) * (1 << 20);                               \
+            const int32_t vb = ((int32_t)b[i] - p->zp2) * (1 << 20);                               \
+            const int32_t sum = ec_multiply_by_quantized_multiplier(va, p->m1, p->s1)              \
+                                + ec_multiply_by_quantized_multiplier(vb, p->m2, p->s2);           \
+            const int32_t out =                                                                    \
+                ec_multiply_by_quantized_multiplier(sum, p->mo, p->so) + p->out_zp;                \
+            y[i] = (T)clamp32(out, p->act_min, p->act_max);                                        \
+        }                                                                                          \
+    }
 
 EC_QADD(ec_qadd_u8, uint8_t)
 EC_QADD(ec_qadd_i8, int8_t)
@@ -142,62 +147,63 @@ static int32_t round_clamped(float v)
     return (int32_t)r;
 }
 
-#define EC_QUANTIZE(NAME, T, LO, HI)                                                         \
-void NAME(const ec_tensor *x, T *y, float scale, int32_t zero_point)                         \
-{                                                                                            \
-    int yy, xx, ch;                                                                          \
-    for (yy = 0; yy < x->h; yy++)                                                            \
-        for (xx = 0; xx < x->w; xx++) {                                                      \
-            const float *src = EC_AT(x, yy, xx);                                             \
-            T *dst = y + ((long)yy * x->w + xx) * x->c;                                      \
-            for (ch = 0; ch < x->c; ch++) /* the division in float32, as TFLite */          \
-                dst[ch] = (T)clamp32(round_clamped(src[ch] / scale) + zero_point, LO, HI);  \
-        }                                                                                    \
-}
+#define EC_QUANTIZE(NAME, T, LO, HI)                                                               \
+    void NAME(const ec_tensor *x, T *y, float scale, int32_t zero_point)                           \
+    {                                                                                              \
+        int yy, xx, ch;                                                                            \
+        for (yy = 0; yy < x->h; yy++)                                                              \
+            for (xx = 0; xx < x->w; xx++) {                                                        \
+                const float *src = EC_AT(x, yy, xx);                                               \
+                T *dst = y + ((long)yy * x->w + xx) * x->c;                                        \
+                for (ch = 0; ch < x->c; ch++) /* the division in float32, as TFLite */             \
+                    dst[ch] = (T)clamp32(round_clamped(src[ch] / scale) + zero_point, LO, HI);     \
+            }                                                                                      \
+    }
 
 EC_QUANTIZE(ec_quantize_u8, uint8_t, 0, 255)
 EC_QUANTIZE(ec_quantize_i8, int8_t, -128, 127)
 
-#define EC_QUANTIZE_FLAT(NAME, T, LO, HI)                                                    \
-void NAME(const float *x, long n, T *y, float scale, int32_t zero_point)                     \
-{                                                                                            \
-    long i;                                                                                  \
-    for (i = 0; i < n; i++)                                                                  \
-        y[i] = (T)clamp32(round_clamped(x[i] / scale) + zero_point, LO, HI);                 \
-}
+#define EC_QUANTIZE_FLAT(NAME, T, LO, HI)                                                          \
+    void NAME(const float *x, long n, T *y, float scale, int32_t zero_point)                       \
+    {                                                                                              \
+        long i;                                                                                    \
+        for (i = 0; i < n; i++)                                                                    \
+            y[i] = (T)clamp32(round_clamped(x[i] / scale) + zero_point, LO, HI);                   \
+    }
 
 EC_QUANTIZE_FLAT(ec_quantize_flat_u8, uint8_t, 0, 255)
 EC_QUANTIZE_FLAT(ec_quantize_flat_i8, int8_t, -128, 127)
 
 /* scale * (q - zero_point): the product in double, rounded once to float32 (TFLite widens) */
-#define EC_DEQUANTIZE(NAME, T)                                                               \
-void NAME(const T *x, ec_tensor *y, float scale, int32_t zero_point)                         \
-{                                                                                            \
-    int yy, xx, ch;                                                                          \
-    for (yy = 0; yy < y->h; yy++)                                                            \
-        for (xx = 0; xx < y->w; xx++) {                                                      \
-            const T *src = x + ((long)yy * y->w + xx) * y->c;                                \
-            float *dst = EC_AT(y, yy, xx);                                                   \
-            for (ch = 0; ch < y->c; ch++)                                                    \
-                dst[ch] = (float)((double)scale * (double)((int32_t)src[ch] - zero_point));  \
-        }                                                                                    \
-}
+#define EC_DEQUANTIZE(NAME, T)                                                                     \
+    void NAME(const T *x, ec_tensor *y, float scale, int32_t zero_point)                           \
+    {                                                                                              \
+        int yy, xx, ch;                                                                            \
+        for (yy = 0; yy < y->h; yy++)                                                              \
+            for (xx = 0; xx < y->w; xx++) {                                                        \
+                const T *src = x + ((long)yy * y->w + xx) * y->c;                                  \
+                float *dst = EC_AT(y, yy, xx);                                                     \
+                for (ch = 0; ch < y->c; ch++)                                                      \
+                    dst[ch] = (float)((double)scale * (double)((int32_t)src[ch] - zero_point));    \
+            }                                                                                      \
+    }
 
 EC_DEQUANTIZE(ec_dequantize_u8, uint8_t)
 EC_DEQUANTIZE(ec_dequantize_i8, int8_t)
 
-#define EC_QACTIVATION(NAME, T)                                                              \
-void NAME(const ec_qact_params *p, const T *x, long n, T *y)                                 \
-{                                                                                            \
-    long i;                                                                                  \
-    for (i = 0; i < n; i++) {                                                                \
-        const int32_t v = (int32_t)x[i] - p->in_zp;                                          \
-        const int32_t r = v >= 0                                                             \
-            ? ec_multiply_by_quantized_multiplier(v, p->identity_mult, p->identity_shift)    \
-            : ec_multiply_by_quantized_multiplier(v, p->slope_mult, p->slope_shift);         \
-        y[i] = (T)clamp32(r + p->out_zp, p->act_min, p->act_max);                            \
-    }                                                                                        \
-}
+#define EC_QACTIVATION(NAME, T)                                                                    \
+    void NAME(const ec_qact_params *p, const T *x, long n, T *y)                                   \
+    {                                                                                              \
+        long i;                                                                                    \
+        for (i = 0; i < n; i++) {                                                                  \
+            const int32_t v = (int32_t)x[i] - p->in_zp;                                            \
+            const int32_t r =                                                                      \
+                v >= 0                                                                             \
+                    ? ec_multiply_by_quantized_multiplier(v, p->identity_mult, p->identity_shift)  \
+                    : ec_multiply_by_quantized_multiplier(v, p->slope_mult, p->slope_shift);       \
+            y[i] = (T)clamp32(r + p->out_zp, p->act_min, p->act_max);                              \
+        }                                                                                          \
+    }
 
 EC_QACTIVATION(ec_qactivation_u8, uint8_t)
 EC_QACTIVATION(ec_qactivation_i8, int8_t)
@@ -205,26 +211,26 @@ EC_QACTIVATION(ec_qactivation_i8, int8_t)
 /* q * s and + b each rounded to float32 as numpy and TFLite do: the double product of an
  * 8-bit integer and a float is exact, and a double sum of two floats rounds to the float sum;
  * no fused multiply-add can form across the conversions. */
-#define EC_QCONCAT(NAME, T, LO, HI)                                                          \
-void NAME(const T *x, int c_in, long pixels, T *y, int c_out, int c0, int same, float s,     \
-          float b, int32_t out_zp)                                                           \
-{                                                                                            \
-    long i;                                                                                  \
-    int ch;                                                                                  \
-    for (i = 0; i < pixels; i++) {                                                           \
-        const T *src = x + i * c_in;                                                         \
-        T *dst = y + i * c_out + c0;                                                         \
-        if (same) {                                                                          \
-            memcpy(dst, src, (size_t)c_in * sizeof(T));                                      \
-            continue;                                                                        \
-        }                                                                                    \
-        for (ch = 0; ch < c_in; ch++) {                                                      \
-            const float prod = (float)((double)src[ch] * (double)s);                         \
-            const float sum = (float)((double)prod + (double)b);                             \
-            dst[ch] = (T)clamp32(round_clamped(sum) + out_zp, LO, HI);                       \
-        }                                                                                    \
-    }                                                                                        \
-}
+#define EC_QCONCAT(NAME, T, LO, HI)                                                                \
+    void NAME(const T *x, int c_in, long pixels, T *y, int c_out, int c0, int same, float s,       \
+              float b, int32_t out_zp)                                                             \
+    {                                                                                              \
+        long i;                                                                                    \
+        int ch;                                                                                    \
+        for (i = 0; i < pixels; i++) {                                                             \
+            const T *src = x + i * c_in;                                                           \
+            T *dst = y + i * c_out + c0;                                                           \
+            if (same) {                                                                            \
+                memcpy(dst, src, (size_t)c_in * sizeof(T));                                        \
+                continue;                                                                          \
+            }                                                                                      \
+            for (ch = 0; ch < c_in; ch++) {                                                        \
+                const float prod = (float)((double)src[ch] * (double)s);                           \
+                const float sum = (float)((double)prod + (double)b);                               \
+                dst[ch] = (T)clamp32(round_clamped(sum) + out_zp, LO, HI);                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
 
 EC_QCONCAT(ec_qconcat_u8, uint8_t, 0, 255)
 EC_QCONCAT(ec_qconcat_i8, int8_t, -128, 127)
@@ -256,14 +262,14 @@ static int32_t sat_left_shift(int32_t x, int e)
     return (int32_t)((int64_t)x * ((int64_t)1 << e));
 }
 
-static int64_t rdbp64(int64_t x, int e)  /* RoundingDivideByPOT on 64 bits (e may pass 31) */
+static int64_t rdbp64(int64_t x, int e) /* RoundingDivideByPOT on 64 bits (e may pass 31) */
 {
     const int64_t mask = ((int64_t)1 << e) - 1;
     const int64_t remainder = x & mask, threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> e) + (remainder > threshold ? 1 : 0);
 }
 
-static int32_t exp_quarter_interval(int32_t a)  /* exp(a), a in [-1/4, 0), Q0.31 */
+static int32_t exp_quarter_interval(int32_t a) /* exp(a), a in [-1/4, 0), Q0.31 */
 {
     const int32_t constant_term = 1895147668, one_third = 715827883;
     const int32_t x = a + (1 << 28);
@@ -273,10 +279,10 @@ static int32_t exp_quarter_interval(int32_t a)  /* exp(a), a in [-1/4, 0), Q0.31
     return constant_term + ec_srdhm(constant_term, x + poly);
 }
 
-static int32_t exp_on_negative_values(int32_t a)  /* a <= 0 in Q5.26, result Q0.31 */
+static int32_t exp_on_negative_values(int32_t a) /* a <= 0 in Q5.26, result Q0.31 */
 {
-    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535,
-                                      720401, 242};  /* exp(-2^k), k = -2 .. 4 */
+    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308,
+                                      39332535,   720401,     242}; /* exp(-2^k), k = -2 .. 4 */
     const int32_t quarter = 1 << 24;
     const int32_t mod_minus_quarter = (a & (quarter - 1)) - quarter;
     const int32_t remainder = mod_minus_quarter - a;
@@ -287,7 +293,7 @@ static int32_t exp_on_negative_values(int32_t a)  /* a <= 0 in Q5.26, result Q0.
     return a == 0 ? INT32_MAX : result;
 }
 
-static int32_t one_over_one_plus_x(int32_t a)  /* 1 / (1 + a), a in [0, 1), Q0.31 */
+static int32_t one_over_one_plus_x(int32_t a) /* 1 / (1 + a), a in [0, 1), Q0.31 */
 {
     const int32_t half_denominator = (int32_t)(((int64_t)a + INT32_MAX + 1) >> 1);
     int32_t x = 1515870810 + ec_srdhm(half_denominator, -1010580540);
@@ -299,41 +305,44 @@ static int32_t one_over_one_plus_x(int32_t a)  /* 1 / (1 + a), a in [0, 1), Q0.3
     return sat_left_shift(x, 1);
 }
 
-#define EC_QSOFTMAX(NAME, T, LO, HI)                                                         \
-void NAME(const T *x, long rows, int depth, int32_t input_multiplier, int input_left_shift,  \
-          int32_t diff_min, T *y)                                                            \
-{                                                                                            \
-    long r;                                                                                  \
-    int i;                                                                                   \
-    for (r = 0; r < rows; r++) {                                                             \
-        const T *xr = x + r * depth;                                                         \
-        T *yr = y + r * depth;                                                               \
-        int32_t max = xr[0], total = 0, headroom = 0, scale;                                 \
-        int exponent;                                                                        \
-        for (i = 1; i < depth; i++) if (xr[i] > max) max = xr[i];                            \
-        for (i = 0; i < depth; i++) {                                                        \
-            const int32_t diff = (int32_t)xr[i] - max;                                       \
-            if (diff >= diff_min)                                                            \
-                total += ec_rounding_divide_by_pot(exp_on_negative_values(ec_srdhm(          \
-                    diff * (1 << input_left_shift), input_multiplier)), 12);                 \
-        }                                                                                    \
-        while (headroom < 32 && !((uint32_t)total & (0x80000000u >> headroom))) headroom++; \
-        scale = one_over_one_plus_x((int32_t)(((uint32_t)total << headroom) - 0x80000000u)); \
-        exponent = 12 - headroom + 31 - 8;                                                   \
-        for (i = 0; i < depth; i++) {                                                        \
-            const int32_t diff = (int32_t)xr[i] - max;                                       \
-            int64_t out = LO;                                                                \
-            if (diff >= diff_min) {                                                          \
-                const int32_t e = exp_on_negative_values(ec_srdhm(                           \
-                    diff * (1 << input_left_shift), input_multiplier));                      \
-                out = rdbp64(ec_srdhm(scale, e), exponent) + LO;                             \
-                if (out > HI) out = HI;                                                      \
-                if (out < LO) out = LO;                                                      \
-            }                                                                                \
-            yr[i] = (T)out;                                                                  \
-        }                                                                                    \
-    }                                                                                        \
-}
+#define EC_QSOFTMAX(NAME, T, LO, HI)                                                               \
+    void NAME(const T *x, long rows, int depth, int32_t input_multiplier, int input_left_shift,    \
+              int32_t diff_min, T *y)                                                              \
+    {                                                                                              \
+        long r;                                                                                    \
+        int i;                                                                                     \
+        for (r = 0; r < rows; r++) {                                                               \
+            const T *xr = x + r * depth;                                                           \
+            T *yr = y + r * depth;                                                                 \
+            int32_t max = xr[0], total = 0, headroom = 0, scale;                                   \
+            int exponent;                                                                          \
+            for (i = 1; i < depth; i++)                                                            \
+                if (xr[i] > max) max = xr[i];                                                      \
+            for (i = 0; i < depth; i++) {                                                          \
+                const int32_t diff = (int32_t)xr[i] - max;                                         \
+                if (diff >= diff_min)                                                              \
+                    total += ec_rounding_divide_by_pot(                                            \
+                        exp_on_negative_values(                                                    \
+                            ec_srdhm(diff * (1 << input_left_shift), input_multiplier)),           \
+                        12);                                                                       \
+            }                                                                                      \
+            while (headroom < 32 && !((uint32_t)total & (0x80000000u >> headroom))) headroom++;    \
+            scale = one_over_one_plus_x((int32_t)(((uint32_t)total << headroom) - 0x80000000u));   \
+            exponent = 12 - headroom + 31 - 8;                                                     \
+            for (i = 0; i < depth; i++) {                                                          \
+                const int32_t diff = (int32_t)xr[i] - max;                                         \
+                int64_t out = LO;                                                                  \
+                if (diff >= diff_min) {                                                            \
+                    const int32_t e = exp_on_negative_values(                                      \
+                        ec_srdhm(diff * (1 << input_left_shift), input_multiplier));               \
+                    out = rdbp64(ec_srdhm(scale, e), exponent) + LO;                               \
+                    if (out > HI) out = HI;                                                        \
+                    if (out < LO) out = LO;                                                        \
+                }                                                                                  \
+                yr[i] = (T)out;                                                                    \
+            }                                                                                      \
+        }                                                                                          \
+    }
 
 EC_QSOFTMAX(ec_qsoftmax_u8, uint8_t, 0, 255)
 EC_QSOFTMAX(ec_qsoftmax_i8, int8_t, -128, 127)

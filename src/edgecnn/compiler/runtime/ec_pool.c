@@ -8,20 +8,21 @@
 
 #include <string.h>
 
-
-
-static void max_into(float *restrict d, const float *restrict s, int n) {
+static void max_into(float *restrict d, const float *restrict s, int n)
+{
     int c;
     for (c = 0; c < n; c++) d[c] = s[c] > d[c] ? s[c] : d[c];
 }
 
-static void add_into(float *restrict d, const float *restrict s, int n) {
+static void add_into(float *restrict d, const float *restrict s, int n)
+{
     int c;
     for (c = 0; c < n; c++) d[c] += s[c];
 }
 
 static void clip(const ec_conv_params *p, const ec_tensor *in, int oy, int ox, int *y0, int *y1,
-                 int *x0, int *x1) {
+                 int *x0, int *x1)
+{
     const int a = oy * p->sh - p->pad_t, b = ox * p->sw - p->pad_l;
     *y0 = a < 0 ? 0 : a;
     *y1 = a + p->kh > in->h ? in->h : a + p->kh;
@@ -29,7 +30,8 @@ static void clip(const ec_conv_params *p, const ec_tensor *in, int oy, int ox, i
     *x1 = b + p->kw > in->w ? in->w : b + p->kw;
 }
 
-void ec_maxpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out) {
+void ec_maxpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out)
+{
     const int n = out->c;
     int oy;
     EC_OMP_FOR_IF(out->h * out->w * n >= EC_PARALLEL_MIN_FLOATS)
@@ -45,8 +47,8 @@ void ec_maxpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out) {
     }
 }
 
-void ec_avgpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                int count_include_pad) {
+void ec_avgpool(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out, int count_include_pad)
+{
     const int n = out->c;
     int oy;
     EC_OMP_FOR_IF(out->h * out->w * n >= EC_PARALLEL_MIN_FLOATS)

@@ -17,12 +17,14 @@
 #define EC_MODEL_ALIASES /* ec_model_predict etc. name this model's functions */
 #include "model.h"
 
-static int fail(const char *msg, const char *arg) {
+static int fail(const char *msg, const char *arg)
+{
     fprintf(stderr, "predict: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
     return 2;
 }
 
-static unsigned char *read_file(const char *path, long *size) {
+static unsigned char *read_file(const char *path, long *size)
+{
     FILE *f = fopen(path, "rb");
     unsigned char *buf;
     if (!f) return NULL;
@@ -40,7 +42,8 @@ static unsigned char *read_file(const char *path, long *size) {
 }
 
 /* Skip whitespace and # comments of a PPM header; parse one decimal number. */
-static long ppm_number(const unsigned char *b, long n, long *pos) {
+static long ppm_number(const unsigned char *b, long n, long *pos)
+{
     long v = -1;
     while (*pos < n) {
         if (b[*pos] == '#') {
@@ -60,7 +63,8 @@ static long ppm_number(const unsigned char *b, long n, long *pos) {
 }
 
 /* uint8 RGB pixels -> the model's input: range, channel order, (x - mean) / std. */
-static void preprocess(const unsigned char *rgb, float *x, int pixels, int c) {
+static void preprocess(const unsigned char *rgb, float *x, int pixels, int c)
+{
     const float range[2] = EC_MODEL_PIXEL_RANGE, mean[3] = EC_MODEL_MEAN, std[3] = EC_MODEL_STD;
     int i, k;
     for (i = 0; i < pixels; i++)
@@ -75,7 +79,8 @@ static void preprocess(const unsigned char *rgb, float *x, int pixels, int c) {
  * Returns 0, or 2 after printing what is wrong. b needs no terminator; nothing past b[n-1]
  * is read (the fuzz harness in fuzz/ checks this under AddressSanitizer). */
 static int parse_input(const unsigned char *b, long n, const char *path, float *x, int h, int w,
-                       int c) {
+                       int c)
+{
     long pos = 2;
     const long count = (long)h * w * c;
     int rc = 0;
@@ -86,8 +91,10 @@ static int parse_input(const unsigned char *b, long n, const char *path, float *
         if (pw < 1 || ph < 1 || maxval != 255) {
             rc = fail("not a binary PPM with maxval 255", path);
         } else if (pw != w || ph != h || c != 3) {
-            fprintf(stderr, "predict: %s is %ldx%ld, the model takes %dx%dx%d: resize it "
-                    "first (this program does not resize)\n", path, pw, ph, w, h, c);
+            fprintf(stderr,
+                    "predict: %s is %ldx%ld, the model takes %dx%dx%d: resize it "
+                    "first (this program does not resize)\n",
+                    path, pw, ph, w, h, c);
             rc = 2;
         } else if (n - pos < count) {
             rc = fail("truncated PPM", path);
@@ -99,14 +106,17 @@ static int parse_input(const unsigned char *b, long n, const char *path, float *
     } else if (n == count) {
         preprocess(b, x, h * w, c);
     } else {
-        fprintf(stderr, "predict: %s has %ld bytes: not a P6 PPM, nor %ld float32 or %ld uint8 "
-                "values of the %dx%dx%d input\n", path, n, count, count, h, w, c);
+        fprintf(stderr,
+                "predict: %s has %ld bytes: not a P6 PPM, nor %ld float32 or %ld uint8 "
+                "values of the %dx%dx%d input\n",
+                path, n, count, count, h, w, c);
         rc = 2;
     }
     return rc;
 }
 
-static int load_input(const char *path, float *x, int h, int w, int c) {
+static int load_input(const char *path, float *x, int h, int w, int c)
+{
     long n;
     unsigned char *b = read_file(path, &n);
     int rc;
@@ -117,7 +127,8 @@ static int load_input(const char *path, float *x, int h, int w, int c) {
 }
 
 /* The 5 largest outputs, best first: "index value" lines. */
-static void print_top5(const float *y, int n) {
+static void print_top5(const float *y, int n)
+{
     int top[5], k, i, j, m = n < 5 ? n : 5;
     for (k = 0; k < m; k++) {
         int best = -1;
@@ -132,7 +143,8 @@ static void print_top5(const float *y, int n) {
 }
 
 /* One inference: the model's static arena, or the one this program allocated. */
-static int run(const float *x, float *y, void *arena) {
+static int run(const float *x, float *y, void *arena)
+{
 #ifdef EC_MODEL_CALLER_ARENA
     return ec_model_predict_with_arena(x, y, arena);
 #else
@@ -141,28 +153,39 @@ static int run(const float *x, float *y, void *arena) {
 #endif
 }
 
-static double now_ms(void) {
+static double now_ms(void)
+{
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *weights = "weights.bin", *out_path = NULL, *image = NULL;
     int threads = 0, repeats = 0, h, w, c, n, i, k, rc = 0;
     float *x, *y;
     void *arena = NULL;
     for (i = 1; i < argc; i++) {
-        if (i + 1 < argc && strcmp(argv[i], "-w") == 0) weights = argv[++i];
-        else if (i + 1 < argc && strcmp(argv[i], "-t") == 0) threads = atoi(argv[++i]);
-        else if (i + 1 < argc && strcmp(argv[i], "-n") == 0) repeats = atoi(argv[++i]);
-        else if (i + 1 < argc && strcmp(argv[i], "-o") == 0) out_path = argv[++i];
-        else if (argv[i][0] == '-') return fail("usage: predict [-w weights.bin] [-t threads] "
-                                                "[-n repeats] [-o out.f32] IMAGE", NULL);
-        else image = argv[i];
+        if (i + 1 < argc && strcmp(argv[i], "-w") == 0)
+            weights = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "-t") == 0)
+            threads = atoi(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "-n") == 0)
+            repeats = atoi(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "-o") == 0)
+            out_path = argv[++i];
+        else if (argv[i][0] == '-')
+            return fail("usage: predict [-w weights.bin] [-t threads] "
+                        "[-n repeats] [-o out.f32] IMAGE",
+                        NULL);
+        else
+            image = argv[i];
     }
-    if (!image) return fail("usage: predict [-w weights.bin] [-t threads] [-n repeats] "
-                            "[-o out.f32] IMAGE", NULL);
+    if (!image)
+        return fail("usage: predict [-w weights.bin] [-t threads] [-n repeats] "
+                    "[-o out.f32] IMAGE",
+                    NULL);
     (void)weights;
 #ifdef EC_MODEL_WEIGHTS_FILE
     if (ec_model_load_weights(weights) != 0) return fail("cannot load the weights file", weights);

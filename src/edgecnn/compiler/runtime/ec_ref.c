@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-
-float ec_activate(float v, int act, float alpha, float slope) {
+float ec_activate(float v, int act, float alpha, float slope)
+{
     switch (act) {
     case EC_ACT_RELU: return v > 0.0f ? v : 0.0f;
     case EC_ACT_LEAKY: return v > 0.0f ? v : v * alpha;
@@ -22,7 +22,8 @@ float ec_activate(float v, int act, float alpha, float slope) {
 static float slope_of(const float *slope, int c) { return slope ? slope[c] : 0.0f; }
 
 void ec_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                   const float *w_oihw, const float *bias) {
+                   const float *w_oihw, const float *bias)
+{
     const int cig = in->c / p->groups, cog = out->c / p->groups;
     const int wsize = cig * p->kh * p->kw; /* floats per output channel */
     int oy;
@@ -43,8 +44,7 @@ void ec_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                         const float *src;
                         if (x < 0 || x >= in->w) continue;
                         src = EC_AT(in, y, x) + g * cig;
-                        for (i = 0; i < cig; i++)
-                            acc += src[i] * wo[(i * p->kh + ky) * p->kw + kx];
+                        for (i = 0; i < cig; i++) acc += src[i] * wo[(i * p->kh + ky) * p->kw + kx];
                     }
                 }
                 dst[o] = ec_activate(acc, p->act, p->act_alpha, slope_of(p->act_slope, o));
@@ -54,7 +54,8 @@ void ec_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
 }
 
 void ec_binary_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                          const float *w_sign_oihw, const float *scale, const float *bias) {
+                          const float *w_sign_oihw, const float *scale, const float *bias)
+{
     const int cin = in->c, wsize = cin * p->kh * p->kw;
     int oy;
     EC_OMP_FOR
@@ -88,7 +89,8 @@ void ec_binary_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tenso
 
 /* The window of output (oy, ox) clipped to the input: rows [*y0, *y1), columns [*x0, *x1). */
 static void window(const ec_conv_params *p, const ec_tensor *in, int oy, int ox, int *y0, int *y1,
-                   int *x0, int *x1) {
+                   int *x0, int *x1)
+{
     int a = oy * p->sh - p->pad_t, b = ox * p->sw - p->pad_l;
     *y0 = a < 0 ? 0 : a;
     *y1 = a + p->kh > in->h ? in->h : a + p->kh;
@@ -96,7 +98,8 @@ static void window(const ec_conv_params *p, const ec_tensor *in, int oy, int ox,
     *x1 = b + p->kw > in->w ? in->w : b + p->kw;
 }
 
-void ec_maxpool_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out) {
+void ec_maxpool_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out)
+{
     int oy;
     EC_OMP_FOR
     for (oy = 0; oy < out->h; oy++) {
@@ -116,7 +119,8 @@ void ec_maxpool_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out
 }
 
 void ec_avgpool_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
-                    int count_include_pad) {
+                    int count_include_pad)
+{
     int oy;
     EC_OMP_FOR
     for (oy = 0; oy < out->h; oy++) {
@@ -146,7 +150,8 @@ void ec_avgpool_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out
     }
 }
 
-void ec_global_avgpool_ref(const ec_tensor *in, ec_tensor *out) {
+void ec_global_avgpool_ref(const ec_tensor *in, ec_tensor *out)
+{
     int y, x, c;
     const float n = (float)(in->h * in->w);
     for (c = 0; c < in->c; c++) out->data[c] = 0.0f;
@@ -159,7 +164,8 @@ void ec_global_avgpool_ref(const ec_tensor *in, ec_tensor *out) {
 }
 
 void ec_dense_ref(int in_features, int units, const float *x, float *y, const float *w,
-                  const float *bias, int act, float alpha) {
+                  const float *bias, int act, float alpha)
+{
     int o;
     EC_OMP_FOR
     for (o = 0; o < units; o++) {
@@ -172,18 +178,20 @@ void ec_dense_ref(int in_features, int units, const float *x, float *y, const fl
 }
 
 void ec_activation_ref(const ec_tensor *in, ec_tensor *out, int act, float alpha,
-                       const float *slope) {
+                       const float *slope)
+{
     int y, x, c;
     for (y = 0; y < in->h; y++)
         for (x = 0; x < in->w; x++) {
             const float *src = EC_AT(in, y, x);
             float *dst = EC_AT(out, y, x);
-            for (c = 0; c < in->c; c++) dst[c] = ec_activate(src[c], act, alpha, slope_of(slope, c));
+            for (c = 0; c < in->c; c++)
+                dst[c] = ec_activate(src[c], act, alpha, slope_of(slope, c));
         }
 }
 
-void ec_scale_bias_ref(const ec_tensor *in, ec_tensor *out, const float *scale,
-                       const float *bias) {
+void ec_scale_bias_ref(const ec_tensor *in, ec_tensor *out, const float *scale, const float *bias)
+{
     int y, x, c;
     for (y = 0; y < in->h; y++)
         for (x = 0; x < in->w; x++) {
@@ -194,7 +202,8 @@ void ec_scale_bias_ref(const ec_tensor *in, ec_tensor *out, const float *scale,
         }
 }
 
-void ec_softmax_ref(const ec_tensor *in, ec_tensor *out) {
+void ec_softmax_ref(const ec_tensor *in, ec_tensor *out)
+{
     int y, x, c;
     for (y = 0; y < in->h; y++)
         for (x = 0; x < in->w; x++) {
@@ -202,7 +211,10 @@ void ec_softmax_ref(const ec_tensor *in, ec_tensor *out) {
             float *dst = EC_AT(out, y, x);
             float m = src[0], sum = 0.0f;
             for (c = 1; c < in->c; c++) m = src[c] > m ? src[c] : m;
-            for (c = 0; c < in->c; c++) { dst[c] = expf(src[c] - m); sum += dst[c]; }
+            for (c = 0; c < in->c; c++) {
+                dst[c] = expf(src[c] - m);
+                sum += dst[c];
+            }
             for (c = 0; c < in->c; c++) dst[c] /= sum;
         }
 }
@@ -210,7 +222,8 @@ void ec_softmax_ref(const ec_tensor *in, ec_tensor *out) {
 /* base^expo for base > 0. The portable build (EC_PORTABLE: libm's expf only) computes
  * expf(expo * ln(base)) with ln from the float's exponent and atanh series of the mantissa
  * (|s| <= 0.172, terms to s^11: relative error below 1e-9 before the final expf). */
-static float ec_powf(float base, float expo) {
+static float ec_powf(float base, float expo)
+{
 #ifdef EC_PORTABLE
     uint32_t bits;
     double m, s, s2, ln;
@@ -220,20 +233,24 @@ static float ec_powf(float base, float expo) {
     bits = (bits & 0x7fffffu) | 0x3f800000u; /* mantissa in [1, 2) */
     memcpy(&base, &bits, sizeof bits);
     m = base;
-    if (m > 1.4142135623730951) { m *= 0.5; e += 1; }
+    if (m > 1.4142135623730951) {
+        m *= 0.5;
+        e += 1;
+    }
     s = (m - 1.0) / (m + 1.0);
     s2 = s * s;
-    ln = e * 0.6931471805599453
-         + 2.0 * s * (1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9
-                                                                            + s2 / 11)))));
+    ln =
+        e * 0.6931471805599453
+        + 2.0 * s
+              * (1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 / 11)))));
     return expf((float)(expo * ln));
 #else
     return powf(base, expo);
 #endif
 }
 
-void ec_lrn_ref(const ec_tensor *in, ec_tensor *out, int size, float alpha, float beta,
-                float k) {
+void ec_lrn_ref(const ec_tensor *in, ec_tensor *out, int size, float alpha, float beta, float k)
+{
     const int before = (size - 1) / 2, after = size / 2;
     int y, x, c, j;
     for (y = 0; y < in->h; y++)
@@ -250,8 +267,9 @@ void ec_lrn_ref(const ec_tensor *in, ec_tensor *out, int size, float alpha, floa
         }
 }
 
-void ec_fake_quant_ref(const ec_tensor *in, ec_tensor *out, double scale, int zero_point,
-                       int qmin, int qmax) {
+void ec_fake_quant_ref(const ec_tensor *in, ec_tensor *out, double scale, int zero_point, int qmin,
+                       int qmax)
+{
     int y, x, c;
     for (y = 0; y < in->h; y++)
         for (x = 0; x < in->w; x++) {
@@ -269,7 +287,8 @@ void ec_fake_quant_ref(const ec_tensor *in, ec_tensor *out, double scale, int ze
 }
 
 void ec_add_ref(const ec_tensor *a, const ec_tensor *b, ec_tensor *out, int act, float alpha,
-                const float *slope) {
+                const float *slope)
+{
     int y, x, c;
     for (y = 0; y < out->h; y++)
         for (x = 0; x < out->w; x++) {
@@ -280,14 +299,16 @@ void ec_add_ref(const ec_tensor *a, const ec_tensor *b, ec_tensor *out, int act,
         }
 }
 
-void ec_copy_channels(const ec_tensor *in, ec_tensor *out, int c0) {
+void ec_copy_channels(const ec_tensor *in, ec_tensor *out, int c0)
+{
     int y, x;
     for (y = 0; y < in->h; y++)
         for (x = 0; x < in->w; x++)
             memcpy(EC_AT(out, y, x) + c0, EC_AT(in, y, x), (size_t)in->c * sizeof(float));
 }
 
-ec_tensor ec_view(float *base, size_t offset, int h, int w, int c, int pad_h, int pad_w) {
+ec_tensor ec_view(float *base, size_t offset, int h, int w, int c, int pad_h, int pad_w)
+{
     ec_tensor t;
     t.h = h;
     t.w = w;
@@ -299,7 +320,8 @@ ec_tensor ec_view(float *base, size_t offset, int h, int w, int c, int pad_h, in
     return t;
 }
 
-void ec_zero_border(ec_tensor *t) {
+void ec_zero_border(ec_tensor *t)
+{
     const int pw = t->w + 2 * t->pad_w; /* padded width */
     float *base = t->data - (ptrdiff_t)t->pad_h * t->row_stride - (ptrdiff_t)t->pad_w * t->c;
     int y;
@@ -316,13 +338,15 @@ void ec_zero_border(ec_tensor *t) {
     }
 }
 
-void ec_load_hwc(ec_tensor *t, const float *src) {
+void ec_load_hwc(ec_tensor *t, const float *src)
+{
     const size_t row = (size_t)t->w * (size_t)t->c;
     int y;
     for (y = 0; y < t->h; y++) memcpy(EC_AT(t, y, 0), src + (size_t)y * row, row * sizeof(float));
 }
 
-void ec_store_hwc(const ec_tensor *t, float *dst) {
+void ec_store_hwc(const ec_tensor *t, float *dst)
+{
     const size_t row = (size_t)t->w * (size_t)t->c;
     int y;
     for (y = 0; y < t->h; y++) memcpy(dst + (size_t)y * row, EC_AT(t, y, 0), row * sizeof(float));

@@ -48,15 +48,14 @@ void ec_dense_ref(int in_features, int units, const float *x, float *y, const fl
 /* Elementwise ops; `out` may be `in` (in place). slope/scale/bias: per channel, may be NULL. */
 void ec_activation_ref(const ec_tensor *in, ec_tensor *out, int act, float alpha,
                        const float *slope);
-void ec_scale_bias_ref(const ec_tensor *in, ec_tensor *out, const float *scale,
-                       const float *bias);
+void ec_scale_bias_ref(const ec_tensor *in, ec_tensor *out, const float *scale, const float *bias);
 void ec_softmax_ref(const ec_tensor *in, ec_tensor *out); /* over channels, per pixel */
 void ec_lrn_ref(const ec_tensor *in, ec_tensor *out, int size, float alpha, float beta,
-                float k);                                 /* not in place */
+                float k); /* not in place */
 /* Fake quantization: (clamp(round(x / scale) + zp, qmin, qmax) - zp) * scale, rounding half
  * away from zero, x / scale in double (as the reference). out may be in. */
-void ec_fake_quant_ref(const ec_tensor *in, ec_tensor *out, double scale, int zero_point,
-                       int qmin, int qmax);
+void ec_fake_quant_ref(const ec_tensor *in, ec_tensor *out, double scale, int zero_point, int qmin,
+                       int qmax);
 /* out = act(a + b); out may be a or b. */
 void ec_add_ref(const ec_tensor *a, const ec_tensor *b, ec_tensor *out, int act, float alpha,
                 const float *slope);

@@ -25,15 +25,23 @@ typedef struct {
     int pad_h, pad_w; /* zero border present around the logical tensor in the buffer (>= 0) */
 } ec_tensor;          /* pixel stride is always c */
 
-enum { EC_ACT_NONE, EC_ACT_RELU, EC_ACT_LEAKY, EC_ACT_RELU6, EC_ACT_SIGMOID, EC_ACT_TANH,
-       EC_ACT_PRELU };
+enum {
+    EC_ACT_NONE,
+    EC_ACT_RELU,
+    EC_ACT_LEAKY,
+    EC_ACT_RELU6,
+    EC_ACT_SIGMOID,
+    EC_ACT_TANH,
+    EC_ACT_PRELU
+};
 
 typedef struct {
     int kh, kw, sh, sw, dh, dw;
     int pad_t, pad_l, pad_b, pad_r;
     int groups;
-    int act; float act_alpha;      /* leaky slope */
-    const float *act_slope;        /* prelu: one slope per output channel, else NULL */
+    int act;
+    float act_alpha;        /* leaky slope */
+    const float *act_slope; /* prelu: one slope per output channel, else NULL */
 } ec_conv_params;
 
 /* `EC_OMP_FOR` before a for loop splits it over OpenMP threads when the build defines EC_OPENMP

@@ -53,29 +53,41 @@ typedef int32_t ec_vs __attribute__((vector_size(EC_NB * 4)));
 typedef uint32_t ec_vu __attribute__((vector_size(EC_NB * 4)));
 EC_INLINE ec_vf ec_vload_h(const uint16_t *p)
 {
-    const ec_vu u = (ec_vu)__builtin_convertvector(*(const ec_vhs *)p, ec_vs); /* sign-extended */
+    const ec_vu u = (ec_vu) __builtin_convertvector(*(const ec_vhs *)p, ec_vs); /* sign-extended */
     return (ec_vf)((u << 13) & 0x8fffe000u) * 0x1p112f;
 }
 #else
 #define EC_INLINE static inline
-typedef struct { float v[EC_NB]; } ec_vf;
+typedef struct {
+    float v[EC_NB];
+} ec_vf;
 #define EC_LANE(vec, i) ((vec).v[i])
 
-EC_INLINE ec_vf ec_vload(const float *p) { ec_vf r; memcpy(r.v, p, sizeof r.v); return r; }
+EC_INLINE ec_vf ec_vload(const float *p)
+{
+    ec_vf r;
+    memcpy(r.v, p, sizeof r.v);
+    return r;
+}
 EC_INLINE void ec_vstore(float *p, ec_vf v) { memcpy(p, v.v, sizeof v.v); }
-EC_INLINE ec_vf ec_vzero(void) { ec_vf r; memset(r.v, 0, sizeof r.v); return r; }
+EC_INLINE ec_vf ec_vzero(void)
+{
+    ec_vf r;
+    memset(r.v, 0, sizeof r.v);
+    return r;
+}
 EC_INLINE ec_vf ec_vset1(float s)
 {
     ec_vf r;
     for (int i = 0; i < EC_NB; i++) r.v[i] = s;
     return r;
 }
-#define EC_VOP2(name, expr)                                                                    \
-    EC_INLINE ec_vf name(ec_vf a, ec_vf b)                                                     \
-    {                                                                                          \
-        ec_vf r;                                                                               \
-        for (int i = 0; i < EC_NB; i++) r.v[i] = (expr);                                       \
-        return r;                                                                              \
+#define EC_VOP2(name, expr)                                                                        \
+    EC_INLINE ec_vf name(ec_vf a, ec_vf b)                                                         \
+    {                                                                                              \
+        ec_vf r;                                                                                   \
+        for (int i = 0; i < EC_NB; i++) r.v[i] = (expr);                                           \
+        return r;                                                                                  \
     }
 EC_VOP2(ec_vadd, a.v[i] + b.v[i])
 EC_VOP2(ec_vsub, a.v[i] - b.v[i])
@@ -218,9 +230,11 @@ EC_INLINE float ec_fast_tanh(float v)
 
 /* Sigmoid or tanh lane by lane, out of line: libm calls, not worth inlining into every tile. */
 #if defined(__GNUC__)
-__attribute__((noinline, unused))
+#define EC_OUT_OF_LINE __attribute__((noinline, unused))
+#else
+#define EC_OUT_OF_LINE
 #endif
-static ec_vf ec_vact_libm(ec_vf v, int act)
+EC_OUT_OF_LINE static ec_vf ec_vact_libm(ec_vf v, int act)
 {
     float t[EC_NB];
     ec_vstore(t, v);

@@ -83,9 +83,8 @@ EC_INLINE void ec_wino_bt(const ec_vf d[6], ec_vf t[6])
  * outside the input's buffer (only below/right of the last tiles, whose extra outputs are
  * dropped) read as zero. FULL: the patch lies inside the buffer and n == EC_NB, so the loads
  * need no checks (every tile but the ragged last ones). */
-EC_INLINE void ec_wino_input_tile_impl(const int FULL, const ec_conv_params *p,
-                                       const ec_tensor *in, int ty, int tx, int c0, int n,
-                                       float *v, size_t estride)
+EC_INLINE void ec_wino_input_tile_impl(const int FULL, const ec_conv_params *p, const ec_tensor *in,
+                                       int ty, int tx, int c0, int n, float *v, size_t estride)
 {
     const int y0 = 4 * ty - p->pad_t, x0 = 4 * tx - p->pad_l;
     const float *org = in->data + (ptrdiff_t)y0 * in->row_stride + (ptrdiff_t)x0 * in->c + c0;
@@ -121,12 +120,12 @@ EC_INLINE void ec_wino_input_tile_impl(const int FULL, const ec_conv_params *p,
     }
 }
 
-static void ec_wino_input_tile(const ec_conv_params *p, const ec_tensor *in, int ty, int tx,
-                               int c0, int n, float *v, size_t estride)
+static void ec_wino_input_tile(const ec_conv_params *p, const ec_tensor *in, int ty, int tx, int c0,
+                               int n, float *v, size_t estride)
 {
     const int y0 = 4 * ty - p->pad_t, x0 = 4 * tx - p->pad_l;
-    const int full = n == EC_NB && y0 >= -in->pad_h && y0 + 6 <= in->h + in->pad_h &&
-                     x0 >= -in->pad_w && x0 + 6 <= in->w + in->pad_w;
+    const int full = n == EC_NB && y0 >= -in->pad_h && y0 + 6 <= in->h + in->pad_h
+                     && x0 >= -in->pad_w && x0 + 6 <= in->w + in->pad_w;
     if (full)
         ec_wino_input_tile_impl(1, p, in, ty, tx, c0, n, v, estride);
     else
@@ -232,16 +231,16 @@ EC_INLINE void ec_wino_output_tile_impl(const int ACT, const int FULL, const ec_
     }
 }
 
-#define EC_WINO_OUT(ACT)                                                                       \
-    do {                                                                                       \
-        if (full)                                                                              \
-            ec_wino_output_tile_impl(ACT, 1, p, out, ty, tx, c0, m, estride, bias);            \
-        else                                                                                   \
-            ec_wino_output_tile_impl(ACT, 0, p, out, ty, tx, c0, m, estride, bias);            \
+#define EC_WINO_OUT(ACT)                                                                           \
+    do {                                                                                           \
+        if (full)                                                                                  \
+            ec_wino_output_tile_impl(ACT, 1, p, out, ty, tx, c0, m, estride, bias);                \
+        else                                                                                       \
+            ec_wino_output_tile_impl(ACT, 0, p, out, ty, tx, c0, m, estride, bias);                \
     } while (0)
 
-static void ec_wino_output_tile(const ec_conv_params *p, ec_tensor *out, int ty, int tx,
-                                int c0, const float *m, size_t estride, const float *bias)
+static void ec_wino_output_tile(const ec_conv_params *p, ec_tensor *out, int ty, int tx, int c0,
+                                const float *m, size_t estride, const float *bias)
 {
     const int full = c0 + EC_NB <= out->c && 4 * ty + 4 <= out->h && 4 * tx + 4 <= out->w;
     switch (p->act) {
@@ -262,14 +261,14 @@ static void ec_wino_chunk(const ec_conv_params *p, const ec_tensor *in, ec_tenso
 {
     const int cin = in->c, nblk = ec_blocks(out->c, EC_NB), coutp = nblk * EC_NB;
     const int tiles_x = ec_blocks(out->w, 4);
-    float *vbuf = scratch;                               /* [36][tcap][cin] */
-    float *mbuf = scratch + (size_t)36 * tcap * cin;     /* [36][tcap][coutp] */
+    float *vbuf = scratch;                           /* [36][tcap][cin] */
+    float *mbuf = scratch + (size_t)36 * tcap * cin; /* [36][tcap][coutp] */
     for (int k = 0; k < tc; k++) {
         const int t = t0 + k;
         for (int c0 = 0; c0 < cin; c0 += EC_NB) {
             const int n = cin - c0 < EC_NB ? cin - c0 : EC_NB;
-            ec_wino_input_tile(p, in, t / tiles_x, t % tiles_x, c0, n,
-                               vbuf + (size_t)k * cin + c0, (size_t)tcap * cin);
+            ec_wino_input_tile(p, in, t / tiles_x, t % tiles_x, c0, n, vbuf + (size_t)k * cin + c0,
+                               (size_t)tcap * cin);
         }
     }
     ec_wino_gemm(tc, cin, nblk, u, vbuf, mbuf, tcap);
@@ -277,8 +276,8 @@ static void ec_wino_chunk(const ec_conv_params *p, const ec_tensor *in, ec_tenso
         const int t = t0 + k;
         for (int b = 0; b < nblk; b++)
             ec_wino_output_tile(p, out, t / tiles_x, t % tiles_x, b * EC_NB,
-                                mbuf + (size_t)k * coutp + (size_t)b * EC_NB,
-                                (size_t)tcap * coutp, bias);
+                                mbuf + (size_t)k * coutp + (size_t)b * EC_NB, (size_t)tcap * coutp,
+                                bias);
     }
 }
 
