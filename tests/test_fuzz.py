@@ -148,3 +148,22 @@ def test_darknet_cfg_with_a_huge_output_is_one_error_not_an_oom(tmp_path):
                    "size=1\nstride=1\npad=1\nactivation=linear\n")
     with pytest.raises(ModelFileError, match="too many for a classifier"):
         import_model(cfg)
+
+
+def test_a_size_beyond_any_layer_is_one_graph_error():
+    """Found by the Darknet harness: a [maxpool] size of 89 digits reached numpy.pad (TypeError).
+    Integer attributes are bounded where every importer's layers are checked."""
+    from edgecnn.core.graph import GraphBuilder
+    from edgecnn.errors import GraphError
+    from edgecnn.formats.importers.darknet import import_darknet
+
+    with pytest.raises(GraphError, match=r"layer 'maxpool4': attribute 'kernel' is .*beyond any "
+                                         r"real layer"):
+        import_darknet(FUZZ / "regressions" / "darknet" / "huge-pool-size")
+    b = GraphBuilder("m", (4, 4, 3))
+    b.add("conv2d", "c", filters=1 << 31, kernel=1)
+    with pytest.raises(GraphError, match="at most 2,147,483,647 in magnitude"):
+        b.build()
+    b = GraphBuilder("m", (4, 4, 3))
+    b.add("conv2d", "c", filters=(1 << 31) - 1, kernel=1)
+    assert b.build().shapes["c"] == (4, 4, (1 << 31) - 1)  # the limit itself is allowed

@@ -26,6 +26,7 @@ from ..errors import GraphError
 Shape = tuple[int, int, int]
 
 REQUIRED = object()
+INT_LIMIT = (1 << 31) - 1  # integer attributes are C ints in the compiled model
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class Attr:
         except (TypeError, ValueError):
             raise GraphError(f"{where}: attribute {self.name!r} must be {_TYPE_WORDS[self.type]}, "
                              f"got {value!r}") from None
+        ints = (value,) if isinstance(value, int) else value if isinstance(value, tuple) else ()
+        if any(isinstance(v, int) and abs(v) > INT_LIMIT for v in ints):
+            raise GraphError(f"{where}: attribute {self.name!r} is {str(value)[:40]}..., beyond "
+                             f"any real layer (at most {INT_LIMIT:,} in magnitude): a corrupt or "
+                             "mistyped value")
         if self.choices and value not in self.choices:
             raise GraphError(f"{where}: attribute {self.name!r} must be one of "
                              f"{', '.join(map(str, self.choices))}, got {value!r}")
