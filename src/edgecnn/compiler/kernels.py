@@ -19,6 +19,7 @@ import numpy as np
 from ..layers import all_kinds, get_kind
 from ..layers.conv2d import c_conv_params
 from ..layers.merge import c_add_calls
+from ..layers.qconv2d import C_SUFFIX, c_qconv_params
 from ..layers.pool import c_pool_call
 from . import packing
 from .passes import Op, Program
@@ -175,8 +176,75 @@ def _packer(name: str, fn: Callable[..., np.ndarray], with_nb: bool = True):
     return pack
 
 
+QDW_MAX_TAPS = 49  # EC_QDW_MAX_TAPS in ec_int8.h: depthwise kernels up to 7x7
+
+
+def qconv_algorithm(op: Op, prog: Program) -> str:
+    """"int8_pointwise", "int8_direct", "int8_depthwise" or "int8" (the portable kernel) for a
+    qconv2d or qdense op. The fast kernels serve groups 1 (pointwise: 1x1, stride 1, no
+    padding, and every qdense) and depthwise with multiplier 1, when their folded int32 sums
+    are exact (:func:`_qconv_exact`)."""
+    a = op.attrs
+    if op.kind == "qdense":
+        algo = "int8_pointwise"
+    elif a["groups"] == 1:
+        one = tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
+        algo = "int8_pointwise" if one and not any(a["padding"]) else "int8_direct"
+    elif (a["groups"] == prog.shapes[op.inputs[0]][2] == prog.shapes[op.output][2]
+          and a["kernel"][0] * a["kernel"][1] <= QDW_MAX_TAPS):
+        algo = "int8_depthwise"
+    else:
+        return "int8"
+    return algo if _qconv_exact(op) else "int8"
+
+
+def _qconv_exact(op: Op) -> bool:
+    """Can no int32 lane overflow? Every partial sum of the folded accumulator, bias - in_zp *
+    sum(w') + sum(x * w') with raw |x| <= 255 and w' = w - w_zp, fits int32, and the
+    requantization is in the range ec_qrequant handles (multiplier >= 0, shift -31..30)."""
+    a, w = op.attrs, op.weights
+    zp = a["weight_zero_point"]
+    folded = packing.qconv_folded_bias(w["weight"], w["bias"], a["input_zero_point"], zp)
+    wt = np.asarray(w["weight"], np.int64).reshape(len(folded), -1) - zp
+    bound = np.abs(folded) + 255 * np.abs(wt).sum(axis=1)
+    shift = np.asarray(w["shift"])
+    return (bool(bound.max() < 1 << 31) and bool((np.asarray(w["multiplier"]) >= 0).all())
+            and bool(((shift >= -31) & (shift <= 30)).all()))
+
+
+def _qconv_serves(name: str):
+    def serves(op: Op, prog: Program, t: Target) -> bool:
+        # not on microcontrollers: int16 weights would double the flash of the portable kernel
+        return not t.board and qconv_algorithm(op, prog) == name
+    return serves
+
+
+def _qconv_call(fn: str):
+    def call(op: Op, c) -> str:
+        packed = c.packed(op)
+        params = c_qconv_params(op, get_kind(op.kind).c_geometry(op, c))
+        args = ", ".join([c.ins[0], c.ptr(packed["qweight"]), c.ptr(packed["requant"]), c.out])
+        return c.block(params, f"{fn}_{C_SUFFIX[op.attrs['dtype']]}(&p, {args});",
+                       ctype="ec_qconv_params")
+    return call
+
+
+def _qconv_pack(depthwise: bool):
+    def pack(op: Op, nb: int) -> dict[str, np.ndarray]:
+        a, w = op.attrs, op.weights
+        wt = np.asarray(w["weight"])
+        wt = wt.reshape(*wt.shape, 1, 1) if wt.ndim == 2 else wt  # qdense: (units, n, 1, 1)
+        zp = a["weight_zero_point"]
+        folded = packing.qconv_folded_bias(wt, w["bias"], a["input_zero_point"], zp)
+        qweight = (packing.pack_qdepthwise if depthwise else packing.pack_qconv)(wt, zp, nb)
+        return {"qweight": qweight,
+                "requant": packing.pack_qrequant(folded, w["multiplier"], w["shift"], nb)}
+    return pack
+
+
 _VEC = frozenset({"vector"})
 _C99 = frozenset({"c99"})
+_QCONV = frozenset({"qconv2d", "qdense"})
 
 KERNELS: tuple[Kernel, ...] = (
     # conv2d: conv_algorithm decides between the three fast rows; ref takes the rest
@@ -194,6 +262,14 @@ KERNELS: tuple[Kernel, ...] = (
            pack=_packer("dense", packing.pack_dense), fast=True),
     Kernel("add_fast", frozenset({"add"}), "ec_add_fast.c", _VEC, _always,
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
+    # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest
+    Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
+           _qconv_call("ec_qconv_pointwise"), pack=_qconv_pack(False)),
+    Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),
+           _qconv_call("ec_qconv_direct"), pack=_qconv_pack(False)),
+    Kernel("int8_depthwise", _QCONV, "ec_qconv_depthwise.c", _VEC,
+           _qconv_serves("int8_depthwise"), _qconv_call("ec_qconv_depthwise"),
+           pack=_qconv_pack(True)),
     # pooling with vectorizable loops over channels (no ec_fast.h: built into every model)
     Kernel("vector", frozenset({"maxpool", "avgpool"}), "ec_pool.c", _C99, _always,
            lambda op, c: c_pool_call(f"ec_{op.kind}", op, c)),

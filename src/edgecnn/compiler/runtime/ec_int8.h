@@ -31,6 +31,24 @@ void ec_qconv2d_u8(const ec_qconv_params *p, const uint8_t *x, const uint8_t *wt
 void ec_qconv2d_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *wt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *y);
 
+/* The fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c; ec_qvec.h): the same
+ * parameters (per_channel and w_zp unused), weights packed for EC_NB as int16 with the weight
+ * zero point subtracted (packing.pack_qconv, pack_qdepthwise), and rq the packed
+ * requantization (packing.pack_qrequant: folded bias, multiplier, left and right shifts). */
+#define EC_QDW_MAX_TAPS 49 /* depthwise kernels up to 7x7 */
+void ec_qconv_pointwise_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
+                           const int32_t *rq, uint8_t *y);
+void ec_qconv_pointwise_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
+                           const int32_t *rq, int8_t *y);
+void ec_qconv_direct_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
+                        const int32_t *rq, uint8_t *y);
+void ec_qconv_direct_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
+                        const int32_t *rq, int8_t *y);
+void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
+                           const int32_t *rq, uint8_t *y);
+void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
+                           const int32_t *rq, int8_t *y);
+
 typedef struct {
     int h, w, c, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
     int32_t act_min, act_max;

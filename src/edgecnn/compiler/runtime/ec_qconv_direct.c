@@ -1,0 +1,120 @@
+/* Fast integer convolution, groups 1 (ec_int8.h): the pointwise (1x1, stride 1, no padding)
+ * case, which qdense shares, and every other kernel size, stride and dilation.
+ *
+ * EC_NB output channels are the int32 lanes of an accumulator; a tile of EC_QR output pixels x
+ * two channel blocks shares each weight load, every activation is broadcast. Weights come
+ * packed by packing.pack_qconv: [ceil(O / EC_NB)][kh][kw][C][EC_NB] int16, the weight zero point
+ * subtracted, zero past O. The input zero point is folded into the bias (packing.pack_qrequant:
+ * acc = bias - in_zp * sum(w) + sum(x * w)), so the padding reads as the raw value in_zp and
+ * no activation is shifted. Every sum is exact in int32 (the compiler bounds the taps). */
+#include "ec_qvec.h"
+
+#ifndef EC_QR
+#if EC_NB >= 16
+#define EC_QR 6 /* 12 accumulators of the 32 AVX-512 registers */
+#else
+#define EC_QR 4 /* 8 of the 16 AVX2 / 32-bit NEON ones */
+#endif
+#endif
+
+/* acc[r][v] += x[off[r] + c] * w(block v, c) over the C channels of one tap; with EDGE, an
+ * off[r] < 0 is a padding cell: the input zero point */
+EC_QINLINE void qtap(const int R, const int V, const int S, const int EDGE, ec_qv acc[EC_QR][2],
+                     const void *x, const long *off, const int16_t *w, long wstep, int C,
+                     int32_t zp)
+{
+    for (int c = 0; c < C; c++) {
+        ec_qv wv[2];
+        for (int v = 0; v < V; v++) wv[v] = ec_qloadw(w + v * wstep + (long)c * EC_NB);
+        for (int r = 0; r < R; r++) {
+            const int32_t s = EDGE && off[r] < 0 ? zp : ec_qat(S, x, off[r] + c);
+            for (int v = 0; v < V; v++) acc[r][v] = ec_qmac_s(acc[r][v], wv[v], s);
+        }
+    }
+}
+
+/* R output pixels from pixel index pix (oy * ow + ox; one output row unless PW) x V channel
+ * blocks from block ob */
+EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,
+                      const ec_qconv_params *p, const void *x, const int16_t *w,
+                      const int32_t *rq, long cpad, long pix, int ob, void *y)
+{
+    const long bstep = (long)p->kh * p->kw * p->c * EC_NB; /* one block of packed weights */
+    const int16_t *wb = w + ob * bstep;
+    ec_qv acc[EC_QR][2];
+    long off[EC_QR];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) acc[r][v] = ec_qload32(rq + (long)(ob + v) * EC_NB);
+    if (PW) {
+        for (int r = 0; r < R; r++) off[r] = (pix + r) * p->c;
+        qtap(R, V, S, 0, acc, x, off, wb, bstep, p->c, 0);
+    } else {
+        const int oy = (int)(pix / p->ow), ox = (int)(pix % p->ow);
+        for (int ky = 0; ky < p->kh; ky++)
+            for (int kx = 0; kx < p->kw; kx++) {
+                const int iy = oy * p->sh + ky * p->dh - p->pad_top;
+                const int16_t *wt = wb + ((long)ky * p->kw + kx) * p->c * EC_NB;
+                int edge = 0;
+                for (int r = 0; r < R; r++) {
+                    const int ix = (ox + r) * p->sw + kx * p->dw - p->pad_left;
+                    const int in = iy >= 0 && iy < p->h && ix >= 0 && ix < p->w;
+                    off[r] = in ? ((long)iy * p->w + ix) * p->c : -1;
+                    edge |= !in;
+                }
+                if (edge) qtap(R, V, S, 1, acc, x, off, wt, bstep, p->c, p->in_zp);
+                else qtap(R, V, S, 0, acc, x, off, wt, bstep, p->c, p->in_zp);
+            }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) {
+            const int o0 = (ob + v) * EC_NB, n = p->o - o0 < EC_NB ? p->o - o0 : EC_NB;
+            ec_qoutput(S, (uint8_t *)y + (pix + r) * p->o + o0, n, acc[r][v], rq + o0, cpad, p);
+        }
+}
+
+EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const void *x,
+                      const int16_t *w, const int32_t *rq, void *y)
+{
+    const int nblk = (p->o + EC_NB - 1) / EC_NB;
+    const long cpad = (long)nblk * EC_NB;
+    /* pointwise: all pixels as one row (no padding); else tiles within each output row */
+    const long rows = PW ? 1 : p->oh, span = PW ? (long)p->oh * p->ow : p->ow;
+    for (int ob = 0; ob < nblk; ob += 2) {
+        const int two = ob + 1 < nblk;
+        for (long row = 0; row < rows; row++) {
+            long i = 0;
+            for (; i + EC_QR <= span; i += EC_QR) {
+                if (two) qtile(EC_QR, 2, S, PW, p, x, w, rq, cpad, row * span + i, ob, y);
+                else qtile(EC_QR, 1, S, PW, p, x, w, rq, cpad, row * span + i, ob, y);
+            }
+            for (; i < span; i++) {
+                if (two) qtile(1, 2, S, PW, p, x, w, rq, cpad, row * span + i, ob, y);
+                else qtile(1, 1, S, PW, p, x, w, rq, cpad, row * span + i, ob, y);
+            }
+        }
+    }
+}
+
+void ec_qconv_pointwise_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
+                           const int32_t *rq, uint8_t *y)
+{
+    qconv(0, 1, p, x, w, rq, y);
+}
+
+void ec_qconv_pointwise_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
+                           const int32_t *rq, int8_t *y)
+{
+    qconv(1, 1, p, x, w, rq, y);
+}
+
+void ec_qconv_direct_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
+                        const int32_t *rq, uint8_t *y)
+{
+    qconv(0, 0, p, x, w, rq, y);
+}
+
+void ec_qconv_direct_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
+                        const int32_t *rq, int8_t *y)
+{
+    qconv(1, 0, p, x, w, rq, y);
+}
