@@ -36,12 +36,65 @@ typedef int8_t ec_qbs __attribute__((vector_size(EC_NB), aligned(1), may_alias))
 EC_QINLINE ec_qv ec_qset1(int32_t s) { return (ec_qv){0} + s; }
 EC_QINLINE ec_qv ec_qload32(const int32_t *p) { return *(const ec_qwu *)p; }
 EC_QINLINE ec_qv ec_qloadw(const int16_t *p) { return __builtin_convertvector(*(const ec_qh *)p, ec_qv); }
-/* EC_NB activations, uint8 (S = 0) or int8 (S = 1) */
+/* EC_NB activations, uint8 (S = 0) or int8 (S = 1), widened; and EC_NB int32 in the 8-bit
+ * range narrowed and stored. GCC 12 lowers these 4x conversions of vector-extension types to
+ * one lane at a time, so the instruction sets at hand get their one-instruction widenings. */
+#if defined(__AVX512F__) && EC_NB == 16
+#include <immintrin.h>
+EC_QINLINE ec_qv ec_qloadx(const int S, const void *p)
+{
+    const __m128i b = _mm_loadu_si128((const __m128i *)p);
+    return (ec_qv)(S ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b));
+}
+EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
+{
+    (void)S; /* v is in range: truncation is exact for both types */
+    _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8((__m512i)v));
+}
+#elif defined(__AVX2__) && EC_NB == 8
+#include <immintrin.h>
+EC_QINLINE ec_qv ec_qloadx(const int S, const void *p)
+{
+    const __m128i b = _mm_loadl_epi64((const __m128i *)p);
+    return (ec_qv)(S ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b));
+}
+EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
+{
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128((__m256i)v),
+                                      _mm256_extracti128_si256((__m256i)v, 1));
+    _mm_storel_epi64((__m128i *)p, S ? _mm_packs_epi16(w, w) : _mm_packus_epi16(w, w));
+}
+#elif defined(__ARM_NEON) && EC_NB == 4
+#include <arm_neon.h>
+EC_QINLINE ec_qv ec_qloadx(const int S, const void *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    {
+        const uint8x8_t b = vreinterpret_u8_u32(vdup_n_u32(u));
+        return S ? (ec_qv)vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u8(b))))
+                 : (ec_qv)vmovl_u16(vget_low_u16(vmovl_u8(b)));
+    }
+}
+EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
+{
+    const int16x4_t h = vmovn_s32((int32x4_t)v);
+    const int8x8_t b = vmovn_s16(vcombine_s16(h, h));
+    (void)S;
+    vst1_lane_u32((uint32_t *)p, vreinterpret_u32_s8(b), 0);
+}
+#else
 EC_QINLINE ec_qv ec_qloadx(const int S, const void *p)
 {
     return S ? __builtin_convertvector(*(const ec_qbs *)p, ec_qv)
              : __builtin_convertvector(*(const ec_qbu *)p, ec_qv);
 }
+EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
+{
+    if (S) *(ec_qbs *)p = __builtin_convertvector(v, ec_qbs);
+    else *(ec_qbu *)p = __builtin_convertvector(v, ec_qbu);
+}
+#endif
 EC_QINLINE ec_qv ec_qadd_s(ec_qv a, int32_t s) { return a + s; }
 EC_QINLINE ec_qv ec_qmac_s(ec_qv acc, ec_qv w, int32_t s) { return acc + w * s; }
 EC_QINLINE ec_qv ec_qmac(ec_qv acc, ec_qv a, ec_qv b) { return acc + a * b; }
@@ -51,24 +104,24 @@ EC_QINLINE ec_qv ec_qclamp(ec_qv v, int32_t lo, int32_t hi)
     return (below & l) | (above & h) | (~(below | above) & v);
 }
 /* ec_multiply_by_quantized_multiplier per lane: the left shift wraps as its int32 cast; the
- * high multiply in int64 lanes (multipliers are non-negative, so it never saturates) rounds
- * half away from zero and truncates as C division does; then the rounding right shift. */
+ * high multiply in int64 lanes (multipliers are non-negative, so it never saturates). Its
+ * (ab + nudge) / 2^31, nudge 2^30 or 1 - 2^30 by the sign of ab and C's truncating division,
+ * equals floor((ab + 2^30) / 2^31) for either sign (for ab < 0, truncation is the ceiling:
+ * floor((ab + 1 - 2^30 + 2^31 - 1) / 2^31)), whose low 32 bits a logical shift gives: no
+ * 64-bit comparisons, which GCC would do one lane at a time. Then the rounding right shift. */
 EC_QINLINE ec_qv ec_qrequant(ec_qv acc, ec_qv mult, ec_qv left, ec_qv right)
 {
     const ec_qv x = (ec_qv)((ec_qvu)acc << (ec_qvu)left);
+#if defined(__ARM_NEON) && EC_NB == 4 /* NEON's VQRDMULH is that: (2 ab + 2^31) >> 32 */
+    const ec_qv q = (ec_qv)vqrdmulhq_s32((int32x4_t)x, (int32x4_t)mult);
+#else
     const ec_qv64 ab = __builtin_convertvector(x, ec_qv64) * __builtin_convertvector(mult, ec_qv64);
-    const ec_qv64 v = ab + ((1 << 30) + ((ab < 0) & (1 - ((int64_t)1 << 31))));
-    /* v / 2^31 truncated: a negative v gains 2^31 - 1; the low 32 bits of the shift suffice */
-    const ec_qv64u t = (ec_qv64u)(v + ((v < 0) & 0x7fffffff)) >> 31;
+    const ec_qv64u t = (ec_qv64u)(ab + (1 << 30)) >> 31;
     const ec_qv q = (ec_qv)__builtin_convertvector(t, ec_qvu);
+#endif
     const ec_qv mask = (ec_qv)((((ec_qvu){0} + 1) << (ec_qvu)right) - 1);
     const ec_qv threshold = (mask >> 1) - (q < 0);
     return (q >> right) - ((q & mask) > threshold);
-}
-EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
-{
-    if (S) *(ec_qbs *)p = __builtin_convertvector(v, ec_qbs);
-    else *(ec_qbu *)p = __builtin_convertvector(v, ec_qbu);
 }
 #else
 #define EC_QINLINE static inline
