@@ -76,7 +76,7 @@ def bench(name: str, rounds: int, repeats: int, cache: Path) -> dict:
     }
     rng = np.random.default_rng(0)
     q = rng.integers(0, 256, g.input_shape, dtype=np.uint8)
-    runs = {k: (lambda m: (lambda x: m.predict_quantized(x)))(m) for k, m in engines.items()}
+    runs = {k: m.predict_quantized for k, m in engines.items()}
     runs["LiteRT XNNPACK"] = litert(path)
     # the compiled models equal the reference bit for bit on this input (checked, not timed)
     first = g.layers[1].name

@@ -19,8 +19,8 @@ import numpy as np
 from ..layers import all_kinds, get_kind
 from ..layers.conv2d import c_conv_params
 from ..layers.merge import c_add_calls
-from ..layers.qconv2d import C_SUFFIX, c_qconv_params
 from ..layers.pool import c_pool_call
+from ..layers.qconv2d import C_SUFFIX, c_qconv_params
 from . import packing
 from .passes import Op, Program
 from .targets import Target
