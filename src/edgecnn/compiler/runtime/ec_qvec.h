@@ -35,7 +35,10 @@ typedef int8_t ec_qbs __attribute__((vector_size(EC_NB), aligned(1), may_alias))
 
 EC_QINLINE ec_qv ec_qset1(int32_t s) { return (ec_qv){0} + s; }
 EC_QINLINE ec_qv ec_qload32(const int32_t *p) { return *(const ec_qwu *)p; }
-EC_QINLINE ec_qv ec_qloadw(const int16_t *p) { return __builtin_convertvector(*(const ec_qh *)p, ec_qv); }
+EC_QINLINE ec_qv ec_qloadw(const int16_t *p)
+{
+    return __builtin_convertvector(*(const ec_qh *)p, ec_qv);
+}
 /* EC_NB activations, uint8 (S = 0) or int8 (S = 1), widened; and EC_NB int32 in the 8-bit
  * range narrowed and stored. GCC 12 lowers these 4x conversions of vector-extension types to
  * one lane at a time, so the instruction sets at hand get their one-instruction widenings. */
