@@ -23,7 +23,7 @@ import pytest
 from conftest import need
 from edgecnn import quant
 from edgecnn.compiler import kernels as kernel_table
-from edgecnn.compiler import targets
+from edgecnn.compiler import packing, targets
 from edgecnn.compiler.build import RUNTIME_DIR
 from edgecnn.layers import get_kind
 
@@ -294,9 +294,17 @@ def run_fast(fast_lib, a: dict, wts: dict, x: np.ndarray, p: QConv, shape) -> np
     got = np.zeros(shape, x.dtype)
     fn = getattr(lib, f"ec_qconv_{algo[5:]}_{SUFFIX[a['dtype']]}")
     fn.restype = None
-    fn(ctypes.byref(p), *[np.ascontiguousarray(v).ctypes.data_as(ctypes.c_void_p) for v in
-                          (x[0], packed["qweight"], packed["requant"])],
-       got.ctypes.data_as(ctypes.c_void_p))
+    args = [np.ascontiguousarray(v).ctypes.data_as(ctypes.c_void_p) for v in
+            (x[0], packed["qweight"], packed["requant"])]
+    if algo != "int8_depthwise":  # the scratch the compiler plans, guarded for overruns
+        n = packing.qconv_scratch_bytes(tuple(getattr(p, f) for f, _ in p._fields_[:15]), nb)
+        lib.ec_qconv_scratch_bytes.restype = ctypes.c_long
+        assert lib.ec_qconv_scratch_bytes(ctypes.byref(p)) == n
+        scratch = np.full(n + 64, 0x5A, np.uint8)
+        args.append(scratch.ctypes.data_as(ctypes.c_void_p) if n else None)
+    fn(ctypes.byref(p), *args, got.ctypes.data_as(ctypes.c_void_p))
+    if algo != "int8_depthwise":
+        assert (scratch[n:] == 0x5A).all(), "wrote past its scratch"
     return got, algo
 
 

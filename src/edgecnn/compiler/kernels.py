@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -219,13 +220,30 @@ def _qconv_serves(name: str):
     return serves
 
 
+def _qconv_geometry(op: Op, shapes) -> tuple:
+    return get_kind(op.kind).c_geometry(op, SimpleNamespace(shape=shapes.__getitem__))
+
+
+def _qconv_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+    """Floats of arena for the input as int16 channel pairs (EC_NB >= 8), 0 otherwise."""
+    return -(-packing.qconv_scratch_bytes(_qconv_geometry(op, prog.shapes), t.nb) // 4)
+
+
 def _qconv_call(fn: str):
     def call(op: Op, c) -> str:
         packed = c.packed(op)
         params = c_qconv_params(op, get_kind(op.kind).c_geometry(op, c))
-        args = ", ".join([c.ins[0], c.ptr(packed["qweight"]), c.ptr(packed["requant"]), c.out])
-        return c.block(params, f"{fn}_{C_SUFFIX[op.attrs['dtype']]}(&p, {args});",
-                       ctype="ec_qconv_params")
+        args = ", ".join([c.ins[0], c.ptr(packed["qweight"]), c.ptr(packed["requant"])])
+        sfx = C_SUFFIX[op.attrs["dtype"]]
+        if fn == "ec_qconv_depthwise":
+            return c.block(params, f"{fn}_{sfx}(&p, {args}, {c.out});", ctype="ec_qconv_params")
+        if op.name not in c.plan.scratch:
+            return c.block(params, f"{fn}_{sfx}(&p, {args}, NULL, {c.out});",
+                           ctype="ec_qconv_params")
+        off, n = c.scratch(op)
+        # the planned scratch must match the kernel's own count (else: error 3, no overrun)
+        return c.block(params, f"if (ec_qconv_scratch_bytes(&p) > {4 * n}) return 3;",
+                       f"{fn}_{sfx}(&p, {args}, A + {off}, {c.out});", ctype="ec_qconv_params")
     return call
 
 
@@ -264,9 +282,9 @@ KERNELS: tuple[Kernel, ...] = (
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
     # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest
     Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
-           _qconv_call("ec_qconv_pointwise"), pack=_qconv_pack(False)),
+           _qconv_call("ec_qconv_pointwise"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
     Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),
-           _qconv_call("ec_qconv_direct"), pack=_qconv_pack(False)),
+           _qconv_call("ec_qconv_direct"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
     Kernel("int8_depthwise", _QCONV, "ec_qconv_depthwise.c", _VEC,
            _qconv_serves("int8_depthwise"), _qconv_call("ec_qconv_depthwise"),
            pack=_qconv_pack(True)),

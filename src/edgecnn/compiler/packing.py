@@ -107,14 +107,33 @@ def pack_depthwise(w_oihw: np.ndarray, nb: int) -> np.ndarray:
 
 # ---- integer kernels (ec_qconv_direct.c, ec_qconv_depthwise.c) -----------------------------
 
+QCONV_PAIRS_MIN_NB = 8  # EC_QPAIRS in ec_qvec.h: input channels in pairs from EC_NB = 8
+
+
 def pack_qconv(w_oihw: np.ndarray, w_zp: int, nb: int) -> np.ndarray:
     """Integer (Co, Ci, kh, kw) -> (ceil(Co/nb), kh, kw, Ci, nb) int16, the weight zero point
-    subtracted (exact: |w - w_zp| <= 255), zero past Co: ec_qconv_pointwise / _direct."""
+    subtracted (exact: |w - w_zp| <= 255), zero past Co: ec_qconv_pointwise / _direct. From
+    nb = 8 the input channels come in pairs, (.., ceil(Ci/2), nb, 2), the odd one out zero."""
     _check_nb(nb)
     w = _pad_rows(np.asarray(w_oihw, np.int32) - w_zp, nb)
     co, ci, kh, kw = w.shape
-    w = w.reshape(co // nb, nb, ci, kh, kw).transpose(0, 3, 4, 2, 1)
+    w = w.reshape(co // nb, nb, ci, kh, kw).transpose(0, 3, 4, 2, 1)  # (blk, kh, kw, ci, nb)
+    if nb >= QCONV_PAIRS_MIN_NB:
+        w = np.concatenate([w, np.zeros((*w.shape[:3], ci % 2, nb), w.dtype)], axis=3)
+        w = w.reshape(*w.shape[:3], -1, 2, nb).transpose(0, 1, 2, 3, 5, 4)
     return np.ascontiguousarray(w, np.int16)
+
+
+def qconv_scratch_bytes(geometry: tuple, nb: int) -> int:
+    """ec_qconv_scratch_bytes: the input widened to int16 channel pairs with its padding, from
+    nb = 8; ``geometry`` as ec_qconv_params (h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw,
+    pad_top, pad_left, groups)."""
+    if nb < QCONV_PAIRS_MIN_NB:
+        return 0
+    h, w, c, oh, ow, _, kh, kw, sh, sw, dh, dw, pt, pl, _ = geometry
+    hp = max((oh - 1) * sh + (kh - 1) * dh + 1, h + pt)
+    wp = max((ow - 1) * sw + (kw - 1) * dw + 1, w + pl)
+    return hp * wp * (c + 1) // 2 * 4
 
 
 def pack_qdepthwise(w_oihw: np.ndarray, w_zp: int, nb: int) -> np.ndarray:

@@ -34,16 +34,19 @@ void ec_qconv2d_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *wt,
 /* The fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c; ec_qvec.h): the same
  * parameters (per_channel and w_zp unused), weights packed for EC_NB as int16 with the weight
  * zero point subtracted (packing.pack_qconv, pack_qdepthwise), and rq the packed
- * requantization (packing.pack_qrequant: folded bias, multiplier, left and right shifts). */
+ * requantization (packing.pack_qrequant: folded bias, multiplier, left and right shifts). The
+ * groups-1 kernels take ec_qconv_scratch_bytes(p) bytes of scratch (64-byte aligned; 0 below
+ * EC_NB = 8, where they take NULL). */
 #define EC_QDW_MAX_TAPS 49 /* depthwise kernels up to 7x7 */
+long ec_qconv_scratch_bytes(const ec_qconv_params *p);
 void ec_qconv_pointwise_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
-                           const int32_t *rq, uint8_t *y);
+                           const int32_t *rq, void *scratch, uint8_t *y);
 void ec_qconv_pointwise_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
-                           const int32_t *rq, int8_t *y);
+                           const int32_t *rq, void *scratch, int8_t *y);
 void ec_qconv_direct_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
-                        const int32_t *rq, uint8_t *y);
+                        const int32_t *rq, void *scratch, uint8_t *y);
 void ec_qconv_direct_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
-                        const int32_t *rq, int8_t *y);
+                        const int32_t *rq, void *scratch, int8_t *y);
 void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
                            const int32_t *rq, uint8_t *y);
 void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,

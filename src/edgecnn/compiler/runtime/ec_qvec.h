@@ -187,6 +187,40 @@ EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
 }
 #endif
 
+/* Channel pairs (EC_NB >= 8, packing.QCONV_PAIRS_MIN_NB): each int32 lane of w holds the
+ * int16 weights of two input channels (the even one in the low half), x2 the two int16
+ * activations; acc + w_lo * x_lo + w_hi * x_hi, exact in int32 (VPMADDWD, VPDPWSSD). */
+#define EC_QPAIRS (EC_NB >= 8)
+#if defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT) && defined(__AVX512BW__) && EC_NB == 16
+EC_QINLINE ec_qv ec_qmadd(ec_qv acc, ec_qv w, int32_t x2)
+{
+#ifdef __AVX512VNNI__
+    return (ec_qv)_mm512_dpwssd_epi32((__m512i)acc, (__m512i)w, _mm512_set1_epi32(x2));
+#else
+    return acc + (ec_qv)_mm512_madd_epi16((__m512i)w, _mm512_set1_epi32(x2));
+#endif
+}
+#elif defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT) && defined(__AVX2__) && EC_NB == 8
+EC_QINLINE ec_qv ec_qmadd(ec_qv acc, ec_qv w, int32_t x2)
+{
+    return acc + (ec_qv)_mm256_madd_epi16((__m256i)w, _mm256_set1_epi32(x2));
+}
+#elif defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT)
+EC_QINLINE ec_qv ec_qmadd(ec_qv acc, ec_qv w, int32_t x2)
+{
+    const int32_t x_lo = (int16_t)(x2 & 0xffff), x_hi = x2 >> 16;
+    return acc + ((ec_qv)((ec_qvu)w << 16) >> 16) * x_lo + (w >> 16) * x_hi;
+}
+#else
+EC_QINLINE ec_qv ec_qmadd(ec_qv acc, ec_qv w, int32_t x2)
+{
+    const int32_t x_lo = (int16_t)(x2 & 0xffff), x_hi = x2 >> 16;
+    for (int i = 0; i < EC_NB; i++)
+        acc.v[i] += (int16_t)(w.v[i] & 0xffff) * x_lo + (w.v[i] >> 16) * x_hi;
+    return acc;
+}
+#endif
+
 /* The first n (< EC_NB) activations of a ragged channel block, the rest of the lanes 0. */
 EC_QINLINE ec_qv ec_qloadx_part(const int S, const void *p, int n)
 {
