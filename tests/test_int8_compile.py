@@ -125,14 +125,16 @@ def runs(programs, tmp_path_factory):
     return get
 
 
-FAST_QCONV = {"int8_pointwise", "int8_direct", "int8_depthwise"}
+FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add"}
 
 
 def expected_kernel(layer, in_channels: int) -> str:
     """The integer kernel a layer must get on a vector target: the fast convolutions for
     groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense) and depthwise with
-    multiplier 1, the portable INT8 row for the rest."""
+    multiplier 1, the fast add, the portable INT8 row for the rest."""
     a = layer.attrs
+    if layer.kind == "qadd":
+        return "int8_add"
     if layer.kind == "qdense":
         return "int8_pointwise"
     if layer.kind != "qconv2d":
@@ -153,7 +155,7 @@ def test_integer_graphs_bit_exact_on_target(target, runs, programs, expected):
                 want = expected_kernel(layer, g.shapes[layer.inputs[0]][2])
                 assert algos[pid][layer.name] == want, (pid, layer.name, algos[pid])
                 used.add(want)
-    assert FAST_QCONV | {"int8"} <= used, used  # the graphs exercise every integer row
+    assert FAST_INT | {"int8"} <= used, used  # the graphs exercise every integer row
     if outs is None:
         pytest.skip(f"compiled; not run: this CPU cannot run {target} code")
     for (pid, _, _, _), got, want in zip(programs, outs, expected, strict=True):

@@ -1,10 +1,10 @@
 """The portable C int8/uint8 kernels (runtime/ec_int8.c) against the numpy integer reference
 (the q* layer kinds), bit for bit: built with gcc and clang as C99 with -Wall -Wextra -Werror
 and called through ctypes, and cross-built for ARM (armhf, aarch64) and run under qemu-user
-through tests/c/int8_check.c. The fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c)
-are built at every vector width (explicit -march, run where this CPU can) and as portable C99,
-and called on the weights as the compiler packs them; on ARM, test_int8_compile.py runs them in
-whole graphs under qemu."""
+through tests/c/int8_check.c. The fast kernels (ec_qconv_direct.c, ec_qconv_depthwise.c,
+ec_qadd_fast.c) are built at every vector width (explicit -march, run where this CPU can) and
+as portable C99, and called on the weights as the compiler packs them; on ARM,
+test_int8_compile.py runs them in whole graphs under qemu."""
 
 from __future__ import annotations
 
@@ -220,7 +220,7 @@ def test_kernels_bit_exact_on_arm_under_qemu(target, tmp_path):
 
 # ---- the fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c) at every vector width ------
 
-FAST_SOURCES = ("ec_int8.c", "ec_qconv_direct.c", "ec_qconv_depthwise.c")
+FAST_SOURCES = ("ec_int8.c", "ec_qconv_direct.c", "ec_qconv_depthwise.c", "ec_qadd_fast.c")
 FAST_CONVS = [  # (h, w, c, filters, kernel, stride, padding (t, l, b, r), dilation, groups)
     (5, 7, 16, 9, 1, 1, (0, 0, 0, 0), 1, 1),     # pointwise
     (6, 5, 37, 40, 1, 1, (0, 0, 0, 0), 1, 1),    # pointwise, ragged channels, 30 pixels
@@ -346,3 +346,12 @@ def test_fast_requantization_bit_exact(fast_lib, dtype):
     got, algo = run_fast(fast_lib, a, wts, x, p, want.shape)
     assert algo == "int8_pointwise"
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_fast_add_bit_exact(fast_lib, dtype):
+    """ec_qadd_fast on 4999 elements (a ragged tail at every width) equals the reference."""
+    case = add_case(dtype)
+    case.symbol = case.symbol.replace("ec_qadd", "ec_qadd_fast")
+    case.arrays, case.want, case.count = [v[:4999] for v in case.arrays], case.want[:4999], 4999
+    np.testing.assert_array_equal(run_ctypes(fast_lib[0], case), case.want)

@@ -22,6 +22,7 @@ from ..layers.conv2d import c_conv_params
 from ..layers.merge import c_add_calls
 from ..layers.pool import c_pool_call
 from ..layers.qconv2d import C_SUFFIX, c_qconv_params
+from ..layers.qmerge import c_qadd_call
 from . import packing
 from .passes import Op, Program
 from .targets import Target
@@ -260,6 +261,15 @@ def _qconv_pack(depthwise: bool):
     return pack
 
 
+def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
+    """ec_qadd_fast: ec_qrequant's range (shifts -31..30, multipliers >= 0); not on
+    microcontrollers, which keep the one portable add."""
+    a = op.attrs
+    shifts = [a[f"{n}_shift"] for n in ("input1", "input2", "output")]
+    mults = [a[f"{n}_multiplier"] for n in ("input1", "input2", "output")]
+    return not t.board and all(-31 <= s <= 30 for s in shifts) and min(mults) >= 0
+
+
 _VEC = frozenset({"vector"})
 _C99 = frozenset({"c99"})
 _QCONV = frozenset({"qconv2d", "qdense"})
@@ -288,6 +298,8 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("int8_depthwise", _QCONV, "ec_qconv_depthwise.c", _VEC,
            _qconv_serves("int8_depthwise"), _qconv_call("ec_qconv_depthwise"),
            pack=_qconv_pack(True)),
+    Kernel("int8_add", frozenset({"qadd"}), "ec_qadd_fast.c", _VEC, _qadd_serves,
+           lambda op, c: c_qadd_call(op, c, "ec_qadd_fast")),
     # pooling with vectorizable loops over channels (no ec_fast.h: built into every model)
     Kernel("vector", frozenset({"maxpool", "avgpool"}), "ec_pool.c", _C99, _always,
            lambda op, c: c_pool_call(f"ec_{op.kind}", op, c)),

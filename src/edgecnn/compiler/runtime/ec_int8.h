@@ -69,6 +69,11 @@ typedef struct {
 
 void ec_qadd_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b, long n, uint8_t *y);
 void ec_qadd_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n, int8_t *y);
+/* the same on vectors (ec_qadd_fast.c, ec_qvec.h): shifts -31..30, multipliers >= 0 */
+void ec_qadd_fast_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b, long n,
+                     uint8_t *y);
+void ec_qadd_fast_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n,
+                     int8_t *y);
 
 /* The model's edges: float <-> integer (TFLite's QUANTIZE and DEQUANTIZE). */
 void ec_quantize_u8(const ec_tensor *x, uint8_t *y, float scale, int32_t zero_point);

@@ -16,13 +16,22 @@
  * where they are, taps on the padding replaced by in_zp. */
 #include "ec_qvec.h"
 
-#ifndef EC_QR
+#ifndef EC_QR /* a tile: EC_QR pixels x EC_QV channel blocks of accumulators */
 #if EC_NB >= 16
-#define EC_QR 6 /* 12 accumulators of the 32 AVX-512 registers */
+#define EC_QR 6
+#define EC_QV 4 /* 24 accumulators of the 32 AVX-512 registers */
 #else
-#define EC_QR 4 /* 8 of the 16 AVX2 / 32-bit NEON ones */
+#define EC_QR 4
+#define EC_QV 2 /* 8 of the 16 AVX2 / 32-bit NEON ones */
 #endif
 #endif
+
+/* EC_QPASS(V) for the nv (1 .. EC_QV) channel blocks left, V a constant (registers) */
+#define EC_QBLOCKS(nv)                                                                         \
+    if (nv == EC_QV) { EC_QPASS(EC_QV) }                                                       \
+    else if (nv == 1) { EC_QPASS(1) }                                                          \
+    else if (nv == 2) { EC_QPASS(2) }                                                          \
+    else { EC_QPASS(EC_QV > 3 ? 3 : 1) }
 
 /* the input rows and columns the windows span, padding included (packing.qconv_scratch_bytes) */
 static long span(int n, int pad, int on, int s, int k, int d)
@@ -40,7 +49,7 @@ long ec_qconv_scratch_bytes(const ec_qconv_params *p)
 
 /* The output of V channel blocks from ob for R pixels from pix */
 EC_QINLINE void qstore(const int R, const int V, const int S, const ec_qconv_params *p,
-                       ec_qv acc[EC_QR][2], const int32_t *rq, long cpad, long pix, int ob,
+                       ec_qv acc[EC_QR][EC_QV], const int32_t *rq, long cpad, long pix, int ob,
                        void *y)
 {
     for (int r = 0; r < R; r++)
@@ -58,10 +67,13 @@ EC_QINLINE void qwiden(const int S, const ec_qconv_params *p, const void *x, int
     for (long yy = 0; yy < hp; yy++)
         for (long xx = 0; xx < wp; xx++) {
             const long iy = yy - p->pad_top, ix = xx - p->pad_left;
-            int16_t *dst = xs + (yy * wp + xx) * ce;
+            int16_t *restrict dst = xs + (yy * wp + xx) * ce;
             if (iy >= 0 && iy < p->h && ix >= 0 && ix < p->w) {
                 const long at = (iy * p->w + ix) * p->c;
-                for (int c = 0; c < p->c; c++) dst[c] = (int16_t)ec_qat(S, x, at + c);
+                const int8_t *restrict si = (const int8_t *)x + at;
+                const uint8_t *restrict su = (const uint8_t *)x + at;
+                if (S) for (int c = 0; c < p->c; c++) dst[c] = si[c];
+                else for (int c = 0; c < p->c; c++) dst[c] = su[c];
             } else {
                 for (int c = 0; c < p->c; c++) dst[c] = (int16_t)p->in_zp;
             }
@@ -75,7 +87,7 @@ EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,
 {
     const long bstep = (long)p->kh * p->kw * ce * EC_NB; /* one block of packed weights */
     const int16_t *wb = w + ob * bstep;
-    ec_qv acc[EC_QR][2];
+    ec_qv acc[EC_QR][EC_QV];
     long off[EC_QR];
     for (int r = 0; r < R; r++) {
         for (int v = 0; v < V; v++) acc[r][v] = ec_qload32(rq + (long)(ob + v) * EC_NB);
@@ -88,7 +100,7 @@ EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,
             const int16_t *wt = wb + ((long)ky * p->kw + kx) * ce * EC_NB;
             for (int j = 0; j < ce; j += 2) {
                 const int32_t *wj = (const int32_t *)(const void *)(wt + (long)j * EC_NB);
-                ec_qv wv[2];
+                ec_qv wv[EC_QV];
                 for (int v = 0; v < V; v++) wv[v] = ec_qload32(wj + v * bstep / 2);
                 for (int r = 0; r < R; r++) {
                     int32_t x2;
@@ -111,30 +123,28 @@ EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const
     const long rows = PW ? 1 : p->oh, n = PW ? (long)p->oh * p->ow : p->ow;
     int16_t *xs = (int16_t *)scratch;
     qwiden(S, p, x, xs, hp, wp, ce);
-    for (int ob = 0; ob < nblk; ob += 2) {
-        const int two = ob + 1 < nblk;
-        for (long row = 0; row < rows; row++) {
-            long i = 0;
-            for (; i + EC_QR <= n; i += EC_QR) {
-                if (two) qtile(EC_QR, 2, S, PW, p, xs, wp, ce, w, rq, cpad, row * n + i, ob, y);
-                else qtile(EC_QR, 1, S, PW, p, xs, wp, ce, w, rq, cpad, row * n + i, ob, y);
-            }
-            for (; i < n; i++) {
-                if (two) qtile(1, 2, S, PW, p, xs, wp, ce, w, rq, cpad, row * n + i, ob, y);
-                else qtile(1, 1, S, PW, p, xs, wp, ce, w, rq, cpad, row * n + i, ob, y);
-            }
+    for (int ob = 0; ob < nblk; ob += EC_QV) {
+        const int nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
+#define EC_QPASS(V)                                                                            \
+        for (long row = 0; row < rows; row++) {                                                \
+            long i = 0;                                                                        \
+            for (; i + EC_QR <= n; i += EC_QR)                                                 \
+                qtile(EC_QR, V, S, PW, p, xs, wp, ce, w, rq, cpad, row * n + i, ob, y);        \
+            for (; i < n; i++) qtile(1, V, S, PW, p, xs, wp, ce, w, rq, cpad, row * n + i, ob, y); \
         }
+        EC_QBLOCKS(nv)
+#undef EC_QPASS
     }
 }
 #else
 /* acc[r][v] += x[off[r] + c] * w(block v, c) over the C channels of one tap; with EDGE, an
  * off[r] < 0 is a padding cell: the input zero point */
-EC_QINLINE void qtap(const int R, const int V, const int S, const int EDGE, ec_qv acc[EC_QR][2],
+EC_QINLINE void qtap(const int R, const int V, const int S, const int EDGE, ec_qv acc[EC_QR][EC_QV],
                      const void *x, const long *off, const int16_t *w, long wstep, int C,
                      int32_t zp)
 {
     for (int c = 0; c < C; c++) {
-        ec_qv wv[2];
+        ec_qv wv[EC_QV];
         for (int v = 0; v < V; v++) wv[v] = ec_qloadw(w + v * wstep + (long)c * EC_NB);
         for (int r = 0; r < R; r++) {
             const int32_t s = EDGE && off[r] < 0 ? zp : ec_qat(S, x, off[r] + c);
@@ -151,7 +161,7 @@ EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,
 {
     const long bstep = (long)p->kh * p->kw * p->c * EC_NB; /* one block of packed weights */
     const int16_t *wb = w + ob * bstep;
-    ec_qv acc[EC_QR][2];
+    ec_qv acc[EC_QR][EC_QV];
     long off[EC_QR];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < V; v++) acc[r][v] = ec_qload32(rq + (long)(ob + v) * EC_NB);
@@ -186,19 +196,17 @@ EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const
     /* pointwise: all pixels as one row (no padding); else tiles within each output row */
     const long rows = PW ? 1 : p->oh, n = PW ? (long)p->oh * p->ow : p->ow;
     (void)scratch; /* none without channel pairs */
-    for (int ob = 0; ob < nblk; ob += 2) {
-        const int two = ob + 1 < nblk;
-        for (long row = 0; row < rows; row++) {
-            long i = 0;
-            for (; i + EC_QR <= n; i += EC_QR) {
-                if (two) qtile(EC_QR, 2, S, PW, p, x, w, rq, cpad, row * n + i, ob, y);
-                else qtile(EC_QR, 1, S, PW, p, x, w, rq, cpad, row * n + i, ob, y);
-            }
-            for (; i < n; i++) {
-                if (two) qtile(1, 2, S, PW, p, x, w, rq, cpad, row * n + i, ob, y);
-                else qtile(1, 1, S, PW, p, x, w, rq, cpad, row * n + i, ob, y);
-            }
+    for (int ob = 0; ob < nblk; ob += EC_QV) {
+        const int nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
+#define EC_QPASS(V)                                                                            \
+        for (long row = 0; row < rows; row++) {                                                \
+            long i = 0;                                                                        \
+            for (; i + EC_QR <= n; i += EC_QR)                                                 \
+                qtile(EC_QR, V, S, PW, p, x, w, rq, cpad, row * n + i, ob, y);                 \
+            for (; i < n; i++) qtile(1, V, S, PW, p, x, w, rq, cpad, row * n + i, ob, y);      \
         }
+        EC_QBLOCKS(nv)
+#undef EC_QPASS
     }
 }
 #endif

@@ -99,6 +99,7 @@ EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
 }
 #endif
 EC_QINLINE ec_qv ec_qadd_s(ec_qv a, int32_t s) { return a + s; }
+EC_QINLINE ec_qv ec_qadd(ec_qv a, ec_qv b) { return a + b; }
 EC_QINLINE ec_qv ec_qmac_s(ec_qv acc, ec_qv w, int32_t s) { return acc + w * s; }
 EC_QINLINE ec_qv ec_qmac(ec_qv acc, ec_qv a, ec_qv b) { return acc + a * b; }
 EC_QINLINE ec_qv ec_qclamp(ec_qv v, int32_t lo, int32_t hi)
@@ -153,6 +154,11 @@ EC_QINLINE ec_qv ec_qloadx(const int S, const void *p)
 EC_QINLINE ec_qv ec_qadd_s(ec_qv a, int32_t s)
 {
     for (int i = 0; i < EC_NB; i++) a.v[i] += s;
+    return a;
+}
+EC_QINLINE ec_qv ec_qadd(ec_qv a, ec_qv b)
+{
+    for (int i = 0; i < EC_NB; i++) a.v[i] += b.v[i];
     return a;
 }
 EC_QINLINE ec_qv ec_qmac_s(ec_qv acc, ec_qv w, int32_t s)
