@@ -10,7 +10,7 @@ kernel never needs a ragged load of weights:
 - dense:        (units, in_features)           -> [ceil(units/nb)][in_features][nb]
 
 The integer kernels (runtime/ec_qvec.h) use the same blocks of ``nb`` int32 lanes, with int16
-weights (the weight zero point subtracted) and four int32 rows of requantization per layer
+weights (int32 for depthwise; the weight zero point subtracted) and four int32 rows of requantization per layer
 (folded bias, multiplier, left and right shift).
 
 Direct and dense weights may also be stored as IEEE half precision (dtype "float16", for the
@@ -137,15 +137,15 @@ def qconv_scratch_bytes(geometry: tuple, nb: int) -> int:
 
 
 def pack_qdepthwise(w_oihw: np.ndarray, w_zp: int, nb: int) -> np.ndarray:
-    """Integer (C, 1, kh, kw) -> (ceil(C/nb), kh, kw, nb) int16, the weight zero point
-    subtracted: ec_qconv_depthwise."""
+    """Integer (C, 1, kh, kw) -> (ceil(C/nb), kh, kw, nb) int32 (few: read without widening),
+    the weight zero point subtracted: ec_qconv_depthwise."""
     _check_nb(nb)
     w = np.asarray(w_oihw, np.int32)
     if w.shape[1] != 1:
         raise ValueError(f"depthwise weights must be (C, 1, kh, kw), got {w.shape}")
     w = _pad_rows(w[:, 0] - w_zp, nb)
     c, kh, kw = w.shape
-    return np.ascontiguousarray(w.reshape(c // nb, nb, kh, kw).transpose(0, 2, 3, 1), np.int16)
+    return np.ascontiguousarray(w.reshape(c // nb, nb, kh, kw).transpose(0, 2, 3, 1), np.int32)
 
 
 def qconv_folded_bias(w_oihw: np.ndarray, bias: np.ndarray, in_zp: int, w_zp: int) -> np.ndarray:

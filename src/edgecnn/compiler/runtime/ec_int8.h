@@ -32,8 +32,8 @@ void ec_qconv2d_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *wt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *y);
 
 /* The fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c; ec_qvec.h): the same
- * parameters (per_channel and w_zp unused), weights packed for EC_NB as int16 with the weight
- * zero point subtracted (packing.pack_qconv, pack_qdepthwise), and rq the packed
+ * parameters (per_channel and w_zp unused), weights packed for EC_NB with the weight zero point
+ * subtracted (packing.pack_qconv: int16, pack_qdepthwise: int32), and rq the packed
  * requantization (packing.pack_qrequant: folded bias, multiplier, left and right shifts). The
  * groups-1 kernels take ec_qconv_scratch_bytes(p) bytes of scratch (64-byte aligned; 0 below
  * EC_NB = 8, where they take NULL). */
@@ -47,9 +47,9 @@ void ec_qconv_direct_u8(const ec_qconv_params *p, const uint8_t *x, const int16_
                         const int32_t *rq, void *scratch, uint8_t *y);
 void ec_qconv_direct_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
                         const int32_t *rq, void *scratch, int8_t *y);
-void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
+void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,
                            const int32_t *rq, uint8_t *y);
-void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
+void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int32_t *w,
                            const int32_t *rq, int8_t *y);
 
 typedef struct {
