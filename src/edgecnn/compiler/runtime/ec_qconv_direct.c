@@ -52,33 +52,59 @@ EC_QINLINE void qstore(const int R, const int V, const int S, const ec_qconv_par
                        ec_qv acc[EC_QR][EC_QV], const int32_t *rq, long cpad, long pix, int ob,
                        void *y)
 {
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < V; v++) {
-            const int o0 = (ob + v) * EC_NB, n = p->o - o0 < EC_NB ? p->o - o0 : EC_NB;
-            ec_qoutput(S, (uint8_t *)y + (pix + r) * p->o + o0, n, acc[r][v], rq + o0, cpad, p);
-        }
+    for (int v = 0; v < V; v++) { /* the rows in registers: the byte stores may alias them */
+        const int o0 = (ob + v) * EC_NB, n = p->o - o0 < EC_NB ? p->o - o0 : EC_NB;
+        const ec_qv mult = ec_qload32(rq + cpad + o0), left = ec_qload32(rq + 2 * cpad + o0);
+        const ec_qv right = ec_qload32(rq + 3 * cpad + o0);
+        for (int r = 0; r < R; r++)
+            ec_qstore_n(S, (uint8_t *)y + (pix + r) * p->o + o0, n,
+                        ec_qfinish(acc[r][v], mult, left, right, p));
+    }
 }
 
 #if EC_QPAIRS
-/* x as int16 [hp][wp][ce] (ce = 2 C2): in_zp on the padding, 0 in the odd-one-out channel */
+/* n activations widened to int16 */
+EC_QINLINE void qwiden_n(const int S, const void *restrict x, int16_t *restrict y, long n)
+{
+    if (S) for (long i = 0; i < n; i++) y[i] = ((const int8_t *)x)[i];
+    else for (long i = 0; i < n; i++) y[i] = ((const uint8_t *)x)[i];
+}
+
+EC_QINLINE void qfill(int16_t *y, long n, int16_t v)
+{
+    for (long i = 0; i < n; i++) y[i] = v;
+}
+
+/* x as int16 [hp][wp][ce] (ce = 2 C2): in_zp on the padding, 0 in the odd-one-out channel; an
+ * even C widens each input row in one run */
 EC_QINLINE void qwiden(const int S, const ec_qconv_params *p, const void *x, int16_t *xs,
                        long hp, long wp, int ce)
 {
-    for (long yy = 0; yy < hp; yy++)
-        for (long xx = 0; xx < wp; xx++) {
-            const long iy = yy - p->pad_top, ix = xx - p->pad_left;
-            int16_t *restrict dst = xs + (yy * wp + xx) * ce;
-            if (iy >= 0 && iy < p->h && ix >= 0 && ix < p->w) {
-                const long at = (iy * p->w + ix) * p->c;
-                const int8_t *restrict si = (const int8_t *)x + at;
-                const uint8_t *restrict su = (const uint8_t *)x + at;
-                if (S) for (int c = 0; c < p->c; c++) dst[c] = si[c];
-                else for (int c = 0; c < p->c; c++) dst[c] = su[c];
-            } else {
-                for (int c = 0; c < p->c; c++) dst[c] = (int16_t)p->in_zp;
-            }
-            if (ce > p->c) dst[p->c] = 0;
+    const int16_t zp = (int16_t)p->in_zp;
+    for (long yy = 0; yy < hp; yy++) {
+        const long iy = yy - p->pad_top;
+        int16_t *row = xs + yy * wp * ce;
+        if (iy < 0 || iy >= p->h) {
+            qfill(row, wp * ce, zp);
+            continue;
         }
+        if (ce == p->c) {
+            const long left = (long)p->pad_left * ce, mid = (long)p->w * ce;
+            qfill(row, left, zp);
+            qwiden_n(S, (const uint8_t *)x + iy * mid, row + left, mid);
+            qfill(row + left + mid, wp * ce - left - mid, zp);
+            continue;
+        }
+        for (long xx = 0; xx < wp; xx++) {
+            const long ix = xx - p->pad_left;
+            int16_t *dst = row + xx * ce;
+            if (ix >= 0 && ix < p->w)
+                qwiden_n(S, (const uint8_t *)x + (iy * p->w + ix) * p->c, dst, p->c);
+            else
+                qfill(dst, p->c, zp);
+            dst[p->c] = 0;
+        }
+    }
 }
 
 EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,

@@ -104,8 +104,9 @@ EC_QINLINE ec_qv ec_qmac_s(ec_qv acc, ec_qv w, int32_t s) { return acc + w * s; 
 EC_QINLINE ec_qv ec_qmac(ec_qv acc, ec_qv a, ec_qv b) { return acc + a * b; }
 EC_QINLINE ec_qv ec_qclamp(ec_qv v, int32_t lo, int32_t hi)
 {
-    const ec_qv l = ec_qset1(lo), h = ec_qset1(hi), below = v < l, above = v > h;
-    return (below & l) | (above & h) | (~(below | above) & v);
+    const ec_qv l = ec_qset1(lo), h = ec_qset1(hi), above_lo = v > l;
+    const ec_qv m = (above_lo & v) | (~above_lo & l), below_hi = m < h; /* max, then min */
+    return (below_hi & m) | (~below_hi & h);
 }
 /* ec_multiply_by_quantized_multiplier per lane: the left shift wraps as its int32 cast; the
  * high multiply in int64 lanes (multipliers are non-negative, so it never saturates). Its
@@ -235,14 +236,9 @@ EC_QINLINE ec_qv ec_qloadx_part(const int S, const void *p, int n)
     return ec_qloadx(S, tmp);
 }
 
-/* The output of a block of EC_NB channels at channel offset c of the packed requantization
- * (rows cpad apart): requantized, plus the zero point, clamped; n lanes stored at y. */
-EC_QINLINE void ec_qoutput(const int S, void *y, int n, ec_qv acc, const int32_t *rq, long cpad,
-                           const ec_qconv_params *p)
+/* n (<= EC_NB) lanes of v stored at y */
+EC_QINLINE void ec_qstore_n(const int S, void *y, int n, ec_qv v)
 {
-    const ec_qv r = ec_qrequant(acc, ec_qload32(rq + cpad), ec_qload32(rq + 2 * cpad),
-                                ec_qload32(rq + 3 * cpad));
-    const ec_qv v = ec_qclamp(ec_qadd_s(r, p->out_zp), p->act_min, p->act_max);
     if (n == EC_NB) {
         ec_qstorex(S, y, v);
     } else {
@@ -250,6 +246,24 @@ EC_QINLINE void ec_qoutput(const int S, void *y, int n, ec_qv acc, const int32_t
         ec_qstorex(S, tmp, v);
         memcpy(y, tmp, (size_t)n);
     }
+}
+
+/* The output of accumulators: requantized (mult, left, right: the packed rows of their
+ * channels), plus the zero point, clamped */
+EC_QINLINE ec_qv ec_qfinish(ec_qv acc, ec_qv mult, ec_qv left, ec_qv right,
+                            const ec_qconv_params *p)
+{
+    return ec_qclamp(ec_qadd_s(ec_qrequant(acc, mult, left, right), p->out_zp), p->act_min,
+                     p->act_max);
+}
+
+/* The output of a block of EC_NB channels at channel offset c of the packed requantization
+ * (rows cpad apart); n lanes stored at y. */
+EC_QINLINE void ec_qoutput(const int S, void *y, int n, ec_qv acc, const int32_t *rq, long cpad,
+                           const ec_qconv_params *p)
+{
+    ec_qstore_n(S, y, n, ec_qfinish(acc, ec_qload32(rq + cpad), ec_qload32(rq + 2 * cpad),
+                                    ec_qload32(rq + 3 * cpad), p));
 }
 
 /* One activation as int32: uint8 (S = 0) or int8 (S = 1) */
