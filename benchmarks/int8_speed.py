@@ -31,15 +31,18 @@ MODELS = ["mobilenet_v1_0.25_128_quant.tflite", "mobilenet_v2_1.0_224_quant.tfli
 
 
 def cpu() -> tuple[str, str]:
-    """The CPU model and its integer-relevant vector flags."""
+    """The CPU model (with its family / model numbers: a hypervisor may shorten the name) and
+    its integer-relevant vector flags."""
     model = platform.processor() or platform.machine()
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    if "model name" in info:
+        model = f"{info['model name']} (family {info.get('cpu family')}, model {info.get('model')})"
     flags = targets.this_machine().flags
     shown = ["avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "asimddp"]
     return model, ", ".join(f"{f}={'yes' if f in flags else 'no'}" for f in shown)
