@@ -114,7 +114,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = ap.parse_args()
     model, flags = cpu()
-    lines = [f"CPU: {model}; {flags}; host target EC_NB={targets.get('host').nb}, 1 thread",
+    lines = ["# Integer MobileNets on one core: edgecnn's integer kernels and LiteRT", "",
+             "Written by `python benchmarks/int8_speed.py` (see benchmarks/README.md). "
+             "\"portable INT8\": every integer layer on ec_int8.c (the build before the fast "
+             "kernels); \"fast int8\": the fast integer rows; both equal the numpy reference "
+             "bit for bit. The per-kernel profile runs the float entry point (quantize "
+             "included) with per-op timers, so its sum exceeds the frame time.", "",
+             f"CPU: {model}; {flags}; host target EC_NB={targets.get('host').nb}, 1 thread",
              f"{args.rounds} interleaved rounds x {args.repeats} frames per engine; "
              "ms per frame (uint8 input to uint8/float output)", ""]
     with tempfile.TemporaryDirectory() as tmp:
