@@ -106,6 +106,29 @@ def small_model(dtype: str, seed: int = 0) -> bytes:
     return m.w.build([x], [y])
 
 
+def ragged_model(dtype: str, seed: int = 0) -> bytes:
+    """For the fast integer kernels: channel counts that are no multiple of a vector width,
+    stride-2 depthwise, padded edges. input 19x17x3 → conv 3x3/2 SAME relu6 (20) → depthwise
+    3x3/2 SAME relu → 1x1 conv (37) → depthwise 3x3/1 SAME → conv 3x3/1 SAME relu (19) →
+    RESHAPE → FULLY_CONNECTED (10)."""
+    m = QModel(dtype, np.random.default_rng(seed))
+    z = 0 if dtype == "int8" else 128
+    x = m.act("x", (1, 19, 17, 3), 0.05, z - 3)
+    c1 = m.conv(x, 20, 3, 2, 0, 3, (0.03, m.lo), name="c1")
+    d1 = m.conv(c1, 20, 3, 2, 0, 1, (0.02, m.lo + 5), depthwise=True, name="d1")
+    p1 = m.conv(d1, 37, 1, 1, 1, 0, (0.03, z + 2), name="p1")
+    d2 = m.conv(p1, 37, 3, 1, 0, 0, (0.03, z - 4), depthwise=True, name="d2")
+    c2 = m.conv(d2, 19, 3, 1, 0, 1, (0.1, m.lo + 2), name="c2")
+    flat = m.act("flat", (1, 5 * 5 * 19), *m.q[c2])
+    m.w.op("RESHAPE", [c2, m.w.const("shape", [1, -1], np.int32)], [flat])
+    fw, fs = m.dense_weights("fc_w", (10, 5 * 5 * 19))
+    # uint8 weights (zero point 100..155) sum far from 0: a coarser grid keeps it unclamped
+    logits = m.act("logits", (1, 10), 20.0 if dtype == "uint8" else 2.0, z + 1)
+    m.w.op("FULLY_CONNECTED", [flat, fw, m.bias("fc_b", flat, fs, 10)], [logits],
+           "FullyConnectedOptions", FusedActivationFunction=0)
+    return m.w.build([x], [logits])
+
+
 def litert_ref(path, litert, preserve: bool = False):
     """A LiteRT interpreter with the reference (BUILTIN_REF) kernels, or the default (XNNPACK)."""
     kw = {"experimental_preserve_all_tensors": True} if preserve else {}

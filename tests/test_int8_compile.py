@@ -32,13 +32,13 @@ pytestmark = pytest.mark.cc
 TARGETS = ["host", "c99", "pi3", "armv7", "aarch64", "pi4", "pi5"]
 
 
-def _tflite_graph(tmp_path, dtype: str):
+def _tflite_graph(tmp_path, dtype: str, ragged: bool = False):
     need_module("tflite", "tflite")
     from edgecnn.formats.importers import import_model
-    from int_models import small_model
+    from int_models import ragged_model, small_model
 
-    path = tmp_path / f"small_{dtype}.tflite"
-    path.write_bytes(small_model(dtype, seed=3))
+    path = tmp_path / f"{'ragged' if ragged else 'small'}_{dtype}.tflite"
+    path.write_bytes(ragged_model(dtype, seed=5) if ragged else small_model(dtype, seed=3))
     return import_model(path)
 
 
@@ -81,6 +81,8 @@ def programs(tmp_path_factory, shared_data):
     for dtype in ("uint8", "int8"):
         g = _tflite_graph(tmp, dtype)
         out.append((f"tflite_{dtype}", g, rng.normal(0, 1, (3, 12, 12, 3))))
+        g = _tflite_graph(tmp, dtype, ragged=True)
+        out.append((f"ragged_{dtype}", g, rng.normal(0, 1, (3, 19, 17, 3))))
     for i, g in enumerate([zoo.get("d_I32x32x3CMCMCF10S"), zoo.get("dr_I32x32x3CMCMC1AS"),
                            _join_model()]):
         gi, x = _quantized(g, 10 + i)
@@ -123,13 +125,37 @@ def runs(programs, tmp_path_factory):
     return get
 
 
+FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add"}
+
+
+def expected_kernel(layer, in_channels: int) -> str:
+    """The integer kernel a layer must get on a vector target: the fast convolutions for
+    groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense) and depthwise with
+    multiplier 1, the fast add, the portable INT8 row for the rest."""
+    a = layer.attrs
+    if layer.kind == "qadd":
+        return "int8_add"
+    if layer.kind == "qdense":
+        return "int8_pointwise"
+    if layer.kind != "qconv2d":
+        return "int8"
+    if a["groups"] == 1:
+        one = tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
+        return "int8_pointwise" if one and not any(a["padding"]) else "int8_direct"
+    return "int8_depthwise" if a["groups"] == in_channels == a["filters"] else "int8"
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_integer_graphs_bit_exact_on_target(target, runs, programs, expected):
     outs, algos = runs(target)
+    used = set()
     for pid, g, _, _ in programs:  # every integer layer ran on the integer kernels
         for layer in g.layers[1:]:
             if layer.k.integer:
-                assert algos[pid][layer.name] == "int8", (pid, layer.name, algos[pid])
+                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2])
+                assert algos[pid][layer.name] == want, (pid, layer.name, algos[pid])
+                used.add(want)
+    assert FAST_INT | {"int8"} <= used, used  # the graphs exercise every integer row
     if outs is None:
         pytest.skip(f"compiled; not run: this CPU cannot run {target} code")
     for (pid, _, _, _), got, want in zip(programs, outs, expected, strict=True):

@@ -1,8 +1,10 @@
 """The portable C int8/uint8 kernels (runtime/ec_int8.c) against the numpy integer reference
 (the q* layer kinds), bit for bit: built with gcc and clang as C99 with -Wall -Wextra -Werror
 and called through ctypes, and cross-built for ARM (armhf, aarch64) and run under qemu-user
-through tests/c/int8_check.c. (Generated code does not call them yet: the compiler refuses
-integer graphs.)"""
+through tests/c/int8_check.c. The fast kernels (ec_qconv_direct.c, ec_qconv_depthwise.c,
+ec_qadd_fast.c) are built at every vector width (explicit -march, run where this CPU can) and
+as portable C99, and called on the weights as the compiler packs them; on ARM,
+test_int8_compile.py runs them in whole graphs under qemu."""
 
 from __future__ import annotations
 
@@ -10,15 +12,18 @@ import ctypes
 import shutil
 import struct
 import subprocess
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from conftest import need
 from edgecnn import quant
-from edgecnn.compiler import targets
+from edgecnn.compiler import kernels as kernel_table
+from edgecnn.compiler import packing, targets
 from edgecnn.compiler.build import RUNTIME_DIR
 from edgecnn.layers import get_kind
 
@@ -69,8 +74,16 @@ SUFFIX = {"uint8": "u8", "int8": "i8"}
 
 
 def conv_case(case, dtype) -> Case:
+    a, wts, x, want, p = conv_setup(case, dtype, sum(map(hash, map(str, case))) % 1000)
+    return Case(f"ec_qconv2d_{SUFFIX[dtype]}", int(dtype == "int8"), p,
+                [x[0], wts["weight"], wts["bias"], wts["multiplier"], wts["shift"]], want)
+
+
+def conv_setup(case, dtype, seed: int):
+    """(attrs, weights, input, reference output, QConv) of one random qconv2d case: uint8
+    per tensor with a weight zero point, int8 per channel."""
     h, w, c, o, k, s, pad, d, g = case
-    rng = np.random.default_rng(sum(map(hash, map(str, case))) % 1000)
+    rng = np.random.default_rng(seed)
     lo, hi = quant.qrange(dtype)
     per_channel = dtype == "int8"
     kind = get_kind("qconv2d")
@@ -91,8 +104,7 @@ def conv_case(case, dtype) -> Case:
     p = QConv(h, w, c, oh, ow, o, k, k, s, s, d, d, pad[0], pad[1], g, int(per_channel),
               a["input_zero_point"], a["weight_zero_point"], a["output_zero_point"],
               a["act_min"], a["act_max"])
-    return Case(f"ec_qconv2d_{SUFFIX[dtype]}", int(dtype == "int8"), p,
-                [x[0], wts["weight"], wts["bias"], m, e], want)
+    return a, wts, x, want, p
 
 
 def pool_case(kind_name, dtype, geometry) -> Case:
@@ -204,3 +216,142 @@ def test_kernels_bit_exact_on_arm_under_qemu(target, tmp_path):
         assert r.returncode == 0, r.stderr.decode()
         got = np.frombuffer(r.stdout, case.want.dtype).reshape(case.want.shape)
         np.testing.assert_array_equal(got, case.want, err_msg=f"{target} {case.symbol}")
+
+
+# ---- the fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c) at every vector width ------
+
+FAST_SOURCES = ("ec_int8.c", "ec_qconv_direct.c", "ec_qconv_depthwise.c", "ec_qadd_fast.c")
+FAST_CONVS = [  # (h, w, c, filters, kernel, stride, padding (t, l, b, r), dilation, groups)
+    (5, 7, 16, 9, 1, 1, (0, 0, 0, 0), 1, 1),     # pointwise
+    (6, 5, 37, 40, 1, 1, (0, 0, 0, 0), 1, 1),    # pointwise, ragged channels, 30 pixels
+    (2, 3, 100, 21, 1, 1, (0, 0, 0, 0), 1, 1),   # fewer pixels than a tile, 100 channels
+    (9, 8, 5, 7, 3, 1, (1, 1, 1, 1), 1, 1),      # direct, padded
+    (11, 10, 3, 20, 3, 2, (0, 0, 1, 1), 1, 1),   # MobileNet's first layer, TF "SAME" at stride 2
+    (8, 8, 4, 35, 3, 1, (2, 2, 2, 2), 2, 1),     # dilated, three blocks of 16
+    (7, 9, 6, 17, 5, 1, (2, 2, 2, 2), 1, 1),     # 5x5
+    (9, 9, 12, 24, 1, 2, (0, 0, 0, 0), 1, 1),    # 1x1 stride 2: direct
+    (10, 10, 32, 32, 3, 1, (1, 1, 1, 1), 1, 32),  # depthwise
+    (11, 10, 20, 20, 3, 2, (0, 0, 1, 1), 1, 20),  # depthwise stride 2, ragged
+    (9, 8, 37, 37, 3, 2, (1, 1, 1, 1), 1, 37),   # depthwise stride 2, padded both sides
+    (8, 9, 5, 5, 5, 1, (2, 2, 2, 2), 1, 5),      # depthwise 5x5, fewer channels than lanes
+    (10, 10, 17, 17, 3, 1, (2, 2, 2, 2), 2, 17),  # depthwise dilated
+]
+
+
+def fast_builds() -> dict[str, tuple[str, targets.Target]]:
+    """id -> (compiler, target): this machine (gcc, clang), the portable C99 build, and on x86
+    every vector width by its explicit -march (compiled everywhere, run where the CPU can)."""
+    from test_kernels import width_target, x86
+
+    host = replace(targets.get("host"), openmp=False)
+    out = {"host-gcc": ("gcc", host), "host-clang": ("clang", host),
+           "c99-gcc": ("gcc", targets.get("c99")), "c99-clang": ("clang", targets.get("c99"))}
+    if x86():
+        for nb in (16, 8, 4):
+            out[f"gcc-nb{nb}"] = ("gcc", width_target(nb))
+            out[f"clang-nb{nb}"] = ("clang", width_target(nb))
+    return out
+
+
+FAST_BUILDS = fast_builds()
+
+
+def build_fast(tmp: Path, cc: str, t: targets.Target) -> Path:
+    from edgecnn.compiler import build as cbuild
+
+    need("clang" if cc == "clang" else "cc", shutil.which(cc) is not None, f"needs {cc}")
+    out = tmp / f"libec_qfast_{cc}_{t.nb}.so"
+    cmd = [cc, *cbuild.cflags(t), "-shared", "-fPIC", "-o", str(out),
+           *[str(RUNTIME_DIR / f) for f in FAST_SOURCES]]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"$ {' '.join(cmd)}\n{r.stderr}"
+    return out
+
+
+@pytest.mark.parametrize("build_id", list(FAST_BUILDS))
+def test_fast_build_compiles(build_id, tmp_path):
+    """Every vector width compiles here warning-free, runnable or not."""
+    assert build_fast(tmp_path, *FAST_BUILDS[build_id]).stat().st_size > 0
+
+
+@pytest.fixture(scope="module", params=list(FAST_BUILDS))
+def fast_lib(request, tmp_path_factory):
+    cc, t = FAST_BUILDS[request.param]
+    path = build_fast(tmp_path_factory.mktemp("qfast"), cc, t)
+    if not targets.loadable(t):
+        pytest.skip(f"compiled; not run: this CPU cannot run {t.name}")
+    return ctypes.CDLL(str(path)), t.nb
+
+
+def run_fast(fast_lib, a: dict, wts: dict, x: np.ndarray, p: QConv, shape) -> np.ndarray:
+    """The fast kernel the compiler picks for this qconv2d, called on packed weights."""
+    lib, nb = fast_lib
+    op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": shape})
+    algo = kernel_table.qconv_algorithm(op, prog)
+    row = next(k for k in kernel_table.KERNELS if k.name == algo)
+    packed = row.pack(op, nb)
+    got = np.zeros(shape, x.dtype)
+    fn = getattr(lib, f"ec_qconv_{algo[5:]}_{SUFFIX[a['dtype']]}")
+    fn.restype = None
+    args = [np.ascontiguousarray(v).ctypes.data_as(ctypes.c_void_p) for v in
+            (x[0], packed["qweight"], packed["requant"])]
+    if algo != "int8_depthwise":  # the scratch the compiler plans, guarded for overruns
+        n = packing.qconv_scratch_bytes(tuple(getattr(p, f) for f, _ in p._fields_[:15]), nb)
+        lib.ec_qconv_scratch_bytes.restype = ctypes.c_long
+        assert lib.ec_qconv_scratch_bytes(ctypes.byref(p)) == n
+        scratch = np.full(n + 64, 0x5A, np.uint8)
+        args.append(scratch.ctypes.data_as(ctypes.c_void_p) if n else None)
+    fn(ctypes.byref(p), *args, got.ctypes.data_as(ctypes.c_void_p))
+    if algo != "int8_depthwise":
+        assert (scratch[n:] == 0x5A).all(), "wrote past its scratch"
+    return got, algo
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("case", FAST_CONVS, ids=lambda c: "x".join(map(str, c[:6])))
+def test_fast_conv_bit_exact(fast_lib, case, dtype):
+    a, wts, x, want, p = conv_setup(case, dtype, zlib.crc32(repr((case, dtype)).encode()))
+    got, algo = run_fast(fast_lib, a, wts, x, p, want.shape)
+    assert algo == ("int8_depthwise" if case[-1] > 1 else
+                    "int8_pointwise" if case[4] == case[5] == 1 else "int8_direct")
+    np.testing.assert_array_equal(got, want, err_msg=algo)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_fast_requantization_bit_exact(fast_lib, dtype):
+    """The vector requantization against edgecnn.quant: a 1x1 conv of one channel with weight 1
+    over a 16x16 input holding every 8-bit value makes 256 consecutive accumulators bias + x -
+    in_zp per output channel, of both signs, through the rounding ties of the right shift;
+    multipliers include 2^30 (exact halves at the high multiply), shifts -10..2 (left too)."""
+    rng = np.random.default_rng(11)
+    lo, hi = quant.qrange(dtype)
+    o = 70
+    shift = rng.integers(-10, 3, o).astype(np.int32)
+    mult = rng.integers(1 << 30, (1 << 31) - 1, o).astype(np.int32)
+    mult[::3] = 1 << 30
+    bias = rng.integers(-200, 200, o) << np.maximum(-shift, 0)  # outputs near -200..200
+    kind = get_kind("qconv2d")
+    a = kind.normalize_attrs(dict(
+        filters=o, kernel=1, dtype=dtype, input_scale=1.0, input_zero_point=lo + 128,
+        output_scale=1.0, output_zero_point=lo + 128, act_min=lo, act_max=hi,
+        weight_zero_point=0, per_channel=True), "t")
+    wts = {"weight": np.ones((o, 1, 1, 1), dtype), "bias": bias.astype(np.int32),
+           "weight_scale": np.ones(o, np.float32), "multiplier": mult, "shift": shift}
+    x = np.arange(lo, hi + 1).astype(dtype).reshape(1, 16, 16, 1)
+    want = kind.forward(a, [x], wts)[0]
+    assert len(np.unique(want)) > 200
+    p = QConv(16, 16, 1, 16, 16, o, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, a["input_zero_point"], 0,
+              a["output_zero_point"], lo, hi)
+    got, algo = run_fast(fast_lib, a, wts, x, p, want.shape)
+    assert algo == "int8_pointwise"
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_fast_add_bit_exact(fast_lib, dtype):
+    """ec_qadd_fast on 4999 elements (a ragged tail at every width) equals the reference."""
+    case = add_case(dtype)
+    case.symbol = case.symbol.replace("ec_qadd", "ec_qadd_fast")
+    case.arrays, case.want, case.count = [v[:4999] for v in case.arrays], case.want[:4999], 4999
+    np.testing.assert_array_equal(run_ctypes(fast_lib[0], case), case.want)

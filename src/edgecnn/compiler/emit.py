@@ -144,6 +144,7 @@ def emit(g: Graph, prog: Program, chosen: dict[str, Kernel], plan: Plan,
     _t = _tensor_names(plan, external)
     calls = []
     uses_fast = any(k.fast for k in chosen.values())
+    packed_for_nb = any("vector" in k.needs for k in chosen.values())  # blocks of EC_NB
     uses_int = any(t != "float32" for t in prog.dtypes.values())
     for i, op in enumerate(prog.ops):
         kernel = chosen[op.name]
@@ -196,7 +197,7 @@ def emit(g: Graph, prog: Program, chosen: dict[str, Kernel], plan: Plan,
         banner=_banner(g, version, plan, opt), p=p, nb=opt.nb,
         fast_include='#include "ec_fast.h"\n' if uses_fast else "",
         int_include='#include "ec_int8.h"\n' if uses_int else "",
-        nb_check=_nb_check(opt.nb) if uses_fast else "",
+        nb_check=_nb_check(opt.nb) if packed_for_nb else "",
         weights=_weights_c(blob, opt, model_id), arena=_arena_c(plan, opt),
         h=h, w=w, c=c, out=out_floats, arena_bytes=plan.arena_bytes,
         meta=_c_string(meta),
@@ -218,7 +219,7 @@ def emit(g: Graph, prog: Program, chosen: dict[str, Kernel], plan: Plan,
     return Emitted(src, hdr, blob.array(), model_id, uses_fast, uses_int)
 
 
-C_TYPES = {"uint8": "uint8_t", "int8": "int8_t", "int32": "int32_t"}
+C_TYPES = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
 C_SUFFIX = {"uint8": "u8", "int8": "i8"}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from ..layers import all_kinds, get_kind
 from ..layers.conv2d import c_conv_params
 from ..layers.merge import c_add_calls
 from ..layers.pool import c_pool_call
+from ..layers.qconv2d import C_SUFFIX, c_qconv_params
+from ..layers.qmerge import c_qadd_call
 from . import packing
 from .passes import Op, Program
 from .targets import Target
@@ -175,8 +178,101 @@ def _packer(name: str, fn: Callable[..., np.ndarray], with_nb: bool = True):
     return pack
 
 
+QDW_MAX_TAPS = 49  # EC_QDW_MAX_TAPS in ec_int8.h: depthwise kernels up to 7x7
+
+
+def qconv_algorithm(op: Op, prog: Program) -> str:
+    """"int8_pointwise", "int8_direct", "int8_depthwise" or "int8" (the portable kernel) for a
+    qconv2d or qdense op. The fast kernels serve groups 1 (pointwise: 1x1, stride 1, no
+    padding, and every qdense) and depthwise with multiplier 1, when their folded int32 sums
+    are exact (:func:`_qconv_exact`)."""
+    a = op.attrs
+    if op.kind == "qdense":
+        algo = "int8_pointwise"
+    elif a["groups"] == 1:
+        one = tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
+        algo = "int8_pointwise" if one and not any(a["padding"]) else "int8_direct"
+    elif (a["groups"] == prog.shapes[op.inputs[0]][2] == prog.shapes[op.output][2]
+          and a["kernel"][0] * a["kernel"][1] <= QDW_MAX_TAPS):
+        algo = "int8_depthwise"
+    else:
+        return "int8"
+    return algo if _qconv_exact(op) else "int8"
+
+
+def _qconv_exact(op: Op) -> bool:
+    """Can no int32 lane overflow? Every partial sum of the folded accumulator, bias - in_zp *
+    sum(w') + sum(x * w') with raw |x| <= 255 and w' = w - w_zp, fits int32, and the
+    requantization is in the range ec_qrequant handles (multiplier >= 0, shift -31..30)."""
+    a, w = op.attrs, op.weights
+    zp = a["weight_zero_point"]
+    folded = packing.qconv_folded_bias(w["weight"], w["bias"], a["input_zero_point"], zp)
+    wt = np.asarray(w["weight"], np.int64).reshape(len(folded), -1) - zp
+    bound = np.abs(folded) + 255 * np.abs(wt).sum(axis=1)
+    shift = np.asarray(w["shift"])
+    return (bool(bound.max() < 1 << 31) and bool((np.asarray(w["multiplier"]) >= 0).all())
+            and bool(((shift >= -31) & (shift <= 30)).all()))
+
+
+def _qconv_serves(name: str):
+    def serves(op: Op, prog: Program, t: Target) -> bool:
+        # not on microcontrollers: int16 weights would double the flash of the portable kernel
+        return not t.board and qconv_algorithm(op, prog) == name
+    return serves
+
+
+def _qconv_geometry(op: Op, shapes) -> tuple:
+    return get_kind(op.kind).c_geometry(op, SimpleNamespace(shape=shapes.__getitem__))
+
+
+def _qconv_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+    """Floats of arena for the input as int16 channel pairs (EC_NB >= 8), 0 otherwise."""
+    return -(-packing.qconv_scratch_bytes(_qconv_geometry(op, prog.shapes), t.nb) // 4)
+
+
+def _qconv_call(fn: str):
+    def call(op: Op, c) -> str:
+        packed = c.packed(op)
+        params = c_qconv_params(op, get_kind(op.kind).c_geometry(op, c))
+        args = ", ".join([c.ins[0], c.ptr(packed["qweight"]), c.ptr(packed["requant"])])
+        sfx = C_SUFFIX[op.attrs["dtype"]]
+        if fn == "ec_qconv_depthwise":
+            return c.block(params, f"{fn}_{sfx}(&p, {args}, {c.out});", ctype="ec_qconv_params")
+        if op.name not in c.plan.scratch:
+            return c.block(params, f"{fn}_{sfx}(&p, {args}, NULL, {c.out});",
+                           ctype="ec_qconv_params")
+        off, n = c.scratch(op)
+        # the planned scratch must match the kernel's own count (else: error 3, no overrun)
+        return c.block(params, f"if (ec_qconv_scratch_bytes(&p) > {4 * n}) return 3;",
+                       f"{fn}_{sfx}(&p, {args}, A + {off}, {c.out});", ctype="ec_qconv_params")
+    return call
+
+
+def _qconv_pack(depthwise: bool):
+    def pack(op: Op, nb: int) -> dict[str, np.ndarray]:
+        a, w = op.attrs, op.weights
+        wt = np.asarray(w["weight"])
+        wt = wt.reshape(*wt.shape, 1, 1) if wt.ndim == 2 else wt  # qdense: (units, n, 1, 1)
+        zp = a["weight_zero_point"]
+        folded = packing.qconv_folded_bias(wt, w["bias"], a["input_zero_point"], zp)
+        qweight = (packing.pack_qdepthwise if depthwise else packing.pack_qconv)(wt, zp, nb)
+        return {"qweight": qweight,
+                "requant": packing.pack_qrequant(folded, w["multiplier"], w["shift"], nb)}
+    return pack
+
+
+def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
+    """ec_qadd_fast: ec_qrequant's range (shifts -31..30, multipliers >= 0); not on
+    microcontrollers, which keep the one portable add."""
+    a = op.attrs
+    shifts = [a[f"{n}_shift"] for n in ("input1", "input2", "output")]
+    mults = [a[f"{n}_multiplier"] for n in ("input1", "input2", "output")]
+    return not t.board and all(-31 <= s <= 30 for s in shifts) and min(mults) >= 0
+
+
 _VEC = frozenset({"vector"})
 _C99 = frozenset({"c99"})
+_QCONV = frozenset({"qconv2d", "qdense"})
 
 KERNELS: tuple[Kernel, ...] = (
     # conv2d: conv_algorithm decides between the three fast rows; ref takes the rest
@@ -194,6 +290,16 @@ KERNELS: tuple[Kernel, ...] = (
            pack=_packer("dense", packing.pack_dense), fast=True),
     Kernel("add_fast", frozenset({"add"}), "ec_add_fast.c", _VEC, _always,
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
+    # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest
+    Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
+           _qconv_call("ec_qconv_pointwise"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
+    Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),
+           _qconv_call("ec_qconv_direct"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
+    Kernel("int8_depthwise", _QCONV, "ec_qconv_depthwise.c", _VEC,
+           _qconv_serves("int8_depthwise"), _qconv_call("ec_qconv_depthwise"),
+           pack=_qconv_pack(True)),
+    Kernel("int8_add", frozenset({"qadd"}), "ec_qadd_fast.c", _VEC, _qadd_serves,
+           lambda op, c: c_qadd_call(op, c, "ec_qadd_fast")),
     # pooling with vectorizable loops over channels (no ec_fast.h: built into every model)
     Kernel("vector", frozenset({"maxpool", "avgpool"}), "ec_pool.c", _C99, _always,
            lambda op, c: c_pool_call(f"ec_{op.kind}", op, c)),

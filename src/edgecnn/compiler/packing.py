@@ -9,6 +9,10 @@ kernel never needs a ragged load of weights:
 - depthwise:    OIHW (Co, 1, kh, kw)           -> [ceil(Co/nb)][kh][kw][nb]
 - dense:        (units, in_features)           -> [ceil(units/nb)][in_features][nb]
 
+The integer kernels (runtime/ec_qvec.h) use the same blocks of ``nb`` int32 lanes, with int16
+weights (int32 for depthwise; the weight zero point subtracted) and four int32 rows of requantization per layer
+(folded bias, multiplier, left and right shift).
+
 Direct and dense weights may also be stored as IEEE half precision (dtype "float16", for the
 _f16 kernels): half the bytes for layers bound by streaming their weights; the arithmetic stays
 float32.
@@ -99,6 +103,75 @@ def pack_depthwise(w_oihw: np.ndarray, nb: int) -> np.ndarray:
     w = _pad_rows(w[:, 0], nb)  # (Co', kh, kw)
     co, kh, kw = w.shape
     return np.ascontiguousarray(w.reshape(co // nb, nb, kh, kw).transpose(0, 2, 3, 1))
+
+
+# ---- integer kernels (ec_qconv_direct.c, ec_qconv_depthwise.c) -----------------------------
+
+QCONV_PAIRS_MIN_NB = 8  # EC_QPAIRS in ec_qvec.h: input channels in pairs from EC_NB = 8
+
+
+def pack_qconv(w_oihw: np.ndarray, w_zp: int, nb: int) -> np.ndarray:
+    """Integer (Co, Ci, kh, kw) -> (ceil(Co/nb), kh, kw, Ci, nb) int16, the weight zero point
+    subtracted (exact: |w - w_zp| <= 255), zero past Co: ec_qconv_pointwise / _direct. From
+    nb = 8 the input channels come in pairs, (.., ceil(Ci/2), nb, 2), the odd one out zero."""
+    _check_nb(nb)
+    w = _pad_rows(np.asarray(w_oihw, np.int32) - w_zp, nb)
+    co, ci, kh, kw = w.shape
+    w = w.reshape(co // nb, nb, ci, kh, kw).transpose(0, 3, 4, 2, 1)  # (blk, kh, kw, ci, nb)
+    if nb >= QCONV_PAIRS_MIN_NB:
+        w = np.concatenate([w, np.zeros((*w.shape[:3], ci % 2, nb), w.dtype)], axis=3)
+        w = w.reshape(*w.shape[:3], -1, 2, nb).transpose(0, 1, 2, 3, 5, 4)
+    return np.ascontiguousarray(w, np.int16)
+
+
+def qconv_scratch_bytes(geometry: tuple, nb: int) -> int:
+    """ec_qconv_scratch_bytes: the input widened to int16 channel pairs with its padding, from
+    nb = 8; ``geometry`` as ec_qconv_params (h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw,
+    pad_top, pad_left, groups)."""
+    if nb < QCONV_PAIRS_MIN_NB:
+        return 0
+    h, w, c, oh, ow, _, kh, kw, sh, sw, dh, dw, pt, pl, _ = geometry
+    hp = max((oh - 1) * sh + (kh - 1) * dh + 1, h + pt)
+    wp = max((ow - 1) * sw + (kw - 1) * dw + 1, w + pl)
+    return hp * wp * (c + 1) // 2 * 4
+
+
+def pack_qdepthwise(w_oihw: np.ndarray, w_zp: int, nb: int) -> np.ndarray:
+    """Integer (C, 1, kh, kw) -> (ceil(C/nb), kh, kw, nb) int32 (few: read without widening),
+    the weight zero point subtracted: ec_qconv_depthwise."""
+    _check_nb(nb)
+    w = np.asarray(w_oihw, np.int32)
+    if w.shape[1] != 1:
+        raise ValueError(f"depthwise weights must be (C, 1, kh, kw), got {w.shape}")
+    w = _pad_rows(w[:, 0] - w_zp, nb)
+    c, kh, kw = w.shape
+    return np.ascontiguousarray(w.reshape(c // nb, nb, kh, kw).transpose(0, 2, 3, 1), np.int32)
+
+
+def qconv_folded_bias(w_oihw: np.ndarray, bias: np.ndarray, in_zp: int, w_zp: int) -> np.ndarray:
+    """bias - in_zp * sum(w - w_zp) per output channel (int64): the accumulator's start when
+    the kernel multiplies raw activations, the input zero point folded in."""
+    wsum = (np.asarray(w_oihw, np.int64) - w_zp).reshape(len(w_oihw), -1).sum(axis=1)
+    return np.asarray(bias, np.int64) - in_zp * wsum
+
+
+def pack_qrequant(folded_bias: np.ndarray, multiplier: np.ndarray, shift: np.ndarray,
+                  nb: int) -> np.ndarray:
+    """(4, ceil(Co/nb) * nb) int32 rows for the fast integer kernels: the folded bias
+    (:func:`qconv_folded_bias`), the multiplier, the left shift max(shift, 0) and the right
+    shift max(-shift, 0) of every output channel (a per-tensor one repeated), zero past Co."""
+    _check_nb(nb)
+    co = len(folded_bias)
+    cpad = -(-co // nb) * nb
+    shift = np.broadcast_to(np.asarray(shift, np.int64), (co,))
+    rows = np.zeros((4, cpad), np.int64)
+    rows[0, :co] = folded_bias
+    rows[1, :co] = np.broadcast_to(np.asarray(multiplier, np.int64), (co,))
+    rows[2, :co] = np.maximum(shift, 0)
+    rows[3, :co] = np.maximum(-shift, 0)
+    if np.abs(rows).max() >= 1 << 31:
+        raise ValueError("a folded bias or multiplier does not fit int32")
+    return rows.astype(np.int32)
 
 
 def winograd_filter_transform(w_oihw: np.ndarray) -> np.ndarray:

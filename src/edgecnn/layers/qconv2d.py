@@ -63,17 +63,22 @@ def requantize_acc(acc: np.ndarray, a: dict, w: dict) -> np.ndarray:
 C_SUFFIX = {"uint8": "u8", "int8": "i8"}
 
 
-def c_qconv_call(op, c, geometry: tuple) -> str:
-    """``ec_qconv2d_<u8|i8>`` (ec_int8.h) for a qconv2d or qdense op; ``geometry`` is
-    (h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw, pad_top, pad_left, groups)."""
-    a, w = op.attrs, op.weights
+def c_qconv_params(op, geometry: tuple) -> str:
+    """The ``ec_qconv_params`` initializer (ec_int8.h) of a qconv2d or qdense op; ``geometry``
+    is (h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw, pad_top, pad_left, groups)."""
+    a = op.attrs
     fields = (*geometry, int(a["per_channel"]), a["input_zero_point"], a["weight_zero_point"],
               a["output_zero_point"], a["act_min"], a["act_max"])
-    params = "{" + ", ".join(map(str, fields)) + "}"
+    return "{" + ", ".join(map(str, fields)) + "}"
+
+
+def c_qconv_call(op, c, geometry: tuple) -> str:
+    """``ec_qconv2d_<u8|i8>`` (ec_int8.h) for a qconv2d or qdense op (see c_qconv_params)."""
+    a, w = op.attrs, op.weights
     args = ", ".join([c.ins[0], c.ptr(w["weight"]), c.ptr(w["bias"]), c.ptr(w["multiplier"]),
                       c.ptr(w["shift"]), c.out])
-    return c.block(params, f"ec_qconv2d_{C_SUFFIX[a['dtype']]}(&p, {args});",
-                   ctype="ec_qconv_params")
+    return c.block(c_qconv_params(op, geometry),
+                   f"ec_qconv2d_{C_SUFFIX[a['dtype']]}(&p, {args});", ctype="ec_qconv_params")
 
 
 def exact_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -121,11 +126,15 @@ class QConv2d(Conv2d):
     def to_torch(self, a, ins):
         raise NotImplementedError("integer kinds have no torch lowering")
 
-    def c_call(self, op, c):
+    def c_geometry(self, op, c) -> tuple:
+        """(h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw, pad_top, pad_left, groups)"""
         a = op.attrs
         t, l, _, _ = a["padding"]
-        return c_qconv_call(op, c, (*c.shape(op.inputs[0]), *c.shape(op.output), *a["kernel"],
-                                    *a["stride"], *a["dilation"], t, l, a["groups"]))
+        return (*c.shape(op.inputs[0]), *c.shape(op.output), *a["kernel"], *a["stride"],
+                *a["dilation"], t, l, a["groups"])
+
+    def c_call(self, op, c):
+        return c_qconv_call(op, c, self.c_geometry(op, c))
 
     def forward(self, a, xs, w):
         x = pad_nhwc(xs[0].astype(np.int32) - a["input_zero_point"], a["padding"])

@@ -69,11 +69,14 @@ class QDense(Dense):
     def to_torch(self, a, ins):
         raise NotImplementedError("integer kinds have no torch lowering")
 
-    def c_call(self, op, c):
+    def c_geometry(self, op, c) -> tuple:
         """A 1x1 convolution of the flattened input (contiguous: integer tensors have no
         border), whose weights (units, H*W*C) are already [o][c][1][1]."""
         n = int(np.prod(c.shape(op.inputs[0])))
-        return c_qconv_call(op, c, (1, 1, n, 1, 1, op.attrs["units"], 1, 1, 1, 1, 1, 1, 0, 0, 1))
+        return (1, 1, n, 1, 1, op.attrs["units"], 1, 1, 1, 1, 1, 1, 0, 0, 1)
+
+    def c_call(self, op, c):
+        return c_qconv_call(op, c, self.c_geometry(op, c))
 
     def forward(self, a, xs, w):
         x = xs[0].reshape(xs[0].shape[0], -1).astype(np.int32) - a["input_zero_point"]

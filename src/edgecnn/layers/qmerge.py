@@ -19,6 +19,17 @@ _ADD_PARAMS = ("input1_multiplier", "input1_shift", "input2_multiplier", "input2
                "output_multiplier", "output_shift")
 
 
+def c_qadd_call(op, c, fn: str) -> str:
+    """``<fn>_<u8|i8>`` (ec_int8.h: ec_qadd, or the compiler's ec_qadd_fast) for a qadd op."""
+    a = op.attrs
+    fields = (a["input1_zero_point"], a["input2_zero_point"], a["output_zero_point"],
+              a["act_min"], a["act_max"], *(a[n] for n in _ADD_PARAMS))
+    n = int(np.prod(c.shape(op.output)))
+    return c.block("{" + ", ".join(map(str, fields)) + "}",
+                   f"{fn}_{_SFX[a['dtype']]}(&p, {c.ins[0]}, {c.ins[1]}, {n}, {c.out});",
+                   ctype="ec_qadd_params")
+
+
 @register
 class QAdd(Add):
     kind = "qadd"
@@ -36,13 +47,7 @@ class QAdd(Add):
         return super().output_shape(a, ins)
 
     def c_call(self, op, c):
-        a = op.attrs
-        fields = (a["input1_zero_point"], a["input2_zero_point"], a["output_zero_point"],
-                  a["act_min"], a["act_max"], *(a[n] for n in _ADD_PARAMS))
-        n = int(np.prod(c.shape(op.output)))
-        return c.block("{" + ", ".join(map(str, fields)) + "}",
-                       f"ec_qadd_{_SFX[a['dtype']]}(&p, {c.ins[0]}, {c.ins[1]}, {n}, {c.out});",
-                       ctype="ec_qadd_params")
+        return c_qadd_call(op, c, "ec_qadd")
 
     def to_onnx(self, b, l, ins, out):
         from . import _qdq

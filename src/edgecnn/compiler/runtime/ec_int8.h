@@ -31,6 +31,27 @@ void ec_qconv2d_u8(const ec_qconv_params *p, const uint8_t *x, const uint8_t *wt
 void ec_qconv2d_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *wt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *y);
 
+/* The fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c; ec_qvec.h): the same
+ * parameters (per_channel and w_zp unused), weights packed for EC_NB with the weight zero point
+ * subtracted (packing.pack_qconv: int16, pack_qdepthwise: int32), and rq the packed
+ * requantization (packing.pack_qrequant: folded bias, multiplier, left and right shifts). The
+ * groups-1 kernels take ec_qconv_scratch_bytes(p) bytes of scratch (64-byte aligned; 0 below
+ * EC_NB = 8, where they take NULL). */
+#define EC_QDW_MAX_TAPS 49 /* depthwise kernels up to 7x7 */
+long ec_qconv_scratch_bytes(const ec_qconv_params *p);
+void ec_qconv_pointwise_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
+                           const int32_t *rq, void *scratch, uint8_t *y);
+void ec_qconv_pointwise_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
+                           const int32_t *rq, void *scratch, int8_t *y);
+void ec_qconv_direct_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
+                        const int32_t *rq, void *scratch, uint8_t *y);
+void ec_qconv_direct_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
+                        const int32_t *rq, void *scratch, int8_t *y);
+void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,
+                           const int32_t *rq, uint8_t *y);
+void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int32_t *w,
+                           const int32_t *rq, int8_t *y);
+
 typedef struct {
     int h, w, c, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
     int32_t act_min, act_max;
@@ -48,6 +69,11 @@ typedef struct {
 
 void ec_qadd_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b, long n, uint8_t *y);
 void ec_qadd_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n, int8_t *y);
+/* the same on vectors (ec_qadd_fast.c, ec_qvec.h): shifts -31..30, multipliers >= 0 */
+void ec_qadd_fast_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b, long n,
+                     uint8_t *y);
+void ec_qadd_fast_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n,
+                     int8_t *y);
 
 /* The model's edges: float <-> integer (TFLite's QUANTIZE and DEQUANTIZE). */
 void ec_quantize_u8(const ec_tensor *x, uint8_t *y, float scale, int32_t zero_point);
