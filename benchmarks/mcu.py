@@ -230,7 +230,8 @@ def tflm_table(rows) -> str:
         lines.append(
             f"| {r['model']} | {r['tflite_bytes']:,} | {r['tflm_arena']:,} ({a.get('head', 0):,}"
             f" + {a.get('tail', 0):,}) | {e['arena']:,} | {e['ram_total']:,} | "
-            f"{r['edgecnn_float_graph_arena']:,} | {e['flash_total']:,} | {r['tflm_top1']} / {r['edgecnn_top1']} | "
+            f"{r['edgecnn_float_graph_arena']:,} | {e['flash_total']:,} | "
+            f"{r['tflm_top1']} / {r['edgecnn_top1']} | "
             f"{r['max_diff_in_output_steps']:.1f} | {e['instructions'] / 1e6:.1f} M |")
     return "\n".join(lines) + "\n"
 

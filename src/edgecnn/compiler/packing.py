@@ -10,8 +10,8 @@ kernel never needs a ragged load of weights:
 - dense:        (units, in_features)           -> [ceil(units/nb)][in_features][nb]
 
 The integer kernels (runtime/ec_qvec.h) use the same blocks of ``nb`` int32 lanes, with int16
-weights (int32 for depthwise; the weight zero point subtracted) and four int32 rows of requantization per layer
-(folded bias, multiplier, left and right shift).
+weights (int32 for depthwise; the weight zero point subtracted) and four int32 rows of
+requantization per layer (folded bias, multiplier, left and right shift).
 
 Direct and dense weights may also be stored as IEEE half precision (dtype "float16", for the
 _f16 kernels): half the bytes for layers bound by streaming their weights; the arithmetic stays

@@ -11,25 +11,25 @@
 
 #include "ec_types.h"
 
-int32_t ec_srdhm(int32_t a, int32_t b);                 /* SaturatingRoundingDoublingHighMul */
+int32_t ec_srdhm(int32_t a, int32_t b); /* SaturatingRoundingDoublingHighMul */
 int32_t ec_rounding_divide_by_pot(int32_t x, int exponent);
 int32_t ec_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift);
 
 typedef struct {
-    int h, w, c;             /* input */
-    int oh, ow, o;           /* output */
+    int h, w, c;   /* input */
+    int oh, ow, o; /* output */
     int kh, kw, sh, sw, dh, dw;
-    int pad_top, pad_left;   /* the rest of the padding is implied by the output size */
+    int pad_top, pad_left; /* the rest of the padding is implied by the output size */
     int groups;
-    int per_channel;         /* multiplier/shift per output channel, else one */
+    int per_channel; /* multiplier/shift per output channel, else one */
     int32_t in_zp, w_zp, out_zp, act_min, act_max;
 } ec_qconv_params;
 
 /* y[oh][ow][o] from x[h][w][c], weights [o][c / groups][kh][kw], bias [o] */
 void ec_qconv2d_u8(const ec_qconv_params *p, const uint8_t *x, const uint8_t *wt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, uint8_t *y);
-void ec_qconv2d_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *wt,
-                   const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *y);
+void ec_qconv2d_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *wt, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift, int8_t *y);
 
 /* The fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c; ec_qvec.h): the same
  * parameters (per_channel and w_zp unused), weights packed for EC_NB with the weight zero point
@@ -64,7 +64,7 @@ void ec_qmaxpool_i8(const ec_qpool_params *p, const int8_t *x, int8_t *y);
 
 typedef struct {
     int32_t zp1, zp2, out_zp, act_min, act_max;
-    int32_t m1, s1, m2, s2, mo, so;  /* multipliers and shifts (edgecnn.quant.add_params) */
+    int32_t m1, s1, m2, s2, mo, so; /* multipliers and shifts (edgecnn.quant.add_params) */
 } ec_qadd_params;
 
 void ec_qadd_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b, long n, uint8_t *y);
@@ -72,8 +72,7 @@ void ec_qadd_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long 
 /* the same on vectors (ec_qadd_fast.c, ec_qvec.h): shifts -31..30, multipliers >= 0 */
 void ec_qadd_fast_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b, long n,
                      uint8_t *y);
-void ec_qadd_fast_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n,
-                     int8_t *y);
+void ec_qadd_fast_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n, int8_t *y);
 
 /* The model's edges: float <-> integer (TFLite's QUANTIZE and DEQUANTIZE). */
 void ec_quantize_u8(const ec_tensor *x, uint8_t *y, float scale, int32_t zero_point);
@@ -96,10 +95,10 @@ void ec_qactivation_i8(const ec_qact_params *p, const int8_t *x, long n, int8_t 
 /* One input of a concatenation: its c_in channels of every pixel into channels c0.. of the
  * output's c_out; copied when it shares the output's scale and zero point (same = 1), else
  * round(q * s + b) + out_zp in float32 (s, b precomputed, TFLite's ConcatenationWithScaling). */
-void ec_qconcat_u8(const uint8_t *x, int c_in, long pixels, uint8_t *y, int c_out, int c0,
-                   int same, float s, float b, int32_t out_zp);
-void ec_qconcat_i8(const int8_t *x, int c_in, long pixels, int8_t *y, int c_out, int c0,
-                   int same, float s, float b, int32_t out_zp);
+void ec_qconcat_u8(const uint8_t *x, int c_in, long pixels, uint8_t *y, int c_out, int c0, int same,
+                   float s, float b, int32_t out_zp);
+void ec_qconcat_i8(const int8_t *x, int c_in, long pixels, int8_t *y, int c_out, int c0, int same,
+                   float s, float b, int32_t out_zp);
 
 /* Softmax over the last axis (depth) of rows x depth values: gemmlowp's fixed-point exp and
  * reciprocal (TFLite's reference 8-bit softmax); output scale 1/256, zero point the minimum. */

@@ -29,8 +29,9 @@ EC_QINLINE void qadd(const int S, const ec_qadd_params *p, const void *a, const 
                               ec_qloadx(S, (const uint8_t *)b + i)));
     if (i < n) {
         uint8_t tmp[EC_NB];
-        ec_qstorex(S, tmp, qadd_block(p, ec_qloadx_part(S, (const uint8_t *)a + i, (int)(n - i)),
-                                      ec_qloadx_part(S, (const uint8_t *)b + i, (int)(n - i))));
+        ec_qstorex(S, tmp,
+                   qadd_block(p, ec_qloadx_part(S, (const uint8_t *)a + i, (int)(n - i)),
+                              ec_qloadx_part(S, (const uint8_t *)b + i, (int)(n - i))));
         memcpy((uint8_t *)y + i, tmp, (size_t)(n - i));
     }
 }
@@ -41,8 +42,7 @@ void ec_qadd_fast_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b
     qadd(0, p, a, b, n, y);
 }
 
-void ec_qadd_fast_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n,
-                     int8_t *y)
+void ec_qadd_fast_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n, int8_t *y)
 {
     qadd(1, p, a, b, n, y);
 }

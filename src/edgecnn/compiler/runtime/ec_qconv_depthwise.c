@@ -29,8 +29,8 @@ static void inside(int n, int on, int s, int k, int d, int pad, int *lo, int *hi
  * ragged block goes first, qdepthwise). */
 EC_QINLINE void qrow(const int S, const int TAPS, const ec_qconv_params *p, const uint8_t *x,
                      long xn, const long *delta, int taps, const int *xr, int oy, int edge_row,
-                     int c0, int n, const int32_t *wb, const int32_t *rq, long cpad,
-                     uint8_t *y, const uint8_t *yend)
+                     int c0, int n, const int32_t *wb, const int32_t *rq, long cpad, uint8_t *y,
+                     const uint8_t *yend)
 {
     const ec_qv zp = ec_qset1(p->in_zp);
     const ec_qv mult = ec_qload32(rq + cpad + c0), left = ec_qload32(rq + 2 * cpad + c0);
@@ -55,19 +55,17 @@ EC_QINLINE void qrow(const int S, const int TAPS, const ec_qconv_params *p, cons
                     ec_qv xv = zp;
                     if (jy >= 0 && jy < p->h && jx >= 0 && jx < p->w) {
                         const long at = ((long)jy * p->w + jx) * p->c + c0;
-                        xv = at + EC_NB <= xn ? ec_qloadx(S, x + at)
-                                              : ec_qloadx_part(S, x + at, n);
+                        xv = at + EC_NB <= xn ? ec_qloadx(S, x + at) : ec_qloadx_part(S, x + at, n);
                     }
                     acc = ec_qmac(acc, xv, wv[t]);
                 }
         }
-        ec_qstore_n(S, yp, yp + EC_NB <= yend ? EC_NB : n,
-                    ec_qfinish(acc, mult, left, right, p));
+        ec_qstore_n(S, yp, yp + EC_NB <= yend ? EC_NB : n, ec_qfinish(acc, mult, left, right, p));
     }
 }
 
-EC_QINLINE void qdepthwise(const int S, const int TAPS, const ec_qconv_params *p,
-                           const uint8_t *x, const int32_t *w, const int32_t *rq, void *y)
+EC_QINLINE void qdepthwise(const int S, const int TAPS, const ec_qconv_params *p, const uint8_t *x,
+                           const int32_t *w, const int32_t *rq, void *y)
 {
     const int taps = TAPS ? TAPS : p->kh * p->kw; /* TAPS: a kernel size known here (3x3) */
     const int nblk = (p->c + EC_NB - 1) / EC_NB;
@@ -93,13 +91,17 @@ EC_QINLINE void qdepthwise(const int S, const int TAPS, const ec_qconv_params *p
 void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,
                            const int32_t *rq, uint8_t *y)
 {
-    if (p->kh == 3 && p->kw == 3) qdepthwise(0, 9, p, x, w, rq, y);
-    else qdepthwise(0, 0, p, x, w, rq, y);
+    if (p->kh == 3 && p->kw == 3)
+        qdepthwise(0, 9, p, x, w, rq, y);
+    else
+        qdepthwise(0, 0, p, x, w, rq, y);
 }
 
 void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int32_t *w,
                            const int32_t *rq, int8_t *y)
 {
-    if (p->kh == 3 && p->kw == 3) qdepthwise(1, 9, p, (const uint8_t *)x, w, rq, y);
-    else qdepthwise(1, 0, p, (const uint8_t *)x, w, rq, y);
+    if (p->kh == 3 && p->kw == 3)
+        qdepthwise(1, 9, p, (const uint8_t *)x, w, rq, y);
+    else
+        qdepthwise(1, 0, p, (const uint8_t *)x, w, rq, y);
 }

@@ -27,11 +27,16 @@
 #endif
 
 /* EC_QPASS(V) for the nv (1 .. EC_QV) channel blocks left, V a constant (registers) */
-#define EC_QBLOCKS(nv)                                                                         \
-    if (nv == EC_QV) { EC_QPASS(EC_QV) }                                                       \
-    else if (nv == 1) { EC_QPASS(1) }                                                          \
-    else if (nv == 2) { EC_QPASS(2) }                                                          \
-    else { EC_QPASS(EC_QV > 3 ? 3 : 1) }
+#define EC_QBLOCKS(nv)                                                                             \
+    if (nv == EC_QV) {                                                                             \
+        EC_QPASS(EC_QV)                                                                            \
+    } else if (nv == 1) {                                                                          \
+        EC_QPASS(1)                                                                                \
+    } else if (nv == 2) {                                                                          \
+        EC_QPASS(2)                                                                                \
+    } else {                                                                                       \
+        EC_QPASS(EC_QV > 3 ? 3 : 1)                                                                \
+    }
 
 /* the input rows and columns the windows span, padding included (packing.qconv_scratch_bytes) */
 static long span(int n, int pad, int on, int s, int k, int d)
@@ -66,8 +71,10 @@ EC_QINLINE void qstore(const int R, const int V, const int S, const ec_qconv_par
 /* n activations widened to int16 */
 EC_QINLINE void qwiden_n(const int S, const void *restrict x, int16_t *restrict y, long n)
 {
-    if (S) for (long i = 0; i < n; i++) y[i] = ((const int8_t *)x)[i];
-    else for (long i = 0; i < n; i++) y[i] = ((const uint8_t *)x)[i];
+    if (S)
+        for (long i = 0; i < n; i++) y[i] = ((const int8_t *)x)[i];
+    else
+        for (long i = 0; i < n; i++) y[i] = ((const uint8_t *)x)[i];
 }
 
 EC_QINLINE void qfill(int16_t *y, long n, int16_t v)
@@ -77,8 +84,8 @@ EC_QINLINE void qfill(int16_t *y, long n, int16_t v)
 
 /* x as int16 [hp][wp][ce] (ce = 2 C2): in_zp on the padding, 0 in the odd-one-out channel; an
  * even C widens each input row in one run */
-EC_QINLINE void qwiden(const int S, const ec_qconv_params *p, const void *x, int16_t *xs,
-                       long hp, long wp, int ce)
+EC_QINLINE void qwiden(const int S, const ec_qconv_params *p, const void *x, int16_t *xs, long hp,
+                       long wp, int ce)
 {
     const int16_t zp = (int16_t)p->in_zp;
     for (long yy = 0; yy < hp; yy++) {
@@ -107,9 +114,9 @@ EC_QINLINE void qwiden(const int S, const ec_qconv_params *p, const void *x, int
     }
 }
 
-EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,
-                      const ec_qconv_params *p, const int16_t *xs, long wp, int ce,
-                      const int16_t *w, const int32_t *rq, long cpad, long pix, int ob, void *y)
+EC_QINLINE void qtile(const int R, const int V, const int S, const int PW, const ec_qconv_params *p,
+                      const int16_t *xs, long wp, int ce, const int16_t *w, const int32_t *rq,
+                      long cpad, long pix, int ob, void *y)
 {
     const long bstep = (long)p->kh * p->kw * ce * EC_NB; /* one block of packed weights */
     const int16_t *wb = w + ob * bstep;
@@ -117,8 +124,8 @@ EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,
     long off[EC_QR];
     for (int r = 0; r < R; r++) {
         for (int v = 0; v < V; v++) acc[r][v] = ec_qload32(rq + (long)(ob + v) * EC_NB);
-        off[r] = PW ? (pix + r) * ce
-                    : ((pix / p->ow) * p->sh * wp + (pix % p->ow + r) * p->sw) * ce;
+        off[r] =
+            PW ? (pix + r) * ce : ((pix / p->ow) * p->sh * wp + (pix % p->ow + r) * p->sw) * ce;
     }
     for (int ky = 0; ky < p->kh; ky++)
         for (int kx = 0; kx < p->kw; kx++) {
@@ -151,13 +158,13 @@ EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const
     qwiden(S, p, x, xs, hp, wp, ce);
     for (int ob = 0; ob < nblk; ob += EC_QV) {
         const int nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
-#define EC_QPASS(V)                                                                            \
-        for (long row = 0; row < rows; row++) {                                                \
-            long i = 0;                                                                        \
-            for (; i + EC_QR <= n; i += EC_QR)                                                 \
-                qtile(EC_QR, V, S, PW, p, xs, wp, ce, w, rq, cpad, row * n + i, ob, y);        \
-            for (; i < n; i++) qtile(1, V, S, PW, p, xs, wp, ce, w, rq, cpad, row * n + i, ob, y); \
-        }
+#define EC_QPASS(V)                                                                                \
+    for (long row = 0; row < rows; row++) {                                                        \
+        long i = 0;                                                                                \
+        for (; i + EC_QR <= n; i += EC_QR)                                                         \
+            qtile(EC_QR, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + i, ob, y);                 \
+        for (; i < n; i++) qtile(1, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + i, ob, y);      \
+    }
         EC_QBLOCKS(nv)
 #undef EC_QPASS
     }
@@ -181,9 +188,9 @@ EC_QINLINE void qtap(const int R, const int V, const int S, const int EDGE, ec_q
 
 /* R output pixels from pixel index pix (oy * ow + ox; one output row unless PW) x V channel
  * blocks from block ob */
-EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,
-                      const ec_qconv_params *p, const void *x, const int16_t *w,
-                      const int32_t *rq, long cpad, long pix, int ob, void *y)
+EC_QINLINE void qtile(const int R, const int V, const int S, const int PW, const ec_qconv_params *p,
+                      const void *x, const int16_t *w, const int32_t *rq, long cpad, long pix,
+                      int ob, void *y)
 {
     const long bstep = (long)p->kh * p->kw * p->c * EC_NB; /* one block of packed weights */
     const int16_t *wb = w + ob * bstep;
@@ -207,8 +214,10 @@ EC_QINLINE void qtile(const int R, const int V, const int S, const int PW,
                     off[r] = in ? ((long)iy * p->w + ix) * p->c : -1;
                     edge |= !in;
                 }
-                if (edge) qtap(R, V, S, 1, acc, x, off, wt, bstep, p->c, p->in_zp);
-                else qtap(R, V, S, 0, acc, x, off, wt, bstep, p->c, p->in_zp);
+                if (edge)
+                    qtap(R, V, S, 1, acc, x, off, wt, bstep, p->c, p->in_zp);
+                else
+                    qtap(R, V, S, 0, acc, x, off, wt, bstep, p->c, p->in_zp);
             }
     }
     qstore(R, V, S, p, acc, rq, cpad, pix, ob, y);
@@ -224,13 +233,13 @@ EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const
     (void)scratch; /* none without channel pairs */
     for (int ob = 0; ob < nblk; ob += EC_QV) {
         const int nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
-#define EC_QPASS(V)                                                                            \
-        for (long row = 0; row < rows; row++) {                                                \
-            long i = 0;                                                                        \
-            for (; i + EC_QR <= n; i += EC_QR)                                                 \
-                qtile(EC_QR, V, S, PW, p, x, w, rq, cpad, row * n + i, ob, y);                 \
-            for (; i < n; i++) qtile(1, V, S, PW, p, x, w, rq, cpad, row * n + i, ob, y);      \
-        }
+#define EC_QPASS(V)                                                                                \
+    for (long row = 0; row < rows; row++) {                                                        \
+        long i = 0;                                                                                \
+        for (; i + EC_QR <= n; i += EC_QR)                                                         \
+            qtile(EC_QR, V, S, PW, p, x, w, rq, cpad, row *n + i, ob, y);                          \
+        for (; i < n; i++) qtile(1, V, S, PW, p, x, w, rq, cpad, row *n + i, ob, y);               \
+    }
         EC_QBLOCKS(nv)
 #undef EC_QPASS
     }

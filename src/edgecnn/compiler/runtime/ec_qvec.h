@@ -94,8 +94,10 @@ EC_QINLINE ec_qv ec_qloadx(const int S, const void *p)
 }
 EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
 {
-    if (S) *(ec_qbs *)p = __builtin_convertvector(v, ec_qbs);
-    else *(ec_qbu *)p = __builtin_convertvector(v, ec_qbu);
+    if (S)
+        *(ec_qbs *)p = __builtin_convertvector(v, ec_qbs);
+    else
+        *(ec_qbu *)p = __builtin_convertvector(v, ec_qbu);
 }
 #endif
 EC_QINLINE ec_qv ec_qadd_s(ec_qv a, int32_t s) { return a + s; }
@@ -122,7 +124,7 @@ EC_QINLINE ec_qv ec_qrequant(ec_qv acc, ec_qv mult, ec_qv left, ec_qv right)
 #else
     const ec_qv64 ab = __builtin_convertvector(x, ec_qv64) * __builtin_convertvector(mult, ec_qv64);
     const ec_qv64u t = (ec_qv64u)(ab + (1 << 30)) >> 31;
-    const ec_qv q = (ec_qv)__builtin_convertvector(t, ec_qvu);
+    const ec_qv q = (ec_qv) __builtin_convertvector(t, ec_qvu);
 #endif
     const ec_qv mask = (ec_qv)((((ec_qvu){0} + 1) << (ec_qvu)right) - 1);
     const ec_qv threshold = (mask >> 1) - (q < 0);
@@ -130,7 +132,9 @@ EC_QINLINE ec_qv ec_qrequant(ec_qv acc, ec_qv mult, ec_qv left, ec_qv right)
 }
 #else
 #define EC_QINLINE static inline
-typedef struct { int32_t v[EC_NB]; } ec_qv;
+typedef struct {
+    int32_t v[EC_NB];
+} ec_qv;
 
 EC_QINLINE ec_qv ec_qset1(int32_t s)
 {
@@ -138,7 +142,12 @@ EC_QINLINE ec_qv ec_qset1(int32_t s)
     for (int i = 0; i < EC_NB; i++) r.v[i] = s;
     return r;
 }
-EC_QINLINE ec_qv ec_qload32(const int32_t *p) { ec_qv r; memcpy(r.v, p, sizeof r.v); return r; }
+EC_QINLINE ec_qv ec_qload32(const int32_t *p)
+{
+    ec_qv r;
+    memcpy(r.v, p, sizeof r.v);
+    return r;
+}
 EC_QINLINE ec_qv ec_qloadw(const int16_t *p)
 {
     ec_qv r;
@@ -148,8 +157,7 @@ EC_QINLINE ec_qv ec_qloadw(const int16_t *p)
 EC_QINLINE ec_qv ec_qloadx(const int S, const void *p)
 {
     ec_qv r;
-    for (int i = 0; i < EC_NB; i++)
-        r.v[i] = S ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i];
+    for (int i = 0; i < EC_NB; i++) r.v[i] = S ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i];
     return r;
 }
 EC_QINLINE ec_qv ec_qadd_s(ec_qv a, int32_t s)
@@ -188,8 +196,10 @@ EC_QINLINE ec_qv ec_qrequant(ec_qv acc, ec_qv mult, ec_qv left, ec_qv right)
 EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
 {
     for (int i = 0; i < EC_NB; i++) {
-        if (S) ((int8_t *)p)[i] = (int8_t)v.v[i];
-        else ((uint8_t *)p)[i] = (uint8_t)v.v[i];
+        if (S)
+            ((int8_t *)p)[i] = (int8_t)v.v[i];
+        else
+            ((uint8_t *)p)[i] = (uint8_t)v.v[i];
     }
 }
 #endif
@@ -262,8 +272,9 @@ EC_QINLINE ec_qv ec_qfinish(ec_qv acc, ec_qv mult, ec_qv left, ec_qv right,
 EC_QINLINE void ec_qoutput(const int S, void *y, int n, ec_qv acc, const int32_t *rq, long cpad,
                            const ec_qconv_params *p)
 {
-    ec_qstore_n(S, y, n, ec_qfinish(acc, ec_qload32(rq + cpad), ec_qload32(rq + 2 * cpad),
-                                    ec_qload32(rq + 3 * cpad), p));
+    ec_qstore_n(S, y, n,
+                ec_qfinish(acc, ec_qload32(rq + cpad), ec_qload32(rq + 2 * cpad),
+                           ec_qload32(rq + 3 * cpad), p));
 }
 
 /* One activation as int32: uint8 (S = 0) or int8 (S = 1) */
