@@ -82,34 +82,43 @@ static int32_t clamp32(int32_t v, int32_t lo, int32_t hi)
 EC_QCONV2D(ec_qconv2d_u8, uint8_t)
 EC_QCONV2D(ec_qconv2d_i8, int8_t)
 
-/* Average: real cells only, (sum + n/2) / n rounded half away from zero. Max: real cells. */
+/* Average: real cells only, (sum + n/2) / n rounded half away from zero. Max: real cells.
+ * The window is clipped to the input once per output pixel, and the channels are the inner loop
+ * (contiguous in NHWC, in chunks of EC_QPOOL_CHUNK accumulators), so it vectorizes. */
+#define EC_QPOOL_CHUNK 64
 #define EC_QPOOL(NAME, T, AVG)                                                                     \
     void NAME(const ec_qpool_params *p, const T *x, T *y)                                          \
     {                                                                                              \
-        int oy, ox, ch, ky, kx;                                                                    \
+        int oy, ox, c0, ky, kx, i;                                                                 \
         for (oy = 0; oy < p->oh; oy++)                                                             \
-            for (ox = 0; ox < p->ow; ox++)                                                         \
-                for (ch = 0; ch < p->c; ch++) {                                                    \
-                    int32_t acc = AVG ? 0 : INT32_MIN, n = 0;                                      \
-                    for (ky = 0; ky < p->kh; ky++) {                                               \
-                        const int iy = oy * p->sh + ky - p->pad_top;                               \
-                        if (iy < 0 || iy >= p->h) continue;                                        \
-                        for (kx = 0; kx < p->kw; kx++) {                                           \
-                            const int ix = ox * p->sw + kx - p->pad_left;                          \
-                            int32_t v;                                                             \
-                            if (ix < 0 || ix >= p->w) continue;                                    \
-                            v = x[((long)iy * p->w + ix) * p->c + ch];                             \
-                            if (AVG)                                                               \
-                                acc += v;                                                          \
-                            else if (v > acc)                                                      \
-                                acc = v;                                                           \
-                            n++;                                                                   \
+            for (ox = 0; ox < p->ow; ox++) {                                                       \
+                const int y0 = oy * p->sh - p->pad_top, x0 = ox * p->sw - p->pad_left;             \
+                const int ky0 = y0 < 0 ? -y0 : 0, ky1 = p->h - y0 < p->kh ? p->h - y0 : p->kh;     \
+                const int kx0 = x0 < 0 ? -x0 : 0, kx1 = p->w - x0 < p->kw ? p->w - x0 : p->kw;     \
+                const int32_t n = ky1 > ky0 && kx1 > kx0 ? (ky1 - ky0) * (kx1 - kx0) : 0;          \
+                T *dst = y + ((long)oy * p->ow + ox) * p->c;                                       \
+                for (c0 = 0; c0 < p->c; c0 += EC_QPOOL_CHUNK) {                                    \
+                    const int cn = p->c - c0 < EC_QPOOL_CHUNK ? p->c - c0 : EC_QPOOL_CHUNK;        \
+                    int32_t acc[EC_QPOOL_CHUNK];                                                   \
+                    for (i = 0; i < cn; i++) acc[i] = AVG ? 0 : INT32_MIN;                         \
+                    for (ky = ky0; ky < ky1; ky++)                                                 \
+                        for (kx = kx0; kx < kx1; kx++) {                                           \
+                            const T *src = x + ((long)(y0 + ky) * p->w + x0 + kx) * p->c + c0;     \
+                            for (i = 0; i < cn; i++) {                                             \
+                                const int32_t v = src[i];                                          \
+                                if (AVG)                                                           \
+                                    acc[i] += v;                                                   \
+                                else                                                               \
+                                    acc[i] = v > acc[i] ? v : acc[i];                              \
+                            }                                                                      \
                         }                                                                          \
+                    for (i = 0; i < cn; i++) {                                                     \
+                        int32_t v = acc[i];                                                        \
+                        if (AVG && n > 0) v = v >= 0 ? (v + n / 2) / n : (v - n / 2) / n;          \
+                        dst[c0 + i] = (T)clamp32(v, p->act_min, p->act_max);                       \
                     }                                                                              \
-                    if (AVG && n > 0) acc = acc >= 0 ? (acc + n / 2) / n : (acc - n / 2) / n;      \
-                    y[((long)oy * p->ow + ox) * p->c + ch] =                                       \
-                        (T)clamp32(acc, p->act_min, p->act_max);                                   \
                 }                                                                                  \
+            }                                                                                      \
     }
 
 EC_QPOOL(ec_qavgpool_u8, uint8_t, 1)
@@ -191,22 +200,19 @@ EC_QUANTIZE_FLAT(ec_quantize_flat_i8, int8_t, -128, 127)
 EC_DEQUANTIZE(ec_dequantize_u8, uint8_t)
 EC_DEQUANTIZE(ec_dequantize_i8, int8_t)
 
-#define EC_QACTIVATION(NAME, T)                                                                    \
-    void NAME(const ec_qact_params *p, const T *x, long n, T *y)                                   \
-    {                                                                                              \
-        long i;                                                                                    \
-        for (i = 0; i < n; i++) {                                                                  \
-            const int32_t v = (int32_t)x[i] - p->in_zp;                                            \
-            const int32_t r =                                                                      \
-                v >= 0                                                                             \
-                    ? ec_multiply_by_quantized_multiplier(v, p->identity_mult, p->identity_shift)  \
-                    : ec_multiply_by_quantized_multiplier(v, p->slope_mult, p->slope_shift);       \
-            y[i] = (T)clamp32(r + p->out_zp, p->act_min, p->act_max);                              \
-        }                                                                                          \
-    }
+/* y = lut[x]: an elementwise integer function of one 8-bit input as its 256 values (computed
+ * at compile time by the reference itself, so exact by construction). */
+void ec_qlut_u8(const uint8_t *x, long n, const uint8_t *lut, uint8_t *y)
+{
+    long i;
+    for (i = 0; i < n; i++) y[i] = lut[x[i]];
+}
 
-EC_QACTIVATION(ec_qactivation_u8, uint8_t)
-EC_QACTIVATION(ec_qactivation_i8, int8_t)
+void ec_qlut_i8(const int8_t *x, long n, const int8_t *lut, int8_t *y)
+{
+    long i;
+    for (i = 0; i < n; i++) y[i] = lut[(int)x[i] + 128];
+}
 
 /* q * s and + b each rounded to float32 as numpy and TFLite do: the double product of an
  * 8-bit integer and a float is exact, and a double sum of two floats rounds to the float sum;

@@ -83,14 +83,11 @@ void ec_quantize_flat_i8(const float *x, long n, int8_t *y, float scale, int32_t
 void ec_dequantize_u8(const uint8_t *x, ec_tensor *y, float scale, int32_t zero_point);
 void ec_dequantize_i8(const int8_t *x, ec_tensor *y, float scale, int32_t zero_point);
 
-/* relu / relu6 / leaky relu on their own: two multipliers (edgecnn.layers.qactivation) */
-typedef struct {
-    int32_t in_zp, out_zp, act_min, act_max;
-    int32_t identity_mult, identity_shift, slope_mult, slope_shift;
-} ec_qact_params;
-
-void ec_qactivation_u8(const ec_qact_params *p, const uint8_t *x, long n, uint8_t *y);
-void ec_qactivation_i8(const ec_qact_params *p, const int8_t *x, long n, int8_t *y);
+/* relu / relu6 / leaky relu on their own (edgecnn.layers.qactivation), and any elementwise
+ * function of one 8-bit input: y[i] = lut[x[i]] (int8: lut[x[i] + 128]), the 256-entry table
+ * computed at compile time by the reference itself. */
+void ec_qlut_u8(const uint8_t *x, long n, const uint8_t *lut, uint8_t *y);
+void ec_qlut_i8(const int8_t *x, long n, const int8_t *lut, int8_t *y);
 
 /* One input of a concatenation: its c_in channels of every pixel into channels c0.. of the
  * output's c_out; copied when it shares the output's scale and zero point (same = 1), else
