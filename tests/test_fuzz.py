@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, need, need_module
@@ -167,3 +168,25 @@ def test_a_size_beyond_any_layer_is_one_graph_error():
     b = GraphBuilder("m", (4, 4, 3))
     b.add("conv2d", "c", filters=(1 << 31) - 1, kernel=1)
     assert b.build().shapes["c"] == (4, 4, (1 << 31) - 1)  # the limit itself is allowed
+
+
+def test_weights_beyond_memory_are_refused_and_drawn_without_a_float64_copy(monkeypatch):
+    """Found by the Darknet harness: a cfg of 805 M parameters took 9.2 GB to He-initialize
+    (a float64 draw of its largest tensor, then a float32 copy); it now takes its own 3.2 GB,
+    drawn in chunks (the same values), and a model larger than the memory available is one
+    GraphError naming it."""
+    import edgecnn.core.graph as graph_module
+    from edgecnn import zoo
+    from edgecnn.errors import GraphError
+
+    g = zoo.get("alexnet")
+    monkeypatch.setattr(graph_module, "available_memory", lambda: 100_000_000)
+    with pytest.raises(GraphError, match=r"model 'alexnet': its weights would take "
+                                         r"249,\d{3},\d{3} bytes, more than the 100,000,000"):
+        g.init_weights(0)
+    monkeypatch.setattr(graph_module, "INIT_CHUNK", 1000)  # chunked draws: the same values
+    small = zoo.get("d_I32x32x3CMCMCF10S")
+    a = small.init_weights(3).weights
+    monkeypatch.setattr(graph_module, "INIT_CHUNK", 1 << 30)
+    b = zoo.get("d_I32x32x3CMCMCF10S").init_weights(3).weights
+    assert all(np.array_equal(a[k], b[k]) for k in a)

@@ -96,6 +96,33 @@ class Preprocessing:
         return cls(**d)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable: free memory plus
+    the page cache it may reclaim), or None where the system does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+INIT_CHUNK = 1 << 20  # values drawn at a time: float64 scratch of 8 MiB, whatever the model
+
+
+def _normal(rng: np.random.Generator, std: float, shape: tuple, dtype: str) -> np.ndarray:
+    """rng.normal(0, std, shape) stored as ``dtype``, drawn in chunks: the same values (the
+    generator's stream is sequential) without a float64 copy of the whole tensor."""
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    for i in range(0, flat.size, INIT_CHUNK):
+        n = min(INIT_CHUNK, flat.size - i)
+        flat[i:i + n] = rng.normal(0.0, std, n)
+    return out
+
+
 class Graph:
     """A DAG of layers with weights (``"<layer>.<tensor>"`` → array), preprocessing and labels.
 
@@ -231,11 +258,18 @@ class Graph:
     def init_weights(self, seed: int = 0) -> Graph:
         """He-initialize weights (normal, std sqrt(2 / fan_in)); biases 0; BN identity."""
         rng = np.random.default_rng(seed)
+        specs = self.tensor_specs()
+        need = sum(spec.size * np.dtype(spec.dtype).itemsize for spec in specs.values())
+        have = available_memory()
+        if have is not None and need > have:
+            raise GraphError(f"model {self.name!r}: its weights would take {need:,} bytes, more "
+                             f"than the {have:,} bytes of memory available; check the layer "
+                             "sizes (a mistyped filters or size value?)")
         self.weights = {}
-        for key, spec in self.tensor_specs().items():
+        for key, spec in specs.items():
             if spec.init == "he":
                 fan_in = int(np.prod(spec.shape[1:])) if len(spec.shape) > 1 else 1
-                w = rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), spec.shape)
+                w = _normal(rng, np.sqrt(2.0 / max(fan_in, 1)), spec.shape, spec.dtype)
             elif spec.init == "zeros":
                 w = np.zeros(spec.shape)
             elif spec.init == "ones":
@@ -244,7 +278,7 @@ class Graph:
                 w = np.full(spec.shape, float(spec.init[6:]))
             else:  # pragma: no cover - a kind declared an init this method does not know
                 raise AssertionError(spec.init)
-            self.weights[key] = w.astype(spec.dtype)
+            self.weights[key] = w.astype(spec.dtype, copy=False)
         return self
 
     # ---- serialization ----------------------------------------------------------------------
