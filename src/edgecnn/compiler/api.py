@@ -102,16 +102,8 @@ class CompiledModel:
     def predict(self, x) -> np.ndarray:
         """(N, H, W, C) or (H, W, C) preprocessed float input -> (N, classes) float32."""
         x = self._check(x)
-        out = np.empty((x.shape[0], self.num_classes), np.float32)
-        fp = ctypes.POINTER(ctypes.c_float)
-        for i in range(x.shape[0]):
-            rc = self._predict(x[i].ctypes.data_as(fp), out[i].ctypes.data_as(fp),
-                               self._arena_ptr)
-            if rc != 0:
-                raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc}); "
-                                   "rebuild it (delete the build folder) or use --backend "
-                                   "reference")
-        return out
+        return self._run(self._predict, x, lambda a: a.ctypes.data_as(ctypes.POINTER(
+            ctypes.c_float)))
 
     def predict_quantized(self, q) -> np.ndarray:
         """(N, H, W, C) or (H, W, C) input already quantized (the uint8/int8 type and the scale
@@ -127,11 +119,14 @@ class CompiledModel:
             raise EdgecnnError(f"compiled model {self.graph.name!r}: quantized input must be "
                                f"{want}, got {q.dtype}")
         q = np.ascontiguousarray(q.reshape(-1, *self.input_shape))
-        out = np.empty((q.shape[0], self.num_classes), np.float32)
+        return self._run(fn, q, lambda a: ctypes.c_void_p(a.ctypes.data))
+
+    def _run(self, fn, batch: np.ndarray, as_arg) -> np.ndarray:
+        """``fn(input, output, arena)`` for each frame of ``batch``: (N, classes) float32."""
+        out = np.empty((batch.shape[0], self.num_classes), np.float32)
         fp = ctypes.POINTER(ctypes.c_float)
-        for i in range(q.shape[0]):
-            rc = fn(ctypes.c_void_p(q[i].ctypes.data), out[i].ctypes.data_as(fp),
-                    self._arena_ptr)
+        for i in range(batch.shape[0]):
+            rc = fn(as_arg(batch[i]), out[i].ctypes.data_as(fp), self._arena_ptr)
             if rc != 0:
                 raise EdgecnnError(f"compiled model {self.graph.name!r} failed (code {rc}); "
                                    "rebuild it (delete the build folder) or use --backend "
