@@ -55,15 +55,8 @@ def c_qpool_call(op, c) -> str:
                    ctype="ec_qpool_params")
 
 
-@register
-class QMaxPool(MaxPool):
-    kind = "qmaxpool"
-    integer = True
-    attrs = QPOOL_ATTRS
-
-    def output_shape(self, a, ins):
-        _check(a)
-        return super().output_shape(a, ins)
+class _QPoolLowerings:
+    """The lowerings both integer pools share (ahead of the float pools' in the MRO)."""
 
     def c_call(self, op, c):
         return c_qpool_call(op, c)
@@ -73,6 +66,17 @@ class QMaxPool(MaxPool):
 
     def to_torch(self, a, ins):
         raise NotImplementedError("integer kinds have no torch lowering")
+
+
+@register
+class QMaxPool(_QPoolLowerings, MaxPool):
+    kind = "qmaxpool"
+    integer = True
+    attrs = QPOOL_ATTRS
+
+    def output_shape(self, a, ins):
+        _check(a)
+        return super().output_shape(a, ins)
 
     def forward(self, a, xs, w):
         lo, _ = quant.qrange(a["dtype"])
@@ -82,7 +86,7 @@ class QMaxPool(MaxPool):
 
 
 @register
-class QAvgPool(AvgPool):
+class QAvgPool(_QPoolLowerings, AvgPool):
     kind = "qavgpool"
     integer = True
     attrs = QPOOL_ATTRS
@@ -90,15 +94,6 @@ class QAvgPool(AvgPool):
     def output_shape(self, a, ins):
         _check(a)
         return super().output_shape({**a, "count_include_pad": False}, ins)
-
-    def c_call(self, op, c):
-        return c_qpool_call(op, c)
-
-    def to_onnx(self, b, l, ins, out):
-        return onnx_qpool(b, l, ins, out)
-
-    def to_torch(self, a, ins):
-        raise NotImplementedError("integer kinds have no torch lowering")
 
     def forward(self, a, xs, w):
         x = xs[0].astype(np.int64)
