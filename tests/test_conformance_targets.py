@@ -217,6 +217,22 @@ def build_and_run(t: targets.Target, ref: bool, root: Path,
     return outs, algos
 
 
+def cached_runs(tmp_path_factory, prefix: str, programs: list, ref: bool = False):
+    """name -> build_and_run of ``programs`` for that target, once per distinct compiler and
+    flags (targets that build alike share a run)."""
+    done: dict = {}
+
+    def get(name: str):
+        t = targets.get(name)
+        _require(t)
+        key = _flags_key(t)
+        if key not in done:
+            done[key] = build_and_run(t, ref, tmp_path_factory.mktemp(f"{prefix}-{name}"),
+                                      programs)
+        return done[key]
+    return get
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """(target, ref) -> (outputs, algorithms), built once per distinct compiler + flags."""

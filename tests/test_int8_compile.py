@@ -24,7 +24,7 @@ from edgecnn.compiler import build, passes, targets
 from edgecnn.compiler import kernels as kernel_table
 from edgecnn.core import reference, surgery
 from edgecnn.core.graph import GraphBuilder
-from test_conformance_targets import _flags_key, _require, build_and_run
+from test_conformance_targets import cached_runs
 
 pytestmark = pytest.mark.cc
 
@@ -112,17 +112,7 @@ def expected(programs):
 
 @pytest.fixture(scope="module")
 def runs(programs, tmp_path_factory):
-    done: dict = {}
-
-    def get(name: str):
-        t = targets.get(name)
-        _require(t)
-        key = _flags_key(t)
-        if key not in done:
-            root = tmp_path_factory.mktemp(f"int-{name}")
-            done[key] = build_and_run(t, False, root, programs)
-        return done[key]
-    return get
+    return cached_runs(tmp_path_factory, "int", programs)
 
 
 FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add"}

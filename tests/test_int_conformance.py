@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 import int_conformance as IC
-from edgecnn.compiler import targets
 from edgecnn.core import reference
 from edgecnn.layers import all_kinds
-from test_conformance_targets import _flags_key, _require, build_and_run
+from test_conformance_targets import cached_runs
 
 pytestmark = pytest.mark.cc
 
@@ -46,17 +45,7 @@ def expected():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    done: dict = {}
-
-    def get(name: str):
-        t = targets.get(name)
-        _require(t)
-        key = _flags_key(t)
-        if key not in done:
-            done[key] = build_and_run(t, False, tmp_path_factory.mktemp(f"intconf-{name}"),
-                                      PROGRAMS)
-        return done[key]
-    return get
+    return cached_runs(tmp_path_factory, "intconf", PROGRAMS)
 
 
 @pytest.mark.parametrize("target", TARGETS)
