@@ -201,6 +201,31 @@ def test_past_the_concurrency_limit_requests_get_503_then_service_resumes():
         httpd.server_close()
 
 
+def test_past_both_limits_a_connection_waits_its_turn_and_is_answered():
+    """Active and waiting threads all held: the next client waits in the listen queue (the
+    server accepts nothing more meanwhile) and is answered once a thread comes free."""
+    g, httpd = start(Limits(max_active=1, max_waiting=1, read_timeout=2.0))
+    port = httpd.server_address[1]
+    try:
+        stalled = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        for s in stalled:
+            s.sendall(b"POST /classify HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        status, out = post(port, png_bytes(), timeout=30)
+        waited = time.perf_counter() - t0
+        assert status == 200, out
+        assert [t["index"] for t in out["top"]] == expected_top5(g, png_bytes())
+        assert waited > 0.5, waited  # it was not answered before a stalled upload timed out
+        assert sorted(parse(read_all(s))[0] for s in stalled) == [408, 408]
+        assert httpd.dropped == 0
+    finally:
+        for s in stalled:
+            s.close()
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_port_in_use_is_one_clear_error():
     g, httpd = start()
     try:

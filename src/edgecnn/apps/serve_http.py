@@ -4,8 +4,11 @@ Limits (see :class:`Limits`):
 
 - at most ``max_active`` requests are handled at once (each on its own thread);
 - up to ``max_waiting`` more connections are read (within the same timeouts and size limit)
-  and answered ``503 busy``; connections beyond both are closed at once. Nothing queues in
-  the server, so a flood costs at most ``max_active + max_waiting`` threads;
+  and answered ``503 busy``, so a flood costs at most ``max_active + max_waiting`` threads;
+- past both, the server accepts nothing more until a thread ends: further connections wait in
+  the kernel's listen queue (``max_active + max_waiting`` long) and are answered in turn. A
+  connection that finds no thread free within twice ``read_timeout`` is closed unanswered
+  (counted in ``dropped``), so nothing queues without bound;
 - every read and write on a connection times out after ``read_timeout`` seconds (``408``);
 - a body must declare its ``Content-Length`` (``411``), at most ``max_upload`` bytes (``413``).
 
@@ -181,30 +184,50 @@ class BoundedServer(HTTPServer):
 
     def __init__(self, address, handler, limits: Limits):
         self.limits = limits
-        self._active = threading.BoundedSemaphore(limits.max_active)
-        self._waiting = threading.BoundedSemaphore(limits.max_waiting)
+        # the kernel's accept queue: connections past both limits wait there, bounded
+        self.request_queue_size = limits.max_active + limits.max_waiting
+        self._slots = threading.Condition()
+        self._running = {False: 0, True: 0}  # threads: handling (False), answering 503 (True)
         self._local = threading.local()
-        self.dropped = 0  # connections closed at once because both limits were reached
+        self.dropped = 0  # connections closed unanswered: no thread free in 2 read_timeouts
         super().__init__(address, handler)
 
     def busy(self) -> bool:
         """Is the current thread answering an overflow connection (with 503)?"""
         return getattr(self._local, "busy", False)
 
+    def _take_slot(self) -> bool | None:
+        """False: handle the request; True: answer it 503; None: no thread came free in time."""
+        with self._slots:
+            if self._slots.wait_for(lambda: self._free() is not None,
+                                    2 * self.limits.read_timeout):
+                busy = self._free()
+                self._running[busy] += 1
+                return busy
+            return None
+
+    def _free(self) -> bool | None:
+        """The kind of thread that may start now (see _take_slot), or None."""
+        if self._running[False] < self.limits.max_active:
+            return False
+        return True if self._running[True] < self.limits.max_waiting else None
+
+    def _give_slot(self, busy: bool) -> None:
+        with self._slots:
+            self._running[busy] -= 1
+            self._slots.notify()
+
     def process_request(self, request, client_address):
-        if self._active.acquire(blocking=False):
-            slot, busy = self._active, False
-        elif self._waiting.acquire(blocking=False):
-            slot, busy = self._waiting, True
-        else:
+        busy = self._take_slot()
+        if busy is None:
             self.dropped += 1
             self.shutdown_request(request)
             return
-        t = threading.Thread(target=self._run, args=(request, client_address, slot, busy),
+        t = threading.Thread(target=self._run, args=(request, client_address, busy),
                              daemon=True)
         t.start()
 
-    def _run(self, request, client_address, slot, busy):
+    def _run(self, request, client_address, busy):
         self._local.busy = busy
         try:
             self.finish_request(request, client_address)
@@ -212,7 +235,7 @@ class BoundedServer(HTTPServer):
             self.handle_error(request, client_address)
         finally:
             self.shutdown_request(request)
-            slot.release()
+            self._give_slot(busy)
 
     def handle_error(self, request, client_address):
         print(f"edgecnn serve: error with a client: {sys.exc_info()[1]!r}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import io
 import json
 import math
@@ -259,14 +260,28 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
     checkpoint for the unfinished epoch (used to test what a killed run loses).
     """
     torch = require("torch", "torch")
-    from .torch_module import to_module, update_graph
-
-    r = recipe
     output = Path(output)
     checkpoint = Path(checkpoint or output.with_suffix(".ckpt"))
     log_path = Path(log_path or output.with_suffix(".log.jsonl"))
     device_kind = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     dist = _init_distributed(torch, device_kind)
+    result = _train(torch, dist, device_kind, g, data, output, recipe, val, resume, checkpoint,
+                    log_path, max_steps)
+    if dist.world > 1:
+        # _train has returned, so the DistributedDataParallel wrapper and its reducer are gone
+        # (collected now, not at interpreter exit, where gloo's threads abort the process);
+        # every rank then leaves together. On an error the group is not torn down: the
+        # launcher stops the other ranks.
+        gc.collect()
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return result
+
+
+def _train(torch, dist: _Dist, device_kind: str, g: Graph, data, output: Path, r: Recipe, val,
+           resume: bool, checkpoint: Path, log_path: Path, max_steps: int | None) -> TrainResult:
+    from .torch_module import to_module, update_graph
+
     dev = torch.device(f"cuda:{dist.local_rank}" if device_kind == "cuda" else device_kind)
     if device_kind == "cuda":
         torch.cuda.set_device(dev)
@@ -364,9 +379,6 @@ def train(g: Graph, data: str | Path, output: str | Path, recipe: Recipe,
                               "final": history[-1] if history else {}}
         g.meta["weights"] = f"trained with edgecnn train ({r.epochs} epochs)"
         save(g, output)
-    if dist.world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
     return TrainResult(r.epochs - start_epoch, history, str(output))
 
 
