@@ -6,10 +6,11 @@
 #   sudo scripts/pi-userland.sh [armhf|arm64|all]        (default: all)
 #
 # Inside each root: pip install edgecnn from this checkout (numpy and Pillow from Debian, as
-# 32-bit ARM has no wheels of them), import the shared MobileNet v1 0.25/128 (float), compile it
+# 32-bit ARM has no wheels of them), import the shared uint8 MobileNet v1 0.25/128, compile it
 # with `--target host` by the root's own gcc, classify a shared photo with the compiled model
-# and check it against the numpy reference, and bench it. Bench figures there are EMULATOR
-# figures (qemu translating ARM code on an x86 CPU), not a Raspberry Pi's speed.
+# and check it against the numpy reference (the integer outputs bit for bit), and bench it.
+# Bench figures there are EMULATOR figures (qemu translating ARM code on an x86 CPU), not a
+# Raspberry Pi's speed.
 #
 # Environment:
 #   EDGECNN_PI_ROOTS   where the built roots are kept between runs
@@ -160,17 +161,24 @@ flow() {
       -o build && ls build'
   stage "$arch" "classify (compiled vs reference)" in_root "$root" "
     cd /tmp/pi && export EDGECNN_CACHE=/tmp/pi/cache
-    for b in compiled reference; do
-      edgecnn classify model.safetensors /mnt/data/$photo --backend \$b --format json > \$b.json
-    done
     edgecnn classify model.safetensors /mnt/data/$photo --backend compiled
-    python - <<'EOF'
-import json
-c, r = (json.load(open(f'{b}.json'))['results'][0]['top'] for b in ('compiled', 'reference'))
-assert [t['index'] for t in c] == [t['index'] for t in r], (c, r)
-for a, b in zip(c, r):  # float32 C vs float64-accumulating numpy: relative 1e-3
-    assert abs(a['probability'] - b['probability']) <= 1e-3 * b['probability'] + 1e-6, (a, b)
-print('compiled top-5 = reference top-5; probabilities within 0.1 %')
+    python - /mnt/data/$photo <<'EOF'
+import sys
+import numpy as np
+from edgecnn.compiler.api import compile
+from edgecnn.core.preprocess import load_image, preprocess
+from edgecnn.core.reference import predict
+from edgecnn.formats.modelfile import load
+g = load('model.safetensors')
+h, w = g.input_shape[:2]
+x = preprocess(load_image(sys.argv[1]), g.preprocessing, (h, w))[None]
+ref, got = predict(g, x), compile(g, 'host').predict(x)
+if g.layers[1].kind == 'quantize':  # an integer graph: the same integers, so equal outputs
+    assert np.array_equal(got, ref), np.abs(got - ref).max()
+    print('compiled outputs = reference outputs, bit for bit (integer graph)')
+else:  # float32 C vs the float64-accumulating numpy reference
+    assert np.allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max()), np.abs(got - ref).max()
+    print('compiled outputs = reference outputs within 1e-4 (float graph)')
 EOF"
   stage "$arch" "bench (emulator figures)" in_root "$root" '
     cd /tmp/pi && export EDGECNN_CACHE=/tmp/pi/cache
