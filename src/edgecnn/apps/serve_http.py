@@ -3,8 +3,9 @@
 Limits (see :class:`Limits`):
 
 - at most ``max_active`` requests are handled at once (each on its own thread);
-- up to ``max_waiting`` more connections are read (within the same timeouts and size limit)
-  and answered ``503 busy``, so a flood costs at most ``max_active + max_waiting`` threads;
+- up to ``max_waiting`` more connections (those that find no handling thread free within 50 ms)
+  are read (within the same timeouts and size limit) and answered ``503 busy``, so a flood
+  costs at most ``max_active + max_waiting`` threads;
 - past both, the server accepts nothing more until a thread ends: further connections wait in
   the kernel's listen queue (``max_active + max_waiting`` long) and are answered in turn. A
   connection that finds no thread free within twice ``read_timeout`` is closed unanswered
@@ -41,6 +42,9 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+ACTIVE_GRACE = 0.05  # seconds a connection waits for a handling thread before a 503 one
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,9 @@ class BoundedServer(HTTPServer):
     def _take_slot(self) -> bool | None:
         """False: handle the request; True: answer it 503; None: no thread came free in time."""
         with self._slots:
+            # a handling thread that is ending (its client already has the answer and may be
+            # back) comes free within milliseconds: wait that long before a 503
+            self._slots.wait_for(lambda: self._free() is False, ACTIVE_GRACE)
             if self._slots.wait_for(lambda: self._free() is not None,
                                     2 * self.limits.read_timeout):
                 busy = self._free()
