@@ -244,7 +244,7 @@ class _Importer:
         self.consts: dict[int, np.ndarray] = {}  # float constants made by DEQUANTIZE
 
     def build(self, ops: list[Op], input_index: int, output_index: int) -> Graph:
-        tin = self.start(input_index)  # uint8 pixels are on the input's grid already
+        tin = self.start(input_index)
         for op in ops:
             getattr(self, "_op_" + op.type.lower())(op)
         self.check_output(output_index)
@@ -264,7 +264,7 @@ class _Importer:
             raise UnsupportedModelError(f"{self.path}: input {tin.name!r} has shape "
                                         f"{tin.shape}; edgecnn imports image inputs (1, H, W, C)")
         self.b = Build(tin.shape[1:])
-        self.src[input_index] = "input"
+        self.src[input_index] = "input"  # uint8 pixels are on the input's grid already
         return tin
 
     def check_output(self, output_index: int) -> None:
