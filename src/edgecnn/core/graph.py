@@ -123,6 +123,19 @@ def _normal(rng: np.random.Generator, std: float, shape: tuple, dtype: str) -> n
     return out
 
 
+def layer_shape(l: Layer, ins: list[Shape]) -> Shape:
+    """The output shape (H, W, C) of layer ``l`` given its inputs' shapes; an error names it."""
+    try:
+        out = tuple(int(v) for v in l.k.output_shape(l.attrs, ins))
+    except GraphError as e:
+        msg = str(e)
+        raise GraphError(msg if msg.startswith("layer ")
+                         else f"layer {l.name!r} ({l.kind}): {msg}") from None
+    if len(out) != 3 or min(out) < 1:
+        raise GraphError(f"layer {l.name!r} ({l.kind}): output shape {out} is empty")
+    return out
+
+
 class Graph:
     """A DAG of layers with weights (``"<layer>.<tensor>"`` → array), preprocessing and labels.
 
@@ -195,16 +208,7 @@ class Graph:
     def shapes(self) -> dict[str, Shape]:
         shapes: dict[str, Shape] = {}
         for l in self.layers:
-            ins = [shapes[s] for s in l.inputs]
-            try:
-                out = tuple(int(v) for v in l.k.output_shape(l.attrs, ins))
-            except GraphError as e:
-                msg = str(e)
-                raise GraphError(msg if msg.startswith("layer ")
-                                 else f"layer {l.name!r} ({l.kind}): {msg}") from None
-            if len(out) != 3 or min(out) < 1:
-                raise GraphError(f"layer {l.name!r} ({l.kind}): output shape {out} is empty")
-            shapes[l.name] = out
+            shapes[l.name] = layer_shape(l, [shapes[s] for s in l.inputs])
         return shapes
 
     def input_shapes(self, l: Layer) -> list[Shape]:

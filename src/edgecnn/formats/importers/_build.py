@@ -1,10 +1,14 @@
-"""A graph under construction: layers, weights and each layer's shape as it is added."""
+"""A graph under construction: layers, weights and each layer's shape as it is added.
+
+The one builder of the importers (ONNX, Darknet, TFLite float and integer): each turns its
+format's operators into :meth:`Build.add` calls.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...core.graph import Graph, Layer, Preprocessing
+from ...core.graph import Graph, Layer, Preprocessing, layer_shape
 from ...errors import ModelFileError
 from ...layers import get_kind
 from ...layers.base import Shape
@@ -26,15 +30,18 @@ class Build:
 
     def add(self, kind: str, raw_name: str, inputs: list[str], weights: dict | None = None,
             **attrs) -> str:
-        """Append a layer (named after ``raw_name``) and its tensors; returns its name."""
+        """Append a layer (named after ``raw_name``) and its tensors; returns its name.
+
+        A float kind's tensors are stored as float32; an integer kind's keep their dtype
+        (uint8/int8 weights, int32 biases and requantization, float32 scales)."""
         name = self.names.make(raw_name, kind)
         k = get_kind(kind)
-        a = k.normalize_attrs(attrs, f"layer {name!r}")
-        ins = [self.shapes[i] for i in inputs]
-        self.shapes[name] = tuple(int(v) for v in k.output_shape(a, ins))
-        self.layers.append(Layer(name, kind, tuple(inputs), a))
+        layer = Layer(name, kind, tuple(inputs), k.normalize_attrs(attrs, f"layer {name!r}"))
+        self.shapes[name] = layer_shape(layer, [self.shapes[i] for i in inputs])
+        self.layers.append(layer)
+        dtype = None if k.integer else np.float32
         for t, arr in (weights or {}).items():
-            self.weights[f"{name}.{t}"] = np.ascontiguousarray(arr, dtype=np.float32)
+            self.weights[f"{name}.{t}"] = np.ascontiguousarray(arr, dtype=dtype)
         return name
 
     def graph(self, name: str, preprocessing: Preprocessing, labels, meta: dict,

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...core.graph import Graph, Layer, Preprocessing
+from ...core.graph import Graph, Preprocessing
 from ...errors import ModelFileError, require
-from . import Names, UnsupportedModelError, unsupported
-from ._build import default_labels, same_padding
+from . import UnsupportedModelError, unsupported
+from ._build import Build, default_labels, same_padding
 
 # TensorType enum values → numpy dtypes (schema.fbs)
 DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
@@ -74,7 +74,7 @@ def import_tflite(path: str | os.PathLike, fake_quant: bool = False,
     """Read a ``.tflite`` file into a Graph: a quantized model becomes an integer graph
     (importers/tflite_int.py) unless ``as_float`` or ``fake_quant``; a float model a float
     graph (see the module docstring)."""
-    from .tflite_int import IntBuilder, is_quantized
+    from .tflite_int import IntImporter, is_quantized
 
     path = os.fspath(path)
     tensors, ops, inputs, outputs = read_model(path)
@@ -85,9 +85,9 @@ def import_tflite(path: str | os.PathLike, fake_quant: bool = False,
         raise UnsupportedModelError(f"{path}: edgecnn imports models with one input and one "
                                     f"output, this one has {len(inputs)} and {len(outputs)}")
     integer = not (as_float or fake_quant) and is_quantized(tensors, ops)
-    builder = IntBuilder if integer else _Builder
+    importer = IntImporter if integer else _Importer
     try:
-        return builder(path, tensors, fake_quant).build(ops, inputs[0], outputs[0])
+        return importer(path, tensors, fake_quant).build(ops, inputs[0], outputs[0])
     except (KeyError, IndexError) as e:  # an operator missing its options or operands
         raise ModelFileError(f"{path}: an operator's options or operands are missing or "
                              f"inconsistent ({type(e).__name__}: {e}); the file is "
@@ -230,41 +230,47 @@ def _check(op: Op, tensors: list[Tensor]) -> str | None:
 
 # ---- building the graph -----------------------------------------------------------------------
 
-class _Builder:
+class _Importer:
+    """TFLite operators → layers of one :class:`Build`, a method per operator; tracks which
+    layer holds each tensor, PADs waiting to be folded and constants made by DEQUANTIZE."""
+
     def __init__(self, path: str, tensors: list[Tensor], fake_quant: bool):
         self.path = path
         self.t = tensors
         self.fake_quant = fake_quant
-        self.layers: list[Layer] = []
-        self.weights: dict[str, np.ndarray] = {}
-        self.names = Names()
+        self.b: Build  # made by start(), once the input is known
         self.src: dict[int, str] = {}  # tensor index → the layer holding it
         self.pad: dict[int, tuple[int, int, int, int]] = {}  # pending PAD of a tensor
         self.consts: dict[int, np.ndarray] = {}  # float constants made by DEQUANTIZE
 
     def build(self, ops: list[Op], input_index: int, output_index: int) -> Graph:
+        tin = self.start(input_index)
+        for op in ops:
+            getattr(self, "_op_" + op.type.lower())(op)
+        self.check_output(output_index)
+        return self.b.graph(self.name, self._preprocessing(tin),
+                            default_labels(self.t[output_index].shape[-1]), self._meta(tin),
+                            self.path)
+
+    # -- helpers
+    @property
+    def name(self) -> str:
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+    def start(self, input_index: int) -> Tensor:
+        """The builder, with the model's input (1, H, W, C) as the layer "input"."""
         tin = self.t[input_index]
         if len(tin.shape) != 4 or tin.shape[0] != 1:
             raise UnsupportedModelError(f"{self.path}: input {tin.name!r} has shape "
                                         f"{tin.shape}; edgecnn imports image inputs (1, H, W, C)")
-        self.layers.append(Layer("input", "input", (), {"shape": tin.shape[1:]}))
+        self.b = Build(tin.shape[1:])
         self.src[input_index] = "input"  # uint8 pixels are on the input's grid already
-        for op in ops:
-            getattr(self, "_op_" + op.type.lower())(op)
-        if self.src.get(output_index) != self.layers[-1].name:
+        return tin
+
+    def check_output(self, output_index: int) -> None:
+        if self.src.get(output_index) != self.b.last:
             raise UnsupportedModelError(f"{self.path}: the model's output is not its last "
                                         "operator's result")
-        g = Graph(os.path.splitext(os.path.basename(self.path))[0], self.layers, self.weights,
-                  self._preprocessing(tin), default_labels(self.t[output_index].shape[-1]),
-                  self._meta(tin))
-        g.check_weights(self.path)
-        return g
-
-    # -- helpers
-    def _add(self, kind: str, raw_name: str, inputs: list[str], **attrs) -> str:
-        name = self.names.make(raw_name, kind)
-        self.layers.append(Layer(name, kind, tuple(inputs), attrs))
-        return name
 
     def _input(self, idx: int) -> str:
         if idx in self.pad:
@@ -293,7 +299,7 @@ class _Builder:
         """Fused activation, then (optionally) the output's requantization."""
         act = FUSED[op.options.get("FusedActivationFunction", 0)]
         if act is not None:
-            name = self._add("activation", f"{name}_{act}", [name], function=act)
+            name = self.b.add("activation", f"{name}_{act}", [name], function=act)
         self.src[op.outputs[0]] = name
         self._quantize_output(op.outputs[0])
 
@@ -302,9 +308,9 @@ class _Builder:
         if not self.fake_quant or t.scale is None or t.dtype not in (np.uint8, np.int8):
             return
         lo, hi = (0, 255) if t.dtype == np.uint8 else (-128, 127)
-        name = self._add("fake_quant", f"{self.src[idx]}_q", [self.src[idx]],
-                         scale=float(t.scale[0]), zero_point=int(t.zero_point[0]), qmin=lo,
-                         qmax=hi)
+        name = self.b.add("fake_quant", f"{self.src[idx]}_q", [self.src[idx]],
+                          scale=float(t.scale[0]), zero_point=int(t.zero_point[0]), qmin=lo,
+                          qmax=hi)
         self.src[idx] = name
 
     def _spatial_padding(self, op: Op, k: tuple[int, int], s: tuple[int, int],
@@ -329,10 +335,10 @@ class _Builder:
         cin = self.t[op.inputs[0]].shape[3]
         groups = cin // w.shape[3]
         pad = self._take_pad(op.inputs[0], self._spatial_padding(op, k, s, d))
-        name = self._add("conv2d", self._raw(op), [self.src[op.inputs[0]]], filters=w.shape[0],
-                         kernel=k, stride=s, padding=pad, dilation=d, groups=groups)
-        self.weights[f"{name}.weight"] = np.ascontiguousarray(w.transpose(0, 3, 1, 2))
-        self.weights[f"{name}.bias"] = self._bias(op, w.shape[0])
+        weights = {"weight": w.transpose(0, 3, 1, 2), "bias": self._bias(op, w.shape[0])}
+        name = self.b.add("conv2d", self._raw(op), [self.src[op.inputs[0]]], weights,
+                          filters=w.shape[0], kernel=k, stride=s, padding=pad, dilation=d,
+                          groups=groups)
         self._finish(op, name)
 
     def _op_depthwise_conv_2d(self, op: Op) -> None:
@@ -342,10 +348,10 @@ class _Builder:
                                                                 o["DilationWFactor"])
         cin = self.t[op.inputs[0]].shape[3]
         pad = self._take_pad(op.inputs[0], self._spatial_padding(op, k, s, d))
-        name = self._add("conv2d", self._raw(op), [self.src[op.inputs[0]]], filters=w.shape[3],
-                         kernel=k, stride=s, padding=pad, dilation=d, groups=cin)
-        self.weights[f"{name}.weight"] = np.ascontiguousarray(w[0].transpose(2, 0, 1)[:, None])
-        self.weights[f"{name}.bias"] = self._bias(op, w.shape[3])
+        weights = {"weight": w[0].transpose(2, 0, 1)[:, None], "bias": self._bias(op, w.shape[3])}
+        name = self.b.add("conv2d", self._raw(op), [self.src[op.inputs[0]]], weights,
+                          filters=w.shape[3], kernel=k, stride=s, padding=pad, dilation=d,
+                          groups=cin)
         self._finish(op, name)
 
     def _pool(self, op: Op, kind: str) -> None:
@@ -354,10 +360,10 @@ class _Builder:
         _, h, w, _ = self.t[op.inputs[0]].shape
         src = self._input(op.inputs[0])
         if kind == "avgpool" and k == (h, w) and o["Padding"] == VALID:
-            name = self._add("global_avgpool", self._raw(op), [src])
+            name = self.b.add("global_avgpool", self._raw(op), [src])
         else:
-            name = self._add(kind, self._raw(op), [src], kernel=k, stride=s,
-                             padding=self._spatial_padding(op, k, s))
+            name = self.b.add(kind, self._raw(op), [src], kernel=k, stride=s,
+                              padding=self._spatial_padding(op, k, s))
         self._finish(op, name)
 
     def _op_average_pool_2d(self, op: Op) -> None:
@@ -368,9 +374,9 @@ class _Builder:
 
     def _op_fully_connected(self, op: Op) -> None:
         w = self._const(op.inputs[1])  # (units, in), the input flattened in NHWC = H, W, C order
-        name = self._add("dense", self._raw(op), [self._input(op.inputs[0])], units=w.shape[0])
-        self.weights[f"{name}.weight"] = w
-        self.weights[f"{name}.bias"] = self._bias(op, w.shape[0])
+        src = self._input(op.inputs[0])
+        name = self.b.add("dense", self._raw(op), [src],
+                          {"weight": w, "bias": self._bias(op, w.shape[0])}, units=w.shape[0])
         self._finish(op, name)
 
     def _op_reshape(self, op: Op) -> None:
@@ -381,21 +387,21 @@ class _Builder:
                                         f"{shape}: only flattening to (N, features) is supported")
         name = self._input(op.inputs[0])
         if len(src.shape) == 4 and src.shape[1:3] != (1, 1):
-            name = self._add("flatten", self._raw(op), [name])
+            name = self.b.add("flatten", self._raw(op), [name])
         self.src[op.outputs[0]] = name
 
     _op_squeeze = _op_reshape
 
     def _op_softmax(self, op: Op) -> None:
-        self._finish(op, self._add("softmax", self._raw(op), [self._input(op.inputs[0])]))
+        self._finish(op, self.b.add("softmax", self._raw(op), [self._input(op.inputs[0])]))
 
     def _op_add(self, op: Op) -> None:
         ins = [self._input(i) for i in op.inputs]
-        self._finish(op, self._add("add", self._raw(op), ins))
+        self._finish(op, self.b.add("add", self._raw(op), ins))
 
     def _op_concatenation(self, op: Op) -> None:
         ins = [self._input(i) for i in op.inputs]
-        self._finish(op, self._add("concat", self._raw(op), ins))
+        self._finish(op, self.b.add("concat", self._raw(op), ins))
 
     def _op_pad(self, op: Op) -> None:
         p = self.t[op.inputs[1]].data  # [[0, 0], [top, bottom], [left, right], [0, 0]]
@@ -403,7 +409,7 @@ class _Builder:
         self.pad[op.outputs[0]] = (int(p[1, 0]), int(p[2, 0]), int(p[1, 1]), int(p[2, 1]))
 
     def _op_mean(self, op: Op) -> None:
-        name = self._add("global_avgpool", self._raw(op), [self._input(op.inputs[0])])
+        name = self.b.add("global_avgpool", self._raw(op), [self._input(op.inputs[0])])
         self._finish(op, name)
 
     def _op_quantize(self, op: Op) -> None:

@@ -14,15 +14,13 @@ QUANTIZE (float to int) and DEQUANTIZE (int to float); fused NONE, RELU, RELU6.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ... import quant
-from ...core.graph import Graph, Layer
+from ...core.graph import Graph
 from . import UnsupportedModelError
 from ._build import default_labels
-from .tflite import FUSED, VALID, Op, Tensor, _Builder
+from .tflite import FUSED, VALID, Op, Tensor, _Importer
 
 INT_TYPES = {np.uint8: "uint8", np.int8: "int8"}
 
@@ -33,39 +31,29 @@ def is_quantized(tensors: list[Tensor], ops: list[Op]) -> bool:
                tensors[i].scale is not None for op in ops for i in op.outputs)
 
 
-class IntBuilder(_Builder):
-    """Builds the integer graph; the tensor bookkeeping is the float builder's."""
+class IntImporter(_Importer):
+    """Makes the integer graph; the tensor bookkeeping is the float importer's."""
 
     def build(self, ops: list[Op], input_index: int, output_index: int) -> Graph:
-        tin = self.t[input_index]
-        if len(tin.shape) != 4 or tin.shape[0] != 1:
-            raise UnsupportedModelError(f"{self.path}: input {tin.name!r} has shape "
-                                        f"{tin.shape}; edgecnn imports image inputs (1, H, W, C)")
-        self.layers.append(Layer("input", "input", (), {"shape": tin.shape[1:]}))
-        self.src[input_index] = "input"
+        tin = self.start(input_index)
         if tin.dtype in INT_TYPES:  # the float input (preprocessed image) → the input tensor
             s, z, dtype = self.q(input_index)
-            self.src[input_index] = self._add("quantize", "quantize_input", ["input"],
-                                              dtype=dtype, scale=s, zero_point=z)
+            self.src[input_index] = self.b.add("quantize", "quantize_input", ["input"],
+                                               dtype=dtype, scale=s, zero_point=z)
         for op in ops:
             getattr(self, "_op_" + op.type.lower())(op)
-        out = self.src.get(output_index)
-        if out != self.layers[-1].name:
-            raise UnsupportedModelError(f"{self.path}: the model's output is not its last "
-                                        "operator's result")
-        probabilities = self.layers[-1].kind == "qsoftmax"
+        self.check_output(output_index)
+        probabilities = self.b.layers[-1].kind == "qsoftmax"
         if self.t[output_index].dtype in INT_TYPES:
             s, z, _ = self.q(output_index)
-            self._add("dequantize", "dequantize_output", [out], scale=s, zero_point=z)
-        g = Graph(os.path.splitext(os.path.basename(self.path))[0], self.layers, self.weights,
-                  self._preprocessing(tin), default_labels(self.t[output_index].shape[-1]),
-                  self._meta(tin))
+            self.b.add("dequantize", "dequantize_output", [self.b.last], scale=s, zero_point=z)
+        meta = self._meta(tin)
         if probabilities:  # a dequantized softmax: classify must not apply another
-            g.meta["output"] = "probabilities"
-        g.meta.setdefault("notes", []).append(
+            meta["output"] = "probabilities"
+        meta.setdefault("notes", []).append(
             "integer graph: computes as LiteRT's reference (BUILTIN_REF) kernels")
-        g.check_weights(self.path)
-        return g
+        return self.b.graph(self.name, self._preprocessing(tin),
+                            default_labels(self.t[output_index].shape[-1]), meta, self.path)
 
     # -- quantization of one tensor
     def q(self, idx: int) -> tuple[float, int, str]:
@@ -88,9 +76,9 @@ class IntBuilder(_Builder):
         return dict(dtype=dtype, input_scale=si, input_zero_point=zi, output_scale=so,
                     output_zero_point=zo, act_min=lo, act_max=hi)
 
-    def weights_of(self, op: Op, name: str, w: np.ndarray, axis_scales: np.ndarray,
-                   legacy: bool) -> dict:
-        """Store weight/bias/requantization tensors of ``name``; returns the extra attrs."""
+    def weights_of(self, op: Op, w: np.ndarray, axis_scales: np.ndarray,
+                   legacy: bool) -> tuple[dict, dict]:
+        """The layer's weight, bias and requantization tensors, and its extra attrs."""
         wt = self.t[op.inputs[1]]
         a = self.qattrs(op)
         if INT_TYPES.get(wt.dtype) != a["dtype"]:
@@ -102,14 +90,11 @@ class IntBuilder(_Builder):
         if per_channel and np.any(zps != 0):
             raise UnsupportedModelError(f"{self.path}: {wt.name!r}: per-channel weights must be "
                                         "symmetric (zero point 0)")
-        units = w.shape[0]
-        self.weights[f"{name}.weight"] = np.ascontiguousarray(w)
-        self.weights[f"{name}.bias"] = self.int_bias(op, units)
+        bias = self.int_bias(op, w.shape[0])
         m, e = quant.conv_multipliers(a["input_scale"], axis_scales, a["output_scale"], legacy)
-        self.weights[f"{name}.weight_scale"] = axis_scales.astype(np.float32)
-        self.weights[f"{name}.multiplier"] = m
-        self.weights[f"{name}.shift"] = e
-        return {"weight_zero_point": int(zps[0]), "per_channel": per_channel}
+        weights = {"weight": w, "bias": bias, "weight_scale": axis_scales.astype(np.float32),
+                   "multiplier": m, "shift": e}
+        return weights, {"weight_zero_point": int(zps[0]), "per_channel": per_channel}
 
     def int_bias(self, op: Op, units: int) -> np.ndarray:
         if len(op.inputs) < 3 or op.inputs[2] < 0:
@@ -132,11 +117,12 @@ class IntBuilder(_Builder):
         cin = self.t[op.inputs[0]].shape[3]
         pad = self._take_pad(op.inputs[0], self._spatial_padding(op, k, s, d))
         a = self.qattrs(op)
-        name = self.names.make(self._raw(op), "qconv2d")
-        extra = self.weights_of(op, name, w.transpose(0, 3, 1, 2), wt.scale,
-                                legacy=a["dtype"] == "uint8")
-        self.append(name, "qconv2d", op, filters=w.shape[0], kernel=k, stride=s, padding=pad,
-                    dilation=d, groups=cin // w.shape[3], **a, **extra)
+        weights, extra = self.weights_of(op, w.transpose(0, 3, 1, 2), wt.scale,
+                                         legacy=a["dtype"] == "uint8")
+        name = self.b.add("qconv2d", self._raw(op), [self.src[op.inputs[0]]], weights,
+                          filters=w.shape[0], kernel=k, stride=s, padding=pad, dilation=d,
+                          groups=cin // w.shape[3], **a, **extra)
+        self.finish(op, name)
 
     def _op_depthwise_conv_2d(self, op: Op) -> None:
         wt = self.t[op.inputs[1]]  # (1, kh, kw, C * multiplier)
@@ -147,19 +133,21 @@ class IntBuilder(_Builder):
         cin = self.t[op.inputs[0]].shape[3]
         pad = self._take_pad(op.inputs[0], self._spatial_padding(op, k, s, d))
         a = self.qattrs(op)
-        name = self.names.make(self._raw(op), "qconv2d")
-        extra = self.weights_of(op, name, w[0].transpose(2, 0, 1)[:, None], wt.scale,
-                                legacy=a["dtype"] == "uint8")
-        self.append(name, "qconv2d", op, filters=w.shape[3], kernel=k, stride=s, padding=pad,
-                    dilation=d, groups=cin, **a, **extra)
+        weights, extra = self.weights_of(op, w[0].transpose(2, 0, 1)[:, None], wt.scale,
+                                         legacy=a["dtype"] == "uint8")
+        name = self.b.add("qconv2d", self._raw(op), [self.src[op.inputs[0]]], weights,
+                          filters=w.shape[3], kernel=k, stride=s, padding=pad, dilation=d,
+                          groups=cin, **a, **extra)
+        self.finish(op, name)
 
     def _op_fully_connected(self, op: Op) -> None:
         wt = self.t[op.inputs[1]]  # (units, in)
         a = self.qattrs(op)
         src = self._input(op.inputs[0])
-        name = self.names.make(self._raw(op), "qdense")
-        extra = self.weights_of(op, name, wt.data, wt.scale, legacy=wt.scale.size == 1)
-        self.append(name, "qdense", op, src=src, units=wt.data.shape[0], **a, **extra)
+        weights, extra = self.weights_of(op, wt.data, wt.scale, legacy=wt.scale.size == 1)
+        name = self.b.add("qdense", self._raw(op), [src], weights, units=wt.data.shape[0], **a,
+                          **extra)
+        self.finish(op, name)
 
     def _pool(self, op: Op, kind: str) -> None:
         o = op.options
@@ -170,10 +158,10 @@ class IntBuilder(_Builder):
             raise UnsupportedModelError(f"{self.path}: operator #{op.index} {op.type}: input and "
                                         "output quantization differ; import with --float")
         pad = (0, 0, 0, 0) if o["Padding"] == VALID else self._spatial_padding(op, k, s)
-        name = self._add("q" + kind, self._raw(op), [self._input(op.inputs[0])], kernel=k,
-                         stride=s, padding=pad, dtype=a["dtype"], scale=a["output_scale"],
-                         zero_point=a["output_zero_point"], act_min=a["act_min"],
-                         act_max=a["act_max"])
+        name = self.b.add("q" + kind, self._raw(op), [self._input(op.inputs[0])], kernel=k,
+                          stride=s, padding=pad, dtype=a["dtype"], scale=a["output_scale"],
+                          zero_point=a["output_zero_point"], act_min=a["act_min"],
+                          act_max=a["act_max"])
         self.finish(op, name)
 
     def _op_softmax(self, op: Op) -> None:
@@ -184,19 +172,19 @@ class IntBuilder(_Builder):
             raise UnsupportedModelError(f"{self.path}: operator #{op.index} SOFTMAX: output "
                                         f"scale {so} / zero point {zo}, TFLite needs 1/256, {lo}")
         beta = float(op.options.get("Beta", 1.0))
-        name = self._add("qsoftmax", self._raw(op), [self._input(op.inputs[0])], dtype=dtype,
-                         input_scale=si, beta=beta, **quant.softmax_params(si, beta))
+        name = self.b.add("qsoftmax", self._raw(op), [self._input(op.inputs[0])], dtype=dtype,
+                          input_scale=si, beta=beta, **quant.softmax_params(si, beta))
         self.finish(op, name)
 
     def _op_add(self, op: Op) -> None:
         s1, z1, dtype = self.q(op.inputs[0])
         s2, z2, _ = self.q(op.inputs[1])
         a = self.qattrs(op)
-        name = self._add("qadd", self._raw(op), [self._input(i) for i in op.inputs],
-                         dtype=dtype, input1_scale=s1, input1_zero_point=z1, input2_scale=s2,
-                         input2_zero_point=z2, output_scale=a["output_scale"],
-                         output_zero_point=a["output_zero_point"], act_min=a["act_min"],
-                         act_max=a["act_max"], **quant.add_params(s1, s2, a["output_scale"]))
+        name = self.b.add("qadd", self._raw(op), [self._input(i) for i in op.inputs],
+                          dtype=dtype, input1_scale=s1, input1_zero_point=z1, input2_scale=s2,
+                          input2_zero_point=z2, output_scale=a["output_scale"],
+                          output_zero_point=a["output_zero_point"], act_min=a["act_min"],
+                          act_max=a["act_max"], **quant.add_params(s1, s2, a["output_scale"]))
         self.finish(op, name)
 
     def _op_concatenation(self, op: Op) -> None:
@@ -205,10 +193,10 @@ class IntBuilder(_Builder):
                                         "a fused activation; import with --float")
         so, zo, dtype = self.q(op.outputs[0])
         qs = [self.q(i) for i in op.inputs]
-        name = self._add("qconcat", self._raw(op), [self._input(i) for i in op.inputs],
-                         dtype=dtype, output_scale=so, output_zero_point=zo)
-        self.weights[f"{name}.input_scale"] = np.array([s for s, _, _ in qs], np.float32)
-        self.weights[f"{name}.input_zero_point"] = np.array([z for _, z, _ in qs], np.int32)
+        weights = {"input_scale": np.array([s for s, _, _ in qs], np.float32),
+                   "input_zero_point": np.array([z for _, z, _ in qs], np.int32)}
+        name = self.b.add("qconcat", self._raw(op), [self._input(i) for i in op.inputs],
+                          weights, dtype=dtype, output_scale=so, output_zero_point=zo)
         self.finish(op, name)
 
     def _op_mean(self, op: Op) -> None:
@@ -221,8 +209,8 @@ class IntBuilder(_Builder):
                                         "integer types (requantize) is not supported yet; "
                                         "import with --float")
         s, z, dtype = self.q(op.outputs[0])
-        name = self._add("quantize", self._raw(op), [self._input(op.inputs[0])], dtype=dtype,
-                         scale=s, zero_point=z)
+        name = self.b.add("quantize", self._raw(op), [self._input(op.inputs[0])], dtype=dtype,
+                          scale=s, zero_point=z)
         self.finish(op, name)
 
     def _op_dequantize(self, op: Op) -> None:
@@ -230,11 +218,6 @@ class IntBuilder(_Builder):
             raise UnsupportedModelError(f"{self.path}: operator #{op.index} DEQUANTIZE of a "
                                         "constant (float weights); import with --float")
         s, z, _ = self.q(op.inputs[0])
-        name = self._add("dequantize", self._raw(op), [self._input(op.inputs[0])], scale=s,
-                         zero_point=z)
-        self.finish(op, name)
-
-    def append(self, name: str, kind: str, op: Op, src: str | None = None, **attrs) -> None:
-        """Add a layer whose name was made before its tensors were stored."""
-        self.layers.append(Layer(name, kind, (src or self.src[op.inputs[0]],), attrs))
+        name = self.b.add("dequantize", self._raw(op), [self._input(op.inputs[0])], scale=s,
+                          zero_point=z)
         self.finish(op, name)
