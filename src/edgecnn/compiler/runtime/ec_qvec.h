@@ -22,6 +22,9 @@
 #endif
 
 #if defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT)
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 #define EC_QINLINE static inline __attribute__((always_inline))
 typedef int32_t ec_qv __attribute__((vector_size(EC_NB * 4)));
 typedef uint32_t ec_qvu __attribute__((vector_size(EC_NB * 4)));
@@ -37,7 +40,11 @@ EC_QINLINE ec_qv ec_qset1(int32_t s) { return (ec_qv){0} + s; }
 EC_QINLINE ec_qv ec_qload32(const int32_t *p) { return *(const ec_qwu *)p; }
 EC_QINLINE ec_qv ec_qloadw(const int16_t *p)
 {
+#if defined(__ARM_NEON) && EC_NB == 4 /* GCC 12 widens the generic form lane by lane on AArch64 */
+    return (ec_qv)vmovl_s16(vld1_s16(p));
+#else
     return __builtin_convertvector(*(const ec_qh *)p, ec_qv);
+#endif
 }
 /* EC_NB activations, uint8 (S = 0) or int8 (S = 1), widened; and EC_NB int32 in the 8-bit
  * range narrowed and stored. GCC 12 lowers these 4x conversions of vector-extension types to
@@ -68,7 +75,6 @@ EC_QINLINE void ec_qstorex(const int S, void *p, ec_qv v)
     _mm_storel_epi64((__m128i *)p, S ? _mm_packs_epi16(w, w) : _mm_packus_epi16(w, w));
 }
 #elif defined(__ARM_NEON) && EC_NB == 4
-#include <arm_neon.h>
 EC_QINLINE ec_qv ec_qloadx(const int S, const void *p)
 {
     uint32_t u;
