@@ -118,34 +118,38 @@ def runs(programs, tmp_path_factory):
 FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add"}
 
 
-def expected_kernel(layer, in_channels: int) -> str:
+def expected_kernel(layer, in_channels: int, vnni: bool = False) -> str:
     """The integer kernel a layer must get on a vector target: the fast convolutions for
-    groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense) and depthwise with
-    multiplier 1, the fast add, the portable INT8 row for the rest."""
+    groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense; with VPDPBUSD where the
+    target has AVX-512 VNNI) and depthwise with multiplier 1, the fast add, the portable INT8
+    row for the rest."""
     a = layer.attrs
+    pointwise = "int8_pointwise_vnni" if vnni else "int8_pointwise"
     if layer.kind == "qadd":
         return "int8_add"
     if layer.kind == "qdense":
-        return "int8_pointwise"
+        return pointwise
     if layer.kind != "qconv2d":
         return "int8"
     if a["groups"] == 1:
         one = tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
-        return "int8_pointwise" if one and not any(a["padding"]) else "int8_direct"
+        return pointwise if one and not any(a["padding"]) else "int8_direct"
     return "int8_depthwise" if a["groups"] == in_channels == a["filters"] else "int8"
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_integer_graphs_bit_exact_on_target(target, runs, programs, expected):
     outs, algos = runs(target)
+    vnni = "avx512vnni" in kernel_table.features(targets.get(target))
     used = set()
     for pid, g, _, _ in programs:  # every integer layer ran on the integer kernels
         for layer in g.layers[1:]:
             if layer.k.integer:
-                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2])
+                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2], vnni)
                 assert algos[pid][layer.name] == want, (pid, layer.name, algos[pid])
                 used.add(want)
-    assert FAST_INT | {"int8"} <= used, used  # the graphs exercise every integer row
+    rows = FAST_INT - {"int8_pointwise"} | {"int8_pointwise_vnni" if vnni else "int8_pointwise"}
+    assert rows | {"int8"} <= used, used  # the graphs exercise every integer row
     if outs is None:
         pytest.skip(f"compiled; not run: this CPU cannot run {target} code")
     for (pid, _, _, _), got, want in zip(programs, outs, expected, strict=True):

@@ -23,7 +23,7 @@ from ..layers.merge import c_add_calls
 from ..layers.pool import c_pool_call
 from ..layers.qconv2d import C_SUFFIX, c_qconv_params
 from ..layers.qmerge import c_qadd_call
-from . import packing
+from . import packing, targets
 from .passes import Op, Program
 from .targets import Target
 
@@ -67,6 +67,8 @@ def features(t: Target) -> frozenset[str]:
         out.add("vector")
     arm = any(a in t.cc for a in ("arm", "aarch64"))
     out |= {"neon"} if arm else {16: {"avx512f"}, 8: {"avx2", "fma"}}.get(t.nb, set())
+    if t.nb == 16 and set(targets.X86_VNNI[1]) <= set(t.needs):
+        out.add("avx512vnni")  # the target's code may use VPDPBUSD (targets.X86_VNNI)
     return frozenset(out)
 
 
@@ -261,6 +263,39 @@ def _qconv_pack(depthwise: bool):
     return pack
 
 
+def _qconv_vnni_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+    """Floats of arena for the input as unsigned bytes and its per-pixel sums."""
+    return -(-packing.qconv_vnni_scratch_bytes(_qconv_geometry(op, prog.shapes)) // 4)
+
+
+def _qconv_vnni_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
+    """int8 weights w - b and the requantization whose folded bias also takes the activations'
+    shift to unsigned (a = 128 for int8: x = u - 128), see ec_qconv_vnni.c; "d" (b - w_zp) is
+    a literal of the call, not in the weight blob."""
+    a, w = op.attrs, op.weights
+    wt = np.asarray(w["weight"])
+    wt = wt.reshape(*wt.shape, 1, 1) if wt.ndim == 2 else wt  # qdense: (units, n, 1, 1)
+    zp = a["weight_zero_point"]
+    shift = 128 if a["dtype"] == "int8" else 0
+    folded = packing.qconv_folded_bias(wt, w["bias"], a["input_zero_point"] + shift, zp)
+    qweight, d = packing.pack_qconv_vnni(wt, zp)
+    return {"qweight": qweight, "d": np.array([d], np.int32),
+            "requant": packing.pack_qrequant(folded, w["multiplier"], w["shift"],
+                                             packing.VNNI_NB)}
+
+
+def _qconv_vnni_call(op: Op, c) -> str:
+    packed = c.packed(op)
+    params = c_qconv_params(op, get_kind(op.kind).c_geometry(op, c))
+    args = ", ".join([c.ins[0], c.ptr(packed["qweight"]), c.ptr(packed["requant"]),
+                      str(int(packed["d"][0]))])
+    off, n = c.scratch(op)
+    # the planned scratch must match the kernel's own count (else: error 3, no overrun)
+    return c.block(params, f"if (ec_qconv_vnni_scratch_bytes(&p) > {4 * n}) return 3;",
+                   f"ec_qconv_pointwise_vnni_{C_SUFFIX[op.attrs['dtype']]}(&p, {args}, "
+                   f"A + {off}, {c.out});", ctype="ec_qconv_params")
+
+
 def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
     """ec_qadd_fast: ec_qrequant's range (shifts -31..30, multipliers >= 0); not on
     microcontrollers, which keep the one portable add."""
@@ -291,6 +326,9 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("add_fast", frozenset({"add"}), "ec_add_fast.c", _VEC, _always,
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
     # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest
+    Kernel("int8_pointwise_vnni", _QCONV, "ec_qconv_vnni.c", frozenset({"avx512vnni"}),
+           _qconv_serves("int8_pointwise"), _qconv_vnni_call, scratch=_qconv_vnni_scratch,
+           pack=_qconv_vnni_pack),
     Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
            _qconv_call("ec_qconv_pointwise"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
     Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),

@@ -148,6 +148,39 @@ def pack_qdepthwise(w_oihw: np.ndarray, w_zp: int, nb: int) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(c // nb, nb, kh, kw).transpose(0, 2, 3, 1), np.int32)
 
 
+VNNI_NB = 16  # ec_qconv_vnni.c: 16 int32 lanes, each the dot product of 4 bytes
+
+
+def qconv_vnni_offset(w: np.ndarray, w_zp: int) -> int:
+    """b for :func:`pack_qconv_vnni`: the weight zero point when every w - w_zp fits int8, else
+    the value nearest it that makes every w - b fit (any 8-bit tensor spans at most 255)."""
+    w = np.asarray(w, np.int64)
+    lo, hi = int(w.max()) - 127, int(w.min()) + 128
+    return int(min(max(w_zp, lo), hi))
+
+
+def pack_qconv_vnni(w_oihw: np.ndarray, w_zp: int) -> tuple[np.ndarray, int]:
+    """Integer (Co, Ci, 1, 1) -> ((ceil(Co/16), ceil(Ci/4), 16, 4) int8 q = w - b, zero past Co
+    and Ci; d = b - w_zp) for ec_qconv_pointwise_vnni: VPDPBUSD takes 4 input channels of 16
+    output channels per instruction, the weights as its signed operand."""
+    w = np.asarray(w_oihw, np.int64)
+    if w.shape[2:] != (1, 1):
+        raise ValueError(f"VNNI pointwise weights must be (Co, Ci, 1, 1), got {w.shape}")
+    b = qconv_vnni_offset(w, w_zp)
+    q = _pad_rows(w[:, :, 0, 0] - b, VNNI_NB)  # (Co', Ci)
+    co, ci = q.shape
+    q = np.concatenate([q, np.zeros((co, -ci % 4), q.dtype)], axis=1)
+    q = q.reshape(co // VNNI_NB, VNNI_NB, -1, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(q, np.int8), b - w_zp
+
+
+def qconv_vnni_scratch_bytes(geometry: tuple) -> int:
+    """ec_qconv_vnni_scratch_bytes: the input as unsigned bytes, channels padded to a multiple
+    of 4, then an int32 sum per pixel; ``geometry`` as :func:`qconv_scratch_bytes`'s."""
+    oh, ow, c = geometry[3], geometry[4], geometry[2]
+    return -(-oh * ow * -(-c // 4) * 4 // 64) * 64 + oh * ow * 4
+
+
 def qconv_folded_bias(w_oihw: np.ndarray, bias: np.ndarray, in_zp: int, w_zp: int) -> np.ndarray:
     """bias - in_zp * sum(w - w_zp) per output channel (int64): the accumulator's start when
     the kernel multiplies raw activations, the input zero point folded in."""
