@@ -30,8 +30,6 @@
 #define EC_VR 6
 #define EC_VV 4 /* 24 accumulators, 4 weight vectors and a broadcast of the 32 registers */
 #endif
-/* below this many multiply-adds a layer runs on one thread (a fork and join is microseconds) */
-#define EC_VPARALLEL_MIN_MACS (1L << 18)
 
 /* The scratch: the activations as unsigned bytes, channels padded to a multiple of 4 (when the
  * input is int8 or C is not such a multiple), then one int32 sum per pixel (packing.
@@ -193,7 +191,7 @@ EC_QINLINE void vconv(const int S, const ec_qconv_params *p, const void *x, cons
     if (xs || sums) vprepare(S, (const uint8_t *)x, p->c, npix, xs, cs, sums);
     const uint8_t *u = copy ? xs : (const uint8_t *)x;
     /* jobs: channel quads outer (their weights stay in L1 over the pixel tiles), tiles inner */
-    EC_OMP_FOR_IF(npix * cs * cpad >= EC_VPARALLEL_MIN_MACS)
+    EC_OMP_FOR_IF(npix * cs * cpad >= EC_QPARALLEL_MIN_MACS)
     for (long job = 0; job < nq * ntile; job++) {
         const int ob = (int)(job / ntile) * EC_VV, nv = nblk - ob < EC_VV ? nblk - ob : EC_VV;
         const long pix = job % ntile * EC_VR;
