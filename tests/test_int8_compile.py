@@ -120,9 +120,9 @@ FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add"}
 
 def expected_kernel(layer, in_channels: int, vnni: bool = False) -> str:
     """The integer kernel a layer must get on a vector target: the fast convolutions for
-    groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense; with VPDPBUSD where the
-    target has AVX-512 VNNI) and depthwise with multiplier 1, the fast add, the portable INT8
-    row for the rest."""
+    groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense; direct: the rest; both with
+    VPDPBUSD where the target has AVX-512 VNNI, direct then for dilation 1 along x) and
+    depthwise with multiplier 1, the fast add, the portable INT8 row for the rest."""
     a = layer.attrs
     pointwise = "int8_pointwise_vnni" if vnni else "int8_pointwise"
     if layer.kind == "qadd":
@@ -133,7 +133,8 @@ def expected_kernel(layer, in_channels: int, vnni: bool = False) -> str:
         return "int8"
     if a["groups"] == 1:
         one = tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
-        return pointwise if one and not any(a["padding"]) else "int8_direct"
+        direct = "int8_direct_vnni" if vnni and a["dilation"][1] == 1 else "int8_direct"
+        return pointwise if one and not any(a["padding"]) else direct
     return "int8_depthwise" if a["groups"] == in_channels == a["filters"] else "int8"
 
 
@@ -148,7 +149,8 @@ def test_integer_graphs_bit_exact_on_target(target, runs, programs, expected):
                 want = expected_kernel(layer, g.shapes[layer.inputs[0]][2], vnni)
                 assert algos[pid][layer.name] == want, (pid, layer.name, algos[pid])
                 used.add(want)
-    rows = FAST_INT - {"int8_pointwise"} | {"int8_pointwise_vnni" if vnni else "int8_pointwise"}
+    vnni_rows = {"int8_pointwise_vnni", "int8_direct_vnni"}
+    rows = FAST_INT - {"int8_pointwise", "int8_direct"} | vnni_rows if vnni else FAST_INT
     assert rows | {"int8"} <= used, used  # the graphs exercise every integer row
     if outs is None:
         pytest.skip(f"compiled; not run: this CPU cannot run {target} code")

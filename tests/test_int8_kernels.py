@@ -403,17 +403,26 @@ def vnni_lib(request, tmp_path_factory):
 
 
 def run_vnni(lib, a: dict, wts: dict, x: np.ndarray, p: QConv, shape) -> tuple[np.ndarray, int]:
-    """ec_qconv_pointwise_vnni on the weights as the compiler packs them, in the scratch it
-    plans (guarded for overruns); returns the output and d."""
+    """The VNNI kernel the compiler picks (ec_qconv_pointwise_vnni or _direct_vnni) on the
+    weights as it packs them, in the scratch it plans (guarded for overruns); returns the
+    output and d."""
     op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
-    row = next(k for k in kernel_table.KERNELS if k.name == "int8_pointwise_vnni")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": shape})
+    algo = kernel_table.qconv_algorithm(op, prog) + "_vnni"
+    row = next(k for k in kernel_table.KERNELS if k.name == algo)
+    assert row.serves(op, prog, targets.get("x86-64-vnni"))
     packed = row.pack(op, 16)
-    n = packing.qconv_vnni_scratch_bytes(tuple(getattr(p, f) for f, _ in p._fields_[:15]))
-    lib.ec_qconv_vnni_scratch_bytes.restype = ctypes.c_long
-    assert lib.ec_qconv_vnni_scratch_bytes(ctypes.byref(p)) == n
+    geometry = tuple(getattr(p, f) for f, _ in p._fields_[:15])
+    direct = algo == "int8_direct_vnni"
+    n = (packing.qconv_vnni_direct_scratch_bytes if direct else
+         packing.qconv_vnni_scratch_bytes)(geometry)
+    count = getattr(lib, "ec_qconv_vnni_direct_scratch_bytes" if direct else
+                    "ec_qconv_vnni_scratch_bytes")
+    count.restype = ctypes.c_long
+    assert count(ctypes.byref(p)) == n
     scratch = np.full(n + 64, 0x5A, np.uint8)
     got = np.zeros(shape, x.dtype)
-    fn = getattr(lib, f"ec_qconv_pointwise_vnni_{SUFFIX[a['dtype']]}")
+    fn = getattr(lib, f"ec_qconv_{algo[5:-5]}_vnni_{SUFFIX[a['dtype']]}")
     fn.restype = None
     d = int(packed["d"][0])
     args = [np.ascontiguousarray(v).ctypes.data_as(ctypes.c_void_p)
@@ -425,16 +434,18 @@ def run_vnni(lib, a: dict, wts: dict, x: np.ndarray, p: QConv, shape) -> tuple[n
 
 
 def vnni_setup(case, weights: str, seed: int):
-    h, w, c, o = case
+    """A pointwise (h, w, c, filters) or any conv_setup case, with the weights of VNNI_WEIGHTS."""
+    case = (*case, 1, 1, (0, 0, 0, 0), 1, 1) if len(case) == 4 else case
+    h, w, c, o, k = case[:5]
     dtype = "uint8" if weights in ("zp", "fits") else "int8"
-    a, wts, x, _, p = conv_setup((h, w, c, o, 1, 1, (0, 0, 0, 0), 1, 1), dtype, seed)
+    a, wts, x, _, p = conv_setup(case, dtype, seed)
     rng = np.random.default_rng(seed + 1)
     if weights in ("zp-int8", "fits"):
         zp = 50 if weights == "zp-int8" else 131
         a = {**a, "weight_zero_point": zp, "per_channel": False}
         lo, hi = (-128, 127) if weights == "zp-int8" else (zp - 100, zp + 100)
-        wt = rng.integers(lo, hi + 1, (o, c, 1, 1))
-        acc = (x.reshape(-1, c).astype(np.int64) - a["input_zero_point"]) @ (wt[:, :, 0, 0] - zp).T
+        wt = rng.integers(lo, hi + 1, (o, c, k, k))
+        acc = (x.reshape(-1, c).astype(np.int64) - a["input_zero_point"]) @ (wt.sum(axis=(2, 3)) - k * k * zp).T
         mid = np.median(acc)  # the bias centres the outputs on the zero point
         m, e = quant.quantize_multiplier(60 / np.abs(acc - mid).max())
         wts = {**wts, "weight": wt.astype(dtype), "bias": np.full(o, -round(mid), np.int32),
@@ -453,6 +464,34 @@ def test_vnni_pointwise_bit_exact(vnni_lib, case, weights):
     got, d = run_vnni(vnni_lib, a, wts, x, p, want.shape)
     assert (d == 0) == (weights in ("sym", "fits")), d  # both packings are exercised
     np.testing.assert_array_equal(got, want)
+
+
+VNNI_DIRECT = [  # (h, w, c, filters, kernel, stride, padding (t, l, b, r), dilation, groups)
+    (9, 8, 5, 7, 3, 1, (1, 1, 1, 1), 1, 1),      # padded, a ragged block; windows of 15 bytes
+    (11, 10, 3, 20, 3, 2, (0, 0, 1, 1), 1, 1),   # MobileNet's first layer, TF "SAME" at stride 2
+    (17, 15, 3, 9, 7, 2, (3, 3, 3, 3), 1, 1),    # 7x7 RGB, stride 2
+    (8, 9, 33, 40, 3, 1, (1, 1, 1, 1), 1, 1),    # ragged channels in and out, 3 blocks
+    (7, 13, 64, 70, 3, 1, (1, 1, 1, 1), 1, 1),   # 5 blocks: a quad and one; rows of 13 pixels
+    (6, 6, 4, 16, 1, 2, (0, 0, 0, 0), 1, 1),     # 1x1 at stride 2 (not pointwise)
+]
+
+
+@pytest.mark.parametrize("weights", ["zp", "sym"])
+@pytest.mark.parametrize("case", VNNI_DIRECT, ids=lambda c: "x".join(map(str, c[:6])))
+def test_vnni_direct_bit_exact(vnni_lib, case, weights):
+    a, wts, x, want, p = vnni_setup(case, weights, zlib.crc32(repr((case, weights)).encode()))
+    got, d = run_vnni(vnni_lib, a, wts, x, p, want.shape)
+    assert (d == 0) == (weights == "sym"), d
+    np.testing.assert_array_equal(got, want)
+
+
+def test_vnni_direct_needs_unit_dilation_along_x():
+    """A dilated window row is not contiguous: the int16 direct kernel keeps it."""
+    a, wts, x, want, p = conv_setup((12, 12, 6, 7, 5, 1, (4, 4, 4, 4), 2, 1), "int8", 5)
+    op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": want.shape})
+    t = targets.get("x86-64-vnni")
+    assert kernel_table.choose(op, prog, t).name == "int8_direct"
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])

@@ -263,9 +263,20 @@ def _qconv_pack(depthwise: bool):
     return pack
 
 
-def _qconv_vnni_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
-    """Floats of arena for the input as unsigned bytes and its per-pixel sums."""
-    return -(-packing.qconv_vnni_scratch_bytes(_qconv_geometry(op, prog.shapes)) // 4)
+def _qconv_vnni_scratch(direct: bool):
+    def scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+        """Floats of arena for the input as unsigned bytes and its per-pixel sums."""
+        fn = packing.qconv_vnni_direct_scratch_bytes if direct else packing.qconv_vnni_scratch_bytes
+        return -(-fn(_qconv_geometry(op, prog.shapes)) // 4)
+    return scratch
+
+
+def _qconv_vnni_serves(name: str):
+    def serves(op: Op, prog: Program, t: Target) -> bool:
+        # the direct kernel reads a window row as kw x C contiguous bytes: dilation 1 along x
+        plain = op.kind == "qdense" or op.attrs["dilation"][1] == 1
+        return plain and _qconv_serves(name)(op, prog, t)
+    return serves
 
 
 def _qconv_vnni_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
@@ -284,16 +295,21 @@ def _qconv_vnni_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
                                              packing.VNNI_NB)}
 
 
-def _qconv_vnni_call(op: Op, c) -> str:
-    packed = c.packed(op)
-    params = c_qconv_params(op, get_kind(op.kind).c_geometry(op, c))
-    args = ", ".join([c.ins[0], c.ptr(packed["qweight"]), c.ptr(packed["requant"]),
-                      str(int(packed["d"][0]))])
-    off, n = c.scratch(op)
-    # the planned scratch must match the kernel's own count (else: error 3, no overrun)
-    return c.block(params, f"if (ec_qconv_vnni_scratch_bytes(&p) > {4 * n}) return 3;",
-                   f"ec_qconv_pointwise_vnni_{C_SUFFIX[op.attrs['dtype']]}(&p, {args}, "
-                   f"A + {off}, {c.out});", ctype="ec_qconv_params")
+def _qconv_vnni_call(direct: bool):
+    fn, count = (("ec_qconv_direct_vnni", "ec_qconv_vnni_direct_scratch_bytes") if direct else
+                 ("ec_qconv_pointwise_vnni", "ec_qconv_vnni_scratch_bytes"))
+
+    def call(op: Op, c) -> str:
+        packed = c.packed(op)
+        params = c_qconv_params(op, get_kind(op.kind).c_geometry(op, c))
+        args = ", ".join([c.ins[0], c.ptr(packed["qweight"]), c.ptr(packed["requant"]),
+                          str(int(packed["d"][0]))])
+        off, n = c.scratch(op)
+        # the planned scratch must match the kernel's own count (else: error 3, no overrun)
+        return c.block(params, f"if ({count}(&p) > {4 * n}) return 3;",
+                       f"{fn}_{C_SUFFIX[op.attrs['dtype']]}(&p, {args}, A + {off}, {c.out});",
+                       ctype="ec_qconv_params")
+    return call
 
 
 def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
@@ -308,6 +324,7 @@ def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
 _VEC = frozenset({"vector"})
 _C99 = frozenset({"c99"})
 _QCONV = frozenset({"qconv2d", "qdense"})
+_VNNI = frozenset({"avx512vnni"})
 
 KERNELS: tuple[Kernel, ...] = (
     # conv2d: conv_algorithm decides between the three fast rows; ref takes the rest
@@ -326,9 +343,12 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("add_fast", frozenset({"add"}), "ec_add_fast.c", _VEC, _always,
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
     # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest
-    Kernel("int8_pointwise_vnni", _QCONV, "ec_qconv_vnni.c", frozenset({"avx512vnni"}),
-           _qconv_serves("int8_pointwise"), _qconv_vnni_call, scratch=_qconv_vnni_scratch,
-           pack=_qconv_vnni_pack),
+    Kernel("int8_pointwise_vnni", _QCONV, "ec_qconv_vnni.c", _VNNI,
+           _qconv_serves("int8_pointwise"), _qconv_vnni_call(False),
+           scratch=_qconv_vnni_scratch(False), pack=_qconv_vnni_pack),
+    Kernel("int8_direct_vnni", _QCONV, "ec_qconv_vnni.c", _VNNI,
+           _qconv_vnni_serves("int8_direct"), _qconv_vnni_call(True),
+           scratch=_qconv_vnni_scratch(True), pack=_qconv_vnni_pack),
     Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
            _qconv_call("ec_qconv_pointwise"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
     Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),

@@ -160,17 +160,17 @@ def qconv_vnni_offset(w: np.ndarray, w_zp: int) -> int:
 
 
 def pack_qconv_vnni(w_oihw: np.ndarray, w_zp: int) -> tuple[np.ndarray, int]:
-    """Integer (Co, Ci, 1, 1) -> ((ceil(Co/16), ceil(Ci/4), 16, 4) int8 q = w - b, zero past Co
-    and Ci; d = b - w_zp) for ec_qconv_pointwise_vnni: VPDPBUSD takes 4 input channels of 16
-    output channels per instruction, the weights as its signed operand."""
+    """Integer (Co, Ci, kh, kw) -> ((ceil(Co/16), kh, ceil(kw Ci / 4), 16, 4) int8 q = w - b,
+    each kernel row flattened as [kw][Ci] and cut in groups of 4, zero past Co and kw Ci; d =
+    b - w_zp) for ec_qconv_pointwise_vnni / _direct_vnni: VPDPBUSD takes 4 bytes of a window
+    row of 16 output channels per instruction, the weights as its signed operand."""
     w = np.asarray(w_oihw, np.int64)
-    if w.shape[2:] != (1, 1):
-        raise ValueError(f"VNNI pointwise weights must be (Co, Ci, 1, 1), got {w.shape}")
     b = qconv_vnni_offset(w, w_zp)
-    q = _pad_rows(w[:, :, 0, 0] - b, VNNI_NB)  # (Co', Ci)
-    co, ci = q.shape
-    q = np.concatenate([q, np.zeros((co, -ci % 4), q.dtype)], axis=1)
-    q = q.reshape(co // VNNI_NB, VNNI_NB, -1, 4).transpose(0, 2, 1, 3)
+    q = _pad_rows(w - b, VNNI_NB)  # (Co', Ci, kh, kw)
+    co, ci, kh, kw = q.shape
+    q = q.transpose(0, 2, 3, 1).reshape(co, kh, kw * ci)  # a kernel row as [kx][c]
+    q = np.concatenate([q, np.zeros((co, kh, -(kw * ci) % 4), q.dtype)], axis=2)
+    q = q.reshape(co // VNNI_NB, VNNI_NB, kh, -1, 4).transpose(0, 2, 3, 1, 4)
     return np.ascontiguousarray(q, np.int8), b - w_zp
 
 
@@ -179,6 +179,16 @@ def qconv_vnni_scratch_bytes(geometry: tuple) -> int:
     of 4, then an int32 sum per pixel; ``geometry`` as :func:`qconv_scratch_bytes`'s."""
     oh, ow, c = geometry[3], geometry[4], geometry[2]
     return -(-oh * ow * -(-c // 4) * 4 // 64) * 64 + oh * ow * 4
+
+
+def qconv_vnni_direct_scratch_bytes(geometry: tuple) -> int:
+    """ec_qconv_vnni_direct_scratch_bytes: the padded input as unsigned bytes, rows of
+    wp C bytes (rounded to 4) + 4, then an int32 channel sum per padded pixel."""
+    h, w, c, oh, ow, _, kh, kw, sh, sw, dh, dw, pt, pl, _ = geometry
+    hp = max((oh - 1) * sh + (kh - 1) * dh + 1, h + pt)
+    wp = max((ow - 1) * sw + (kw - 1) * dw + 1, w + pl)
+    rs = -(-wp * c // 4) * 4 + 4
+    return -(-hp * rs // 64) * 64 + hp * wp * 4
 
 
 def qconv_folded_bias(w_oihw: np.ndarray, bias: np.ndarray, in_zp: int, w_zp: int) -> np.ndarray:

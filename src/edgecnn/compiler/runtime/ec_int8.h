@@ -55,6 +55,12 @@ void ec_qconv_pointwise_vnni_u8(const ec_qconv_params *p, const uint8_t *x, cons
                                 const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
 void ec_qconv_pointwise_vnni_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
                                 const int32_t *rq, int32_t d, void *scratch, int8_t *y);
+/* ... and the direct one (any kernel and stride, dilation 1 along x), the same arguments */
+long ec_qconv_vnni_direct_scratch_bytes(const ec_qconv_params *p);
+void ec_qconv_direct_vnni_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
+void ec_qconv_direct_vnni_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, int8_t *y);
 void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,
                            const int32_t *rq, uint8_t *y);
 void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int32_t *w,

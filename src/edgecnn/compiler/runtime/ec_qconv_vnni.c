@@ -45,6 +45,30 @@ long ec_qconv_vnni_scratch_bytes(const ec_qconv_params *p)
     return vsums_offset(p) + (long)p->oh * p->ow * 4;
 }
 
+/* The sum of c bytes at x, each XOR flip (from 32: VPSADBW against zero, eight bytes to a 64-bit
+ * lane) */
+EC_QINLINE uint32_t vsum(const uint8_t *x, int c, uint8_t flip)
+{
+    if (c < 32) { /* a few bytes: cheaper than the vector's reduction */
+        uint32_t s = 0;
+        for (int k = 0; k < c; k++) s += (uint8_t)(x[k] ^ flip);
+        return s;
+    }
+    const __m512i f = _mm512_set1_epi8((char)flip), zero = _mm512_setzero_si512();
+    __m512i acc = zero;
+    int k = 0;
+    for (; k + 64 <= c; k += 64)
+        acc = _mm512_add_epi64(
+            acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(x + k), f), zero));
+    if (k < c) {
+        const __mmask64 m = ~0ULL >> (64 - (c - k));
+        const __m512i v =
+            _mm512_maskz_mov_epi8(m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + k), f));
+        acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, zero));
+    }
+    return (uint32_t)_mm512_reduce_add_epi64(acc);
+}
+
 /* Pixels [0, n): x as u (xs, cs bytes a pixel, when not NULL) and sum(u) (sums, when not NULL) */
 EC_QINLINE void vprepare(const int S, const uint8_t *x, int c, long n, uint8_t *xs, long cs,
                          int32_t *sums)
@@ -53,16 +77,12 @@ EC_QINLINE void vprepare(const int S, const uint8_t *x, int c, long n, uint8_t *
     EC_OMP_FOR_IF(n * c >= EC_PARALLEL_MIN_FLOATS)
     for (long i = 0; i < n; i++) {
         const uint8_t *src = x + i * c;
-        uint32_t s = 0;
         if (xs) {
             uint8_t *dst = xs + i * cs;
             for (int k = 0; k < c; k++) dst[k] = src[k] ^ flip;
             for (long k = c; k < cs; k++) dst[k] = 0;
         }
-        if (sums) {
-            for (int k = 0; k < c; k++) s += (uint8_t)(src[k] ^ flip);
-            sums[i] = (int32_t)s;
-        }
+        if (sums) sums[i] = (int32_t)vsum(src, c, flip);
     }
 }
 
@@ -110,7 +130,7 @@ EC_QINLINE void vstore(const int S, void *y, int n, __m512i v)
     if (n == 16)
         _mm_storeu_si128((__m128i *)y, _mm512_cvtepi32_epi8(v));
     else
-        _mm512_mask_cvtepi32_storeu_epi8(y, (__mmask16)((1u << n) - 1), v);
+        _mm_mask_storeu_epi8(y, (__mmask16)((1u << n) - 1), _mm512_cvtepi32_epi8(v));
 }
 
 /* acc + the 4-byte dot products of u (unsigned) and w (signed), lane by lane: VPDPBUSD. GCC 12
@@ -201,6 +221,169 @@ EC_QINLINE void vconv(const int S, const ec_qconv_params *p, const void *x, cons
             for (long i = pix; i < npix; i++)
                 vtile_nv(1, nv, S, p, u, cs, w, rq, cpad, sums, d, i, ob, y);
     }
+}
+
+/* ---- direct: any kernel size and stride, dilation 1 along x ---------------------------------
+ *
+ * The input is copied to the scratch as u with its padding (u of in_zp) and rows of rs bytes:
+ * along x a window row is kw * C contiguous bytes, taken four at a time (K4 = ceil(kw C / 4)
+ * broadcasts a row; the bytes past kw C meet zero weights), so three channels (an RGB first
+ * layer) waste one byte in 12, not one in 4. Weights: [ceil(O / 16)][kh][K4][16][4]
+ * (packing.pack_qconv_vnni; a 1x1 kernel is the pointwise layout). When d != 0, the sums of u
+ * over each input pixel's channels follow the rows, and a window's sum is kh x kw of them. */
+
+/* the input rows and columns the windows span, padding included (as ec_qconv_direct.c) */
+static long vspan(int n, int pad, int on, int s, int k, int d)
+{
+    const long need = (long)(on - 1) * s + (long)(k - 1) * d + 1;
+    return need > (long)n + pad ? need : (long)n + pad;
+}
+
+typedef struct {
+    long hp, wp, rs, k4, sums; /* padded rows, columns, bytes a row, groups a window row, offset */
+} vgeom;
+
+static vgeom vdirect_geometry(const ec_qconv_params *p)
+{
+    vgeom g;
+    g.hp = vspan(p->h, p->pad_top, p->oh, p->sh, p->kh, p->dh);
+    g.wp = vspan(p->w, p->pad_left, p->ow, p->sw, p->kw, p->dw);
+    g.rs = (g.wp * p->c + 3) / 4 * 4 + 4; /* a window row's last group may read 3 bytes past */
+    g.k4 = ((long)p->kw * p->c + 3) / 4;
+    g.sums = (g.hp * g.rs + 63) / 64 * 64;
+    return g;
+}
+
+long ec_qconv_vnni_direct_scratch_bytes(const ec_qconv_params *p)
+{
+    const vgeom g = vdirect_geometry(p);
+    return g.sums + g.hp * g.wp * 4;
+}
+
+/* The padded copy of x as u, and the pixels' channel sums (when sums is not NULL) */
+EC_QINLINE void vpad(const int S, const ec_qconv_params *p, const uint8_t *x, const vgeom *g,
+                     uint8_t *xs, int32_t *sums)
+{
+    const uint8_t flip = S ? 0x80 : 0, pad = (uint8_t)((uint8_t)p->in_zp ^ flip);
+    const int c = p->c;
+    const long left = (long)p->pad_left * c, mid = (long)p->w * c, wc = g->wp * c;
+    EC_OMP_FOR_IF(g->hp * g->rs >= EC_PARALLEL_MIN_FLOATS)
+    for (long yy = 0; yy < g->hp; yy++) {
+        const long iy = yy - p->pad_top;
+        uint8_t *row = xs + yy * g->rs;
+        const int inside = iy >= 0 && iy < p->h;
+        if (inside) {
+            const uint8_t *src = x + iy * mid;
+            memset(row, pad, (size_t)left);
+            for (long k = 0; k < mid; k++) row[left + k] = src[k] ^ flip;
+            memset(row + left + mid, pad, (size_t)(wc - left - mid));
+        } else {
+            memset(row, pad, (size_t)wc);
+        }
+        memset(row + wc, 0, (size_t)(g->rs - wc));
+        if (sums)
+            for (long xx = 0; xx < g->wp; xx++) {
+                const long ix = xx - p->pad_left;
+                sums[yy * g->wp + xx] = inside && ix >= 0 && ix < p->w
+                                            ? (int32_t)vsum(row + xx * c, c, 0)
+                                            : (int32_t)((uint32_t)pad * (uint32_t)c);
+            }
+    }
+}
+
+/* R output pixels from (oy, ox) along the row x V channel blocks from ob */
+EC_QINLINE void dtile(const int R, const int V, const int S, const ec_qconv_params *p,
+                      const vgeom *g, const uint8_t *xs, const int8_t *w, const int32_t *rq,
+                      long cpad, const int32_t *sums, int32_t d, int oy, int ox, int ob, void *y)
+{
+    const long bstep = (long)p->kh * g->k4 * 64; /* bytes of one packed block */
+    const int8_t *wb = w + ob * bstep;
+    __m512i acc[EC_VR][EC_VV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) acc[r][v] = _mm512_loadu_si512(rq + (long)(ob + v) * 16);
+    for (int ky = 0; ky < p->kh; ky++) {
+        const uint8_t *row =
+            xs + ((long)oy * p->sh + (long)ky * p->dh) * g->rs + (long)ox * p->sw * p->c;
+        const int8_t *wk = wb + (long)ky * g->k4 * 64;
+        for (long j = 0; j < g->k4; j++) {
+            __m512i wv[EC_VV];
+            for (int v = 0; v < V; v++) wv[v] = _mm512_loadu_si512(wk + v * bstep + j * 64);
+            for (int r = 0; r < R; r++) {
+                int32_t u;
+                memcpy(&u, row + (long)r * p->sw * p->c + 4 * j, 4);
+                const __m512i xb = _mm512_set1_epi32(u);
+                for (int v = 0; v < V; v++) acc[r][v] = vdot(acc[r][v], xb, wv[v]);
+            }
+        }
+    }
+    if (sums)
+        for (int r = 0; r < R; r++) {
+            uint32_t s = 0;
+            for (int ky = 0; ky < p->kh; ky++) {
+                const int32_t *sr =
+                    sums + ((long)oy * p->sh + (long)ky * p->dh) * g->wp + (long)(ox + r) * p->sw;
+                for (int kx = 0; kx < p->kw; kx++) s += (uint32_t)sr[kx];
+            }
+            const __m512i corr = _mm512_set1_epi32((int32_t)((uint32_t)d * s));
+            for (int v = 0; v < V; v++) acc[r][v] = _mm512_add_epi32(acc[r][v], corr);
+        }
+    for (int v = 0; v < V; v++) {
+        const int o0 = (ob + v) * 16, n = p->o - o0 < 16 ? p->o - o0 : 16;
+        vrq q;
+        vrq_load(&q, rq + o0, cpad);
+        for (int r = 0; r < R; r++)
+            vstore(S, (uint8_t *)y + ((long)oy * p->ow + ox + r) * p->o + o0, n,
+                   vfinish(acc[r][v], &q, p));
+    }
+}
+
+EC_QINLINE void dtile_nv(const int R, int nv, const int S, const ec_qconv_params *p, const vgeom *g,
+                         const uint8_t *xs, const int8_t *w, const int32_t *rq, long cpad,
+                         const int32_t *sums, int32_t d, int oy, int ox, int ob, void *y)
+{
+    if (nv == EC_VV)
+        dtile(R, EC_VV, S, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+    else if (nv == 1)
+        dtile(R, 1, S, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+    else if (nv == 2)
+        dtile(R, 2, S, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+    else
+        dtile(R, EC_VV > 3 ? 3 : 1, S, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+}
+
+EC_QINLINE void dconv(const int S, const ec_qconv_params *p, const void *x, const int8_t *w,
+                      const int32_t *rq, int32_t d, void *scratch, void *y)
+{
+    const vgeom g = vdirect_geometry(p);
+    const int nblk = (p->o + 15) / 16, nq = (nblk + EC_VV - 1) / EC_VV;
+    const long cpad = (long)nblk * 16, ntr = (p->ow + EC_VR - 1) / EC_VR;
+    uint8_t *xs = (uint8_t *)scratch;
+    int32_t *sums = d ? (int32_t *)(void *)(xs + g.sums) : NULL;
+    vpad(S, p, (const uint8_t *)x, &g, xs, sums);
+    /* jobs: channel quads outer (their weights stay in cache), then rows, then tiles */
+    EC_OMP_FOR_IF((long)p->oh * p->ow * p->kh * g.k4 * 4 * cpad >= EC_QPARALLEL_MIN_MACS)
+    for (long job = 0; job < nq * p->oh * ntr; job++) {
+        const int ob = (int)(job / (p->oh * ntr)) * EC_VV,
+                  nv = nblk - ob < EC_VV ? nblk - ob : EC_VV;
+        const int oy = (int)(job / ntr % p->oh), ox = (int)(job % ntr * EC_VR);
+        if (ox + EC_VR <= p->ow)
+            dtile_nv(EC_VR, nv, S, p, &g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+        else
+            for (int i = ox; i < p->ow; i++)
+                dtile_nv(1, nv, S, p, &g, xs, w, rq, cpad, sums, d, oy, i, ob, y);
+    }
+}
+
+void ec_qconv_direct_vnni_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, uint8_t *y)
+{
+    dconv(0, p, x, w, rq, d, scratch, y);
+}
+
+void ec_qconv_direct_vnni_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, int8_t *y)
+{
+    dconv(1, p, x, w, rq, d, scratch, y);
 }
 
 void ec_qconv_pointwise_vnni_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
