@@ -445,7 +445,8 @@ def vnni_setup(case, weights: str, seed: int):
         a = {**a, "weight_zero_point": zp, "per_channel": False}
         lo, hi = (-128, 127) if weights == "zp-int8" else (zp - 100, zp + 100)
         wt = rng.integers(lo, hi + 1, (o, c, k, k))
-        acc = (x.reshape(-1, c).astype(np.int64) - a["input_zero_point"]) @ (wt.sum(axis=(2, 3)) - k * k * zp).T
+        xz = x.reshape(-1, c).astype(np.int64) - a["input_zero_point"]
+        acc = xz @ (wt.sum(axis=(2, 3)) - k * k * zp).T  # about the accumulators' spread
         mid = np.median(acc)  # the bias centres the outputs on the zero point
         m, e = quant.quantize_multiplier(60 / np.abs(acc - mid).max())
         wts = {**wts, "weight": wt.astype(dtype), "bias": np.full(o, -round(mid), np.int32),
