@@ -183,12 +183,13 @@ def qconv_vnni_scratch_bytes(geometry: tuple) -> int:
 
 def qconv_vnni_direct_scratch_bytes(geometry: tuple) -> int:
     """ec_qconv_vnni_direct_scratch_bytes: the padded input as unsigned bytes, rows of
-    wp C bytes (rounded to 4) + 4, then an int32 channel sum per padded pixel."""
+    wp C bytes (rounded to 4) + 4, then an int32 window sum per output pixel and a running sum
+    of wp C + 1 int32."""
     h, w, c, oh, ow, _, kh, kw, sh, sw, dh, dw, pt, pl, _ = geometry
     hp = max((oh - 1) * sh + (kh - 1) * dh + 1, h + pt)
     wp = max((ow - 1) * sw + (kw - 1) * dw + 1, w + pl)
     rs = -(-wp * c // 4) * 4 + 4
-    return -(-hp * rs // 64) * 64 + hp * wp * 4
+    return -(-hp * rs // 64) * 64 + (oh * ow + wp * c + 1) * 4
 
 
 def qconv_folded_bias(w_oihw: np.ndarray, bias: np.ndarray, in_zp: int, w_zp: int) -> np.ndarray:

@@ -229,8 +229,9 @@ EC_QINLINE void vconv(const int S, const ec_qconv_params *p, const void *x, cons
  * along x a window row is kw * C contiguous bytes, taken four at a time (K4 = ceil(kw C / 4)
  * broadcasts a row; the bytes past kw C meet zero weights), so three channels (an RGB first
  * layer) waste one byte in 12, not one in 4. Weights: [ceil(O / 16)][kh][K4][16][4]
- * (packing.pack_qconv_vnni; a 1x1 kernel is the pointwise layout). When d != 0, the sums of u
- * over each input pixel's channels follow the rows, and a window's sum is kh x kw of them. */
+ * (packing.pack_qconv_vnni; a 1x1 kernel is the pointwise layout). When d != 0, the sum of u
+ * over each output pixel's window follows the rows: per output row, the kh input rows summed
+ * byte by byte, their running sum, and a window's sum is the difference of two of those. */
 
 /* the input rows and columns the windows span, padding included (as ec_qconv_direct.c) */
 static long vspan(int n, int pad, int on, int s, int k, int d)
@@ -254,25 +255,43 @@ static vgeom vdirect_geometry(const ec_qconv_params *p)
     return g;
 }
 
+/* the padded input, one window sum per output pixel, a running sum of wp C + 1 int32 */
 long ec_qconv_vnni_direct_scratch_bytes(const ec_qconv_params *p)
 {
     const vgeom g = vdirect_geometry(p);
-    return g.sums + g.hp * g.wp * 4;
+    return g.sums + ((long)p->oh * p->ow + g.wp * p->c + 1) * 4;
 }
 
-/* The padded copy of x as u, and the pixels' channel sums (when sums is not NULL) */
+/* sums[oy][ox]: the sum of u over each window (mod 2^32, as every sum here); run: scratch */
+static void vwindow_sums(const ec_qconv_params *p, const vgeom *g, const uint8_t *xs, int32_t *sums,
+                         uint32_t *run)
+{
+    const long wc = g->wp * p->c, kc = (long)p->kw * p->c, step = (long)p->sw * p->c;
+    for (int oy = 0; oy < p->oh; oy++) {
+        const uint8_t *r0 = xs + (long)oy * p->sh * g->rs;
+        for (long j = 0; j < wc; j++) run[j + 1] = r0[j];
+        for (int ky = 1; ky < p->kh; ky++) {
+            const uint8_t *r = r0 + (long)ky * p->dh * g->rs;
+            for (long j = 0; j < wc; j++) run[j + 1] += r[j];
+        }
+        run[0] = 0;
+        for (long j = 1; j <= wc; j++) run[j] += run[j - 1];
+        for (int ox = 0; ox < p->ow; ox++)
+            sums[(long)oy * p->ow + ox] = (int32_t)(run[ox * step + kc] - run[ox * step]);
+    }
+}
+
+/* The padded copy of x as u */
 EC_QINLINE void vpad(const int S, const ec_qconv_params *p, const uint8_t *x, const vgeom *g,
-                     uint8_t *xs, int32_t *sums)
+                     uint8_t *xs)
 {
     const uint8_t flip = S ? 0x80 : 0, pad = (uint8_t)((uint8_t)p->in_zp ^ flip);
-    const int c = p->c;
-    const long left = (long)p->pad_left * c, mid = (long)p->w * c, wc = g->wp * c;
+    const long left = (long)p->pad_left * p->c, mid = (long)p->w * p->c, wc = g->wp * p->c;
     EC_OMP_FOR_IF(g->hp * g->rs >= EC_PARALLEL_MIN_FLOATS)
     for (long yy = 0; yy < g->hp; yy++) {
         const long iy = yy - p->pad_top;
         uint8_t *row = xs + yy * g->rs;
-        const int inside = iy >= 0 && iy < p->h;
-        if (inside) {
+        if (iy >= 0 && iy < p->h) {
             const uint8_t *src = x + iy * mid;
             memset(row, pad, (size_t)left);
             for (long k = 0; k < mid; k++) row[left + k] = src[k] ^ flip;
@@ -281,13 +300,6 @@ EC_QINLINE void vpad(const int S, const ec_qconv_params *p, const uint8_t *x, co
             memset(row, pad, (size_t)wc);
         }
         memset(row + wc, 0, (size_t)(g->rs - wc));
-        if (sums)
-            for (long xx = 0; xx < g->wp; xx++) {
-                const long ix = xx - p->pad_left;
-                sums[yy * g->wp + xx] = inside && ix >= 0 && ix < p->w
-                                            ? (int32_t)vsum(row + xx * c, c, 0)
-                                            : (int32_t)((uint32_t)pad * (uint32_t)c);
-            }
     }
 }
 
@@ -318,12 +330,7 @@ EC_QINLINE void dtile(const int R, const int V, const int S, const ec_qconv_para
     }
     if (sums)
         for (int r = 0; r < R; r++) {
-            uint32_t s = 0;
-            for (int ky = 0; ky < p->kh; ky++) {
-                const int32_t *sr =
-                    sums + ((long)oy * p->sh + (long)ky * p->dh) * g->wp + (long)(ox + r) * p->sw;
-                for (int kx = 0; kx < p->kw; kx++) s += (uint32_t)sr[kx];
-            }
+            const uint32_t s = (uint32_t)sums[(long)oy * p->ow + ox + r];
             const __m512i corr = _mm512_set1_epi32((int32_t)((uint32_t)d * s));
             for (int v = 0; v < V; v++) acc[r][v] = _mm512_add_epi32(acc[r][v], corr);
         }
@@ -359,7 +366,8 @@ EC_QINLINE void dconv(const int S, const ec_qconv_params *p, const void *x, cons
     const long cpad = (long)nblk * 16, ntr = (p->ow + EC_VR - 1) / EC_VR;
     uint8_t *xs = (uint8_t *)scratch;
     int32_t *sums = d ? (int32_t *)(void *)(xs + g.sums) : NULL;
-    vpad(S, p, (const uint8_t *)x, &g, xs, sums);
+    vpad(S, p, (const uint8_t *)x, &g, xs);
+    if (sums) vwindow_sums(p, &g, xs, sums, (uint32_t *)(sums + (long)p->oh * p->ow));
     /* jobs: channel quads outer (their weights stay in cache), then rows, then tiles */
     EC_OMP_FOR_IF((long)p->oh * p->ow * p->kh * g.k4 * 4 * cpad >= EC_QPARALLEL_MIN_MACS)
     for (long job = 0; job < nq * p->oh * ntr; job++) {
