@@ -265,7 +265,8 @@ def _qconv_pack(depthwise: bool):
 
 def _qconv_vnni_scratch(direct: bool):
     def scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
-        """Floats of arena for the input as unsigned bytes and its per-pixel sums."""
+        """Floats of arena for the input as unsigned bytes (padded, for direct) and its sums
+        (per pixel, or per window and a running sum)."""
         fn = packing.qconv_vnni_direct_scratch_bytes if direct else packing.qconv_vnni_scratch_bytes
         return -(-fn(_qconv_geometry(op, prog.shapes)) // 4)
     return scratch
