@@ -1,19 +1,29 @@
-"""Integer MobileNets on one host core: the portable INT8 kernels, the fast integer kernels, and
-LiteRT (XNNPACK) on the same .tflite, in ms per frame.
+"""Integer MobileNets on one and two host cores: the portable INT8 kernels, the fast integer
+kernels, and LiteRT (XNNPACK) on the same .tflite, in ms per frame.
 
-The three run in interleaved rounds (each round times every engine once, `--repeats` frames
-each) so that a noisy neighbour or a clock change hits them alike; the table gives the minimum
-and the median per frame over all rounds. Our models take the uint8 input (predict_quantized,
-as LiteRT's interpreter does) and are built for `host` in a fresh cache; "portable" is the same
-build with the reference kernels (every integer layer on ec_int8.c, the code before the fast
-integer kernels). LiteRT runs with num_threads=1 and its default delegate (XNNPACK).
+Every engine runs in a process of its own, at each thread count, and the rounds are
+interleaved: each round asks every engine in turn to time `--repeats` frames, so that a noisy
+neighbour or a clock change hits them alike; the table gives the minimum and the median per
+frame over all rounds. Own processes, because thread pools sharing one process fight: LiteRT's
+pthreadpool workers and the compiled model's OpenMP threads each spin-wait between jobs, and
+with two of each on two cores a waiting engine's spinning threads take the cores the other
+needs (measured: 0.5 ms frames becoming 130 ms). Our models take the uint8 input
+(predict_quantized, as LiteRT's interpreter does) and are built for `host` in a fresh cache;
+"portable" is the same build with the reference kernels (every integer layer on ec_int8.c, the
+code before the fast integer kernels), timed at one thread. LiteRT runs with num_threads equal
+to ours and its default delegate (XNNPACK).
 
-    python benchmarks/int8_speed.py [--rounds 25] [--repeats 4] [--out benchmarks/int8.md]
+    python benchmarks/int8_speed.py [--rounds 25] [--repeats 4] [--threads 1,2]
+        [--models A.tflite,B.tflite] [--data DIR] [--out benchmarks/int8.md]
+
+DIR holds the shared tflite/ folder: $EDGECNN_DATA, else ../shared/data beside the repository.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
 import platform
 import statistics
 import tempfile
@@ -26,8 +36,13 @@ from edgecnn.compiler import api, targets
 from edgecnn.core import reference
 from edgecnn.formats.importers import import_model
 
-DATA = Path("/work/shared/data/tflite")
 MODELS = ["mobilenet_v1_0.25_128_quant.tflite", "mobilenet_v2_1.0_224_quant.tflite"]
+ENGINES = ["portable INT8", "fast int8", "LiteRT XNNPACK"]
+
+
+def default_data() -> Path:
+    env = os.environ.get("EDGECNN_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def cpu() -> tuple[str, str]:
@@ -48,10 +63,10 @@ def cpu() -> tuple[str, str]:
     return model, ", ".join(f"{f}={'yes' if f in flags else 'no'}" for f in shown)
 
 
-def litert(path: Path):
+def litert(path: Path, threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(path), num_threads=1)
+    it = Interpreter(model_path=str(path), num_threads=threads)
     it.allocate_tensors()
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
 
@@ -70,31 +85,64 @@ def time_frames(fn, q: np.ndarray, repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def bench(name: str, rounds: int, repeats: int, cache: Path) -> dict:
-    path = DATA / name
+def compiled(g, threads: int, cache: Path, portable: bool):
+    return api.compile(g, "host", threads=threads, ref_kernels=portable, cache_dir=cache)
+
+
+def worker(conn, path: Path, engine: str, threads: int, cache: Path) -> None:
+    """One engine in its own process: answers each request for n frames with ms per frame."""
     g = import_model(path)
-    engines = {
-        "portable INT8": api.compile(g, "host", threads=1, ref_kernels=True, cache_dir=cache),
-        "fast int8": api.compile(g, "host", threads=1, cache_dir=cache),
-    }
+    if engine == "LiteRT XNNPACK":
+        fn = litert(path, threads)
+    else:
+        fn = compiled(g, threads, cache, engine == "portable INT8").predict_quantized
+    q = np.random.default_rng(0).integers(0, 256, g.input_shape, dtype=np.uint8)
+    time_frames(fn, q, 2)  # warm up
+    conn.send("ready")
+    while (n := conn.recv()) is not None:
+        conn.send(time_frames(fn, q, n) * 1e3)
+
+
+def check_and_profile(g, cache: Path) -> list[dict]:
+    """The compiled models equal the reference bit for bit (checked, not timed); the fast
+    build's per-op profile at one thread."""
     rng = np.random.default_rng(0)
-    q = rng.integers(0, 256, g.input_shape, dtype=np.uint8)
-    runs = {k: m.predict_quantized for k, m in engines.items()}
-    runs["LiteRT XNNPACK"] = litert(path)
-    # the compiled models equal the reference bit for bit on this input (checked, not timed)
     first = g.layers[1].name
     x = rng.uniform(-1, 1, (1, *g.input_shape)).astype(np.float32)
     qx = reference.run(g, x, outputs=[first])[first][0]
     want = reference.predict(g, x)
-    for k, m in engines.items():
-        assert np.array_equal(m.predict_quantized(qx), want), f"{k} differs from the reference"
-    for fn in runs.values():  # warm up
-        time_frames(fn, q, 2)
-    times: dict[str, list[float]] = {k: [] for k in runs}
+    for portable in (True, False):
+        for threads in (1, 2):
+            m = compiled(g, threads, cache, portable)
+            assert np.array_equal(m.predict_quantized(qx), want), \
+                f"{'portable' if portable else 'fast'} at {threads} threads differs"
+    return compiled(g, 1, cache, False).profile(x, repeats=10)
+
+
+def bench(path: Path, threads: list[int], rounds: int, repeats: int, cache: Path) -> dict:
+    g = import_model(path)
+    profile = check_and_profile(g, cache)
+    ctx = mp.get_context("spawn")
+    runs = {}  # (engine, threads) -> (process, connection)
+    for t in threads:
+        for e in ENGINES:
+            if e == "portable INT8" and t != 1:
+                continue  # the baseline of the fast kernels: one thread is enough
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=worker, args=(child, path, e, t, cache), daemon=True)
+            p.start()
+            runs[e, t] = (p, parent)
+    for _, conn in runs.values():
+        assert conn.recv() == "ready"
+    times: dict = {k: [] for k in runs}
     for _ in range(rounds):
-        for k, fn in runs.items():
-            times[k].append(time_frames(fn, q, repeats) * 1e3)
-    profile = engines["fast int8"].profile(x, repeats=10)
+        for k, (_, conn) in runs.items():
+            # the slow portable build: fewer frames a round, as long as the others' rounds
+            conn.send(1 if k[0] == "portable INT8" else repeats)
+            times[k].append(conn.recv())
+    for p, conn in runs.values():
+        conn.send(None)
+        p.join()
     return {"times": times, "profile": profile}
 
 
@@ -107,35 +155,53 @@ def kernel_shares(profile: list[dict]) -> str:
                      for k, v in sorted(by.items(), key=lambda kv: -kv[1]))
 
 
+def table(name: str, r: dict, threads: list[int]) -> list[str]:
+    t = r["times"]
+    lines = [f"### {name}", "",
+             "| engine | threads | min ms | median ms | median / LiteRT (same threads) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for n in threads:
+        lite = statistics.median(t["LiteRT XNNPACK", n])
+        for (e, k), v in t.items():
+            if k == n:
+                med = statistics.median(v)
+                lines.append(f"| {e} | {n} | {min(v):.3f} | {med:.3f} | {med / lite:.2f}x |")
+    return lines + ["", f"fast int8 by kernel (profile, 1 thread): {kernel_shares(r['profile'])}",
+                    ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=25)
     ap.add_argument("--repeats", type=int, default=4, help="frames per engine per round")
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
+    ap.add_argument("--models", default=",".join(MODELS), help="tflite files, comma-separated")
+    ap.add_argument("--data", type=Path, default=None, help="the shared data folder")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = ap.parse_args()
+    threads = [int(n) for n in args.threads.split(",")]
+    data = (args.data or default_data()) / "tflite"
     model, flags = cpu()
-    lines = ["# Integer MobileNets on one core: edgecnn's integer kernels and LiteRT", "",
+    load = os.getloadavg()[0]
+    lines = ["# Integer MobileNets on one and two cores: edgecnn's integer kernels and LiteRT", "",
              "Written by `python benchmarks/int8_speed.py` (see benchmarks/README.md). "
              "\"portable INT8\": every integer layer on ec_int8.c (the build before the fast "
              "kernels); \"fast int8\": the fast integer rows; both equal the numpy reference "
-             "bit for bit. The per-kernel profile runs the float entry point (quantize "
-             "included) with per-op timers, so its sum exceeds the frame time.", "",
-             f"CPU: {model}; {flags}; host target EC_NB={targets.get('host').nb}, 1 thread",
-             f"{args.rounds} interleaved rounds x {args.repeats} frames per engine; "
+             "bit for bit (at 1 and 2 threads). Each engine runs in its own process. The "
+             "per-kernel profile runs the float entry point (quantize included) with per-op "
+             "timers, so its sum exceeds the frame time.", "",
+             f"CPU: {model}; {flags}; {os.cpu_count()} logical cores; host target "
+             f"EC_NB={targets.get('host').nb}",
+             f"{args.rounds} interleaved rounds x {args.repeats} frames per engine (portable: 1); "
              "ms per frame (uint8 input to uint8/float output)", ""]
     with tempfile.TemporaryDirectory() as tmp:
-        for name in MODELS:
-            r = bench(name, args.rounds, args.repeats, Path(tmp))
-            t = r["times"]
-            lite = statistics.median(t["LiteRT XNNPACK"])
-            lines += [f"### {name}", "",
-                      "| engine | min ms | median ms | median / LiteRT |",
-                      "| --- | ---: | ---: | ---: |"]
-            for k, v in t.items():
-                med = statistics.median(v)
-                lines.append(f"| {k} | {min(v):.3f} | {med:.3f} | {med / lite:.2f}x |")
-            lines += ["", f"fast int8 by kernel (profile): {kernel_shares(r['profile'])}", ""]
-            print("\n".join(lines[-(len(t) + 6):]), flush=True)
+        for name in args.models.split(","):
+            r = bench(data / name, threads, args.rounds, args.repeats, Path(tmp))
+            part = table(name, r, threads)
+            print("\n".join(part), flush=True)
+            lines += part
+    lines.append(f"1-minute load average: {load:.2f} before, {os.getloadavg()[0]:.2f} after "
+                 "(other work on the machine slows every engine alike).")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -118,34 +118,40 @@ def runs(programs, tmp_path_factory):
 FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add"}
 
 
-def expected_kernel(layer, in_channels: int) -> str:
+def expected_kernel(layer, in_channels: int, vnni: bool = False) -> str:
     """The integer kernel a layer must get on a vector target: the fast convolutions for
-    groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense) and depthwise with
-    multiplier 1, the fast add, the portable INT8 row for the rest."""
+    groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense; direct: the rest; both with
+    VPDPBUSD where the target has AVX-512 VNNI, direct then for dilation 1 along x) and
+    depthwise with multiplier 1, the fast add, the portable INT8 row for the rest."""
     a = layer.attrs
+    pointwise = "int8_pointwise_vnni" if vnni else "int8_pointwise"
     if layer.kind == "qadd":
         return "int8_add"
     if layer.kind == "qdense":
-        return "int8_pointwise"
+        return pointwise
     if layer.kind != "qconv2d":
         return "int8"
     if a["groups"] == 1:
         one = tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
-        return "int8_pointwise" if one and not any(a["padding"]) else "int8_direct"
+        direct = "int8_direct_vnni" if vnni and a["dilation"][1] == 1 else "int8_direct"
+        return pointwise if one and not any(a["padding"]) else direct
     return "int8_depthwise" if a["groups"] == in_channels == a["filters"] else "int8"
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_integer_graphs_bit_exact_on_target(target, runs, programs, expected):
     outs, algos = runs(target)
+    vnni = "avx512vnni" in kernel_table.features(targets.get(target))
     used = set()
     for pid, g, _, _ in programs:  # every integer layer ran on the integer kernels
         for layer in g.layers[1:]:
             if layer.k.integer:
-                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2])
+                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2], vnni)
                 assert algos[pid][layer.name] == want, (pid, layer.name, algos[pid])
                 used.add(want)
-    assert FAST_INT | {"int8"} <= used, used  # the graphs exercise every integer row
+    vnni_rows = {"int8_pointwise_vnni", "int8_direct_vnni"}
+    rows = FAST_INT - {"int8_pointwise", "int8_direct"} | vnni_rows if vnni else FAST_INT
+    assert rows | {"int8"} <= used, used  # the graphs exercise every integer row
     if outs is None:
         pytest.skip(f"compiled; not run: this CPU cannot run {target} code")
     for (pid, _, _, _), got, want in zip(programs, outs, expected, strict=True):
@@ -207,3 +213,20 @@ def test_compiled_classify_equals_reference(tmp_path, programs, monkeypatch):
     np.testing.assert_array_equal(m.predict_quantized(q), want)
     with pytest.raises(EdgecnnError, match="quantized input must be uint8, got int8"):
         m.predict_quantized(q.astype(np.int8))
+
+
+def test_two_threads_equal_one(tmp_path, programs, monkeypatch):
+    """The fast integer kernels split a layer over OpenMP threads (tiles, rows, blocks of an
+    add) that write disjoint bytes: MobileNet v1 0.25, whose layers are large enough to split
+    (its 8-channel depthwise layer stores whole vectors within each row), equals the reference
+    at 1 and 2 threads."""
+    import edgecnn
+
+    need("cc", targets.loadable(targets.get("host")), "host code cannot run here")
+    monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "cache"))
+    _, g, x, _ = next(p for p in programs if p[0] == "mobilenet_v1")
+    m = edgecnn.compile(g, target="host")
+    want = reference.predict(g, x)
+    for n in (2, 1, 2):
+        m.set_threads(n)
+        np.testing.assert_array_equal(m.predict(x), want, err_msg=f"{n} threads")

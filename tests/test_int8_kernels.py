@@ -318,10 +318,9 @@ def test_fast_conv_bit_exact(fast_lib, case, dtype):
     np.testing.assert_array_equal(got, want, err_msg=algo)
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8"])
-def test_fast_requantization_bit_exact(fast_lib, dtype):
-    """The vector requantization against edgecnn.quant: a 1x1 conv of one channel with weight 1
-    over a 16x16 input holding every 8-bit value makes 256 consecutive accumulators bias + x -
+def requant_setup(dtype):
+    """(attrs, weights, input, reference output, QConv) of a 1x1 conv of one channel with weight
+    1 over a 16x16 input holding every 8-bit value: 256 consecutive accumulators bias + x -
     in_zp per output channel, of both signs, through the rounding ties of the right shift;
     multipliers include 2^30 (exact halves at the high multiply), shifts -10..2 (left too)."""
     rng = np.random.default_rng(11)
@@ -343,6 +342,13 @@ def test_fast_requantization_bit_exact(fast_lib, dtype):
     assert len(np.unique(want)) > 200
     p = QConv(16, 16, 1, 16, 16, o, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, a["input_zero_point"], 0,
               a["output_zero_point"], lo, hi)
+    return a, wts, x, want, p
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_fast_requantization_bit_exact(fast_lib, dtype):
+    """The vector requantization against edgecnn.quant (see requant_setup)."""
+    a, wts, x, want, p = requant_setup(dtype)
     got, algo = run_fast(fast_lib, a, wts, x, p, want.shape)
     assert algo == "int8_pointwise"
     np.testing.assert_array_equal(got, want)
@@ -355,3 +361,170 @@ def test_fast_add_bit_exact(fast_lib, dtype):
     case.symbol = case.symbol.replace("ec_qadd", "ec_qadd_fast")
     case.arrays, case.want, case.count = [v[:4999] for v in case.arrays], case.want[:4999], 4999
     np.testing.assert_array_equal(run_ctypes(fast_lib[0], case), case.want)
+
+
+# ---- the AVX-512 VNNI pointwise kernel (ec_qconv_vnni.c) ----------------------------------------
+
+VNNI_CONVS = [  # (h, w, c, filters): pointwise
+    (5, 7, 16, 9),     # one ragged block of outputs
+    (6, 5, 37, 40),    # input channels not a multiple of 4, 30 pixels: full and partial tiles
+    (2, 3, 100, 21),   # fewer pixels than a tile
+    (1, 1, 300, 70),   # qdense's shape: one pixel
+    (9, 9, 3, 64),     # three input channels (the tiles read the padded copy)
+    (4, 5, 64, 130),   # nine blocks of outputs: two full quads and one block
+]
+# weights: "zp" uint8 per tensor, weight zero point 131, w - w_zp spans beyond int8 (d != 0);
+# "sym" int8 per channel, zero point 0 (d = 0); "zp-int8" int8 per tensor, zero point 50;
+# "fits" uint8 within 128 of their zero point (d = 0)
+VNNI_WEIGHTS = ["zp", "sym", "zp-int8", "fits"]
+
+
+@pytest.fixture(scope="module", params=["gcc", "clang"])
+def vnni_lib(request, tmp_path_factory):
+    """ec_qconv_vnni.c for x86-64-vnni, with OpenMP (the tiles split over this machine's
+    cores): compiled on any x86-64, run where the CPU has AVX-512 VNNI."""
+    from test_kernels import x86
+
+    need("cc", x86(), "the VNNI kernel is x86-64 code")
+    t = targets.get("x86-64-vnni")
+    need("clang" if request.param == "clang" else "cc", shutil.which(request.param) is not None,
+         f"needs {request.param}")
+    from edgecnn.compiler import build as cbuild
+
+    out = tmp_path_factory.mktemp("vnni") / f"libec_vnni_{request.param}.so"
+    cmd = [request.param, *cbuild.cflags(t), "-Werror", "-shared", "-fPIC", "-o", str(out),
+           *[str(RUNTIME_DIR / f) for f in ("ec_int8.c", "ec_qconv_vnni.c")]]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"$ {' '.join(cmd)}\n{r.stderr}"
+    if not targets.loadable(t):
+        pytest.skip("compiled; not run: this CPU lacks AVX-512 VNNI (avx512_vnni in "
+                    "/proc/cpuinfo; the host build keeps the int16 pointwise kernel)")
+    return ctypes.CDLL(str(out))
+
+
+def run_vnni(lib, a: dict, wts: dict, x: np.ndarray, p: QConv, shape) -> tuple[np.ndarray, int]:
+    """The VNNI kernel the compiler picks (ec_qconv_pointwise_vnni or _direct_vnni) on the
+    weights as it packs them, in the scratch it plans (guarded for overruns); returns the
+    output and d."""
+    op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": shape})
+    algo = kernel_table.qconv_algorithm(op, prog) + "_vnni"
+    row = next(k for k in kernel_table.KERNELS if k.name == algo)
+    assert row.serves(op, prog, targets.get("x86-64-vnni"))
+    packed = row.pack(op, 16)
+    geometry = tuple(getattr(p, f) for f, _ in p._fields_[:15])
+    direct = algo == "int8_direct_vnni"
+    n = (packing.qconv_vnni_direct_scratch_bytes if direct else
+         packing.qconv_vnni_scratch_bytes)(geometry)
+    count = getattr(lib, "ec_qconv_vnni_direct_scratch_bytes" if direct else
+                    "ec_qconv_vnni_scratch_bytes")
+    count.restype = ctypes.c_long
+    assert count(ctypes.byref(p)) == n
+    scratch = np.full(n + 64, 0x5A, np.uint8)
+    got = np.zeros(shape, x.dtype)
+    fn = getattr(lib, f"ec_qconv_{algo[5:-5]}_vnni_{SUFFIX[a['dtype']]}")
+    fn.restype = None
+    d = int(packed["d"][0])
+    args = [np.ascontiguousarray(v).ctypes.data_as(ctypes.c_void_p)
+            for v in (x[0], packed["qweight"], packed["requant"])]
+    fn(ctypes.byref(p), *args, I32(d), scratch.ctypes.data_as(ctypes.c_void_p),
+       got.ctypes.data_as(ctypes.c_void_p))
+    assert (scratch[n:] == 0x5A).all(), "wrote past its scratch"
+    return got, d
+
+
+def vnni_setup(case, weights: str, seed: int):
+    """A pointwise (h, w, c, filters) or any conv_setup case, with the weights of VNNI_WEIGHTS."""
+    case = (*case, 1, 1, (0, 0, 0, 0), 1, 1) if len(case) == 4 else case
+    h, w, c, o, k = case[:5]
+    dtype = "uint8" if weights in ("zp", "fits") else "int8"
+    a, wts, x, _, p = conv_setup(case, dtype, seed)
+    rng = np.random.default_rng(seed + 1)
+    if weights in ("zp-int8", "fits"):
+        zp = 50 if weights == "zp-int8" else 131
+        a = {**a, "weight_zero_point": zp, "per_channel": False}
+        lo, hi = (-128, 127) if weights == "zp-int8" else (zp - 100, zp + 100)
+        wt = rng.integers(lo, hi + 1, (o, c, k, k))
+        xz = x.reshape(-1, c).astype(np.int64) - a["input_zero_point"]
+        acc = xz @ (wt.sum(axis=(2, 3)) - k * k * zp).T  # about the accumulators' spread
+        mid = np.median(acc)  # the bias centres the outputs on the zero point
+        m, e = quant.quantize_multiplier(60 / np.abs(acc - mid).max())
+        wts = {**wts, "weight": wt.astype(dtype), "bias": np.full(o, -round(mid), np.int32),
+               "multiplier": np.array([m], np.int32),
+               "shift": np.array([e], np.int32), "weight_scale": np.ones(1, np.float32)}
+        p.w_zp, p.per_channel = zp, 0
+    want = get_kind("qconv2d").forward(a, [x], wts)[0]
+    assert len(np.unique(want)) > 10
+    return a, wts, x, want, p
+
+
+@pytest.mark.parametrize("weights", VNNI_WEIGHTS)
+@pytest.mark.parametrize("case", VNNI_CONVS, ids=lambda c: "x".join(map(str, c)))
+def test_vnni_pointwise_bit_exact(vnni_lib, case, weights):
+    a, wts, x, want, p = vnni_setup(case, weights, zlib.crc32(repr((case, weights)).encode()))
+    got, d = run_vnni(vnni_lib, a, wts, x, p, want.shape)
+    assert (d == 0) == (weights in ("sym", "fits")), d  # both packings are exercised
+    np.testing.assert_array_equal(got, want)
+
+
+VNNI_DIRECT = [  # (h, w, c, filters, kernel, stride, padding (t, l, b, r), dilation, groups)
+    (9, 8, 5, 7, 3, 1, (1, 1, 1, 1), 1, 1),      # padded, a ragged block; windows of 15 bytes
+    (11, 10, 3, 20, 3, 2, (0, 0, 1, 1), 1, 1),   # MobileNet's first layer, TF "SAME" at stride 2
+    (17, 15, 3, 9, 7, 2, (3, 3, 3, 3), 1, 1),    # 7x7 RGB, stride 2
+    (8, 9, 33, 40, 3, 1, (1, 1, 1, 1), 1, 1),    # ragged channels in and out, 3 blocks
+    (7, 13, 64, 70, 3, 1, (1, 1, 1, 1), 1, 1),   # 5 blocks: a quad and one; rows of 13 pixels
+    (6, 6, 4, 16, 1, 2, (0, 0, 0, 0), 1, 1),     # 1x1 at stride 2 (not pointwise)
+]
+
+
+@pytest.mark.parametrize("weights", ["zp", "sym"])
+@pytest.mark.parametrize("case", VNNI_DIRECT, ids=lambda c: "x".join(map(str, c[:6])))
+def test_vnni_direct_bit_exact(vnni_lib, case, weights):
+    a, wts, x, want, p = vnni_setup(case, weights, zlib.crc32(repr((case, weights)).encode()))
+    got, d = run_vnni(vnni_lib, a, wts, x, p, want.shape)
+    assert (d == 0) == (weights == "sym"), d
+    np.testing.assert_array_equal(got, want)
+
+
+def test_vnni_direct_needs_unit_dilation_along_x():
+    """A dilated window row is not contiguous: the int16 direct kernel keeps it."""
+    a, wts, x, want, p = conv_setup((12, 12, 6, 7, 5, 1, (4, 4, 4, 4), 2, 1), "int8", 5)
+    op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": want.shape})
+    t = targets.get("x86-64-vnni")
+    assert kernel_table.choose(op, prog, t).name == "int8_direct"
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_vnni_requantization_bit_exact(vnni_lib, dtype):
+    """The AVX-512 requantization against edgecnn.quant (see requant_setup)."""
+    a, wts, x, want, p = requant_setup(dtype)
+    got, _ = run_vnni(vnni_lib, a, wts, x, p, want.shape)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_vnni_extreme_products_do_not_saturate(vnni_lib, dtype):
+    """Activations and weights at the ends of their range: products 255 x -128 four to an int32
+    lane (VPMADDUBSW's int16 pair sums would saturate at 2 x 255 x 128; VPDPBUSD must not),
+    the per-pixel sums at 64 x 255."""
+    lo, hi = quant.qrange(dtype)
+    o, c = 48, 64
+    rng = np.random.default_rng(3)
+    kind = get_kind("qconv2d")
+    zp = 128 if dtype == "uint8" else 0
+    a = kind.normalize_attrs(dict(
+        filters=o, kernel=1, dtype=dtype, input_scale=1.0, input_zero_point=lo,
+        output_scale=1.0, output_zero_point=lo + 128, act_min=lo, act_max=hi,
+        weight_zero_point=zp, per_channel=False), "t")
+    m, e = quant.quantize_multiplier(100 / (c * 255 * 128))  # outputs about -100 .. 100
+    wts = {"weight": rng.choice([lo, hi], (o, c, 1, 1)).astype(dtype),
+           "bias": np.zeros(o, np.int32), "weight_scale": np.ones(1, np.float32),
+           "multiplier": np.array([m], np.int32), "shift": np.array([e], np.int32)}
+    x = rng.choice([lo, hi], (1, 7, 6, c)).astype(dtype)
+    x[0, 0, 0] = hi  # one pixel at the largest sum
+    want = kind.forward(a, [x], wts)[0]
+    assert len(np.unique(want)) > 20
+    p = QConv(7, 6, c, 7, 6, o, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, lo, zp, lo + 128, lo, hi)
+    got, _ = run_vnni(vnni_lib, a, wts, x, p, want.shape)
+    np.testing.assert_array_equal(got, want)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import int_conformance as IC
+from edgecnn.compiler import kernels as kernel_table
+from edgecnn.compiler import targets
 from edgecnn.core import reference
 from edgecnn.layers import all_kinds
 from test_conformance_targets import cached_runs
@@ -16,8 +18,9 @@ from test_conformance_targets import cached_runs
 pytestmark = pytest.mark.cc
 
 # one of each instruction set and flag family (armv7 and pi4 build as pi3 and aarch64 do, with
-# another -mcpu; test_int8_compile runs the graphs on all of them)
-TARGETS = ["host", "x86-64", "c99", "pi3", "aarch64", "pi5"]
+# another -mcpu; test_int8_compile runs the graphs on all of them); x86-64-vnni runs only on a
+# CPU with AVX-512 VNNI (elsewhere: compiled, then skipped)
+TARGETS = ["host", "x86-64", "x86-64-vnni", "c99", "pi3", "aarch64", "pi5"]
 PROGRAMS = [(c.id, *IC.build(c), None) for c in IC.CASES]
 
 
@@ -58,3 +61,8 @@ def test_integer_cases_bit_exact_on_target(target, runs, expected):
     assert not bad, f"{target}: {len(bad)} of {len(PROGRAMS)} cases differ: {bad}"
     kernels = sorted({algos[pid]["op"] for pid, *_ in PROGRAMS if "op" in algos[pid]})
     print(f"{target}: {len(PROGRAMS)} integer cases bit-exact; kernels {kernels}")
+    # the pointwise and direct cases ran on VPDPBUSD exactly where the target has AVX-512 VNNI
+    # (the dilated direct case stays on the int16 kernel)
+    vnni = "avx512vnni" in kernel_table.features(targets.get(target))
+    assert ("int8_pointwise_vnni" in kernels) == ("int8_direct_vnni" in kernels) == vnni, kernels
+    assert not (vnni and "int8_pointwise" in kernels), kernels

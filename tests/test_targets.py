@@ -21,6 +21,8 @@ def cpu(flags: str) -> frozenset[str]:
 
 ZEN4 = Machine("x86_64", cpu("sse4_2 popcnt ssse3 avx avx2 fma bmi2 f16c movbe avx512f "
                                    "avx512bw avx512cd avx512dq avx512vl avx512_vnni"))
+SKX = Machine("x86_64", cpu("sse4_2 popcnt ssse3 avx avx2 fma bmi2 f16c movbe avx512f "
+                                  "avx512bw avx512cd avx512dq avx512vl"))  # AVX-512, no VNNI
 ZEN1 = Machine("x86_64", cpu("sse4_2 popcnt ssse3 avx avx2 fma bmi2 f16c movbe"))
 OLD_X86 = Machine("x86_64", cpu("sse4_2 popcnt ssse3"))
 PI4 = Machine("aarch64", cpu("fp asimd evtstrm crc32 cpuid"))
@@ -35,7 +37,8 @@ def runnable(m: Machine) -> set[str]:
 
 
 @pytest.mark.parametrize("m, expected", [
-    (ZEN4, {"host", "x86-64", "x86-64-v2", "c99"}),
+    (ZEN4, {"host", "x86-64-vnni", "x86-64", "x86-64-v2", "c99"}),
+    (SKX, {"host", "x86-64", "x86-64-v2", "c99"}),
     (ZEN1, {"host", "x86-64", "x86-64-v2", "c99"}),
     (OLD_X86, {"host", "x86-64-v2", "c99"}),
     (PI4, {"host", "pi4", "aarch64", "c99"}),
@@ -46,7 +49,8 @@ def test_runnable_targets_follow_the_machine(m, expected):
     assert runnable(m) == expected
 
 
-@pytest.mark.parametrize("m, nb, flag", [(ZEN4, 16, "-march=native"), (ZEN1, 8, "-march=native"),
+@pytest.mark.parametrize("m, nb, flag", [(ZEN4, 16, "-march=native"), (SKX, 16, "-march=native"),
+                                         (ZEN1, 8, "-march=native"),
                                          (OLD_X86, 4, "-march=native"),
                                          (PI4, 4, "-m"), (PI3_32, 4, "-m")])
 def test_host_is_resolved_for_the_machine(m, nb, flag, monkeypatch):
@@ -62,6 +66,20 @@ def test_host_is_resolved_for_the_machine(m, nb, flag, monkeypatch):
     if m is PI3_32:  # 32-bit ARM: NEON float code needs these (targets._ARMV7)
         assert {"-mfloat-abi=hard", "-funsafe-math-optimizations"} <= set(t.cflags)
         assert any(f.startswith("-mfpu=neon") for f in t.cflags), t.cflags
+
+
+@pytest.mark.parametrize("m, vnni", [(ZEN4, True), (SKX, False), (ZEN1, False)])
+def test_vnni_kernels_follow_the_cpu(m, vnni, monkeypatch):
+    """The VNNI integer kernels are chosen for host only where the CPU has AVX-512 VNNI (which
+    -march=native then enables), and always for the x86-64-vnni target, which runs only there."""
+    from edgecnn.compiler import kernels
+
+    monkeypatch.delenv(targets.HOST_ISA_ENV, raising=False)
+    assert ("avx512vnni" in kernels.features(targets.get("host", machine=m))) == vnni
+    t = targets.get("x86-64-vnni")
+    assert "avx512vnni" in kernels.features(t) and "-mavx512vnni" in t.cflags
+    assert t.runs_on(m) == vnni
+    assert "avx512vnni" not in kernels.features(targets.get("x86-64"))
 
 
 def test_unknown_architecture_gets_plain_c():

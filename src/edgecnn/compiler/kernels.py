@@ -23,7 +23,7 @@ from ..layers.merge import c_add_calls
 from ..layers.pool import c_pool_call
 from ..layers.qconv2d import C_SUFFIX, c_qconv_params
 from ..layers.qmerge import c_qadd_call
-from . import packing
+from . import packing, targets
 from .passes import Op, Program
 from .targets import Target
 
@@ -67,6 +67,8 @@ def features(t: Target) -> frozenset[str]:
         out.add("vector")
     arm = any(a in t.cc for a in ("arm", "aarch64"))
     out |= {"neon"} if arm else {16: {"avx512f"}, 8: {"avx2", "fma"}}.get(t.nb, set())
+    if t.nb == 16 and set(targets.X86_VNNI[1]) <= set(t.needs):
+        out.add("avx512vnni")  # the target's code may use VPDPBUSD (targets.X86_VNNI)
     return frozenset(out)
 
 
@@ -261,6 +263,56 @@ def _qconv_pack(depthwise: bool):
     return pack
 
 
+def _qconv_vnni_scratch(direct: bool):
+    def scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+        """Floats of arena for the input as unsigned bytes (padded, for direct) and its sums
+        (per pixel, or per window and a running sum)."""
+        fn = packing.qconv_vnni_direct_scratch_bytes if direct else packing.qconv_vnni_scratch_bytes
+        return -(-fn(_qconv_geometry(op, prog.shapes)) // 4)
+    return scratch
+
+
+def _qconv_vnni_serves(name: str):
+    def serves(op: Op, prog: Program, t: Target) -> bool:
+        # the direct kernel reads a window row as kw x C contiguous bytes: dilation 1 along x
+        plain = op.kind == "qdense" or op.attrs["dilation"][1] == 1
+        return plain and _qconv_serves(name)(op, prog, t)
+    return serves
+
+
+def _qconv_vnni_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
+    """int8 weights w - b and the requantization whose folded bias also takes the activations'
+    shift to unsigned (a = 128 for int8: x = u - 128), see ec_qconv_vnni.c; "d" (b - w_zp) is
+    a literal of the call, not in the weight blob."""
+    a, w = op.attrs, op.weights
+    wt = np.asarray(w["weight"])
+    wt = wt.reshape(*wt.shape, 1, 1) if wt.ndim == 2 else wt  # qdense: (units, n, 1, 1)
+    zp = a["weight_zero_point"]
+    shift = 128 if a["dtype"] == "int8" else 0
+    folded = packing.qconv_folded_bias(wt, w["bias"], a["input_zero_point"] + shift, zp)
+    qweight, d = packing.pack_qconv_vnni(wt, zp)
+    return {"qweight": qweight, "d": np.array([d], np.int32),
+            "requant": packing.pack_qrequant(folded, w["multiplier"], w["shift"],
+                                             packing.VNNI_NB)}
+
+
+def _qconv_vnni_call(direct: bool):
+    fn, count = (("ec_qconv_direct_vnni", "ec_qconv_vnni_direct_scratch_bytes") if direct else
+                 ("ec_qconv_pointwise_vnni", "ec_qconv_vnni_scratch_bytes"))
+
+    def call(op: Op, c) -> str:
+        packed = c.packed(op)
+        params = c_qconv_params(op, get_kind(op.kind).c_geometry(op, c))
+        args = ", ".join([c.ins[0], c.ptr(packed["qweight"]), c.ptr(packed["requant"]),
+                          str(int(packed["d"][0]))])
+        off, n = c.scratch(op)
+        # the planned scratch must match the kernel's own count (else: error 3, no overrun)
+        return c.block(params, f"if ({count}(&p) > {4 * n}) return 3;",
+                       f"{fn}_{C_SUFFIX[op.attrs['dtype']]}(&p, {args}, A + {off}, {c.out});",
+                       ctype="ec_qconv_params")
+    return call
+
+
 def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
     """ec_qadd_fast: ec_qrequant's range (shifts -31..30, multipliers >= 0); not on
     microcontrollers, which keep the one portable add."""
@@ -273,6 +325,7 @@ def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
 _VEC = frozenset({"vector"})
 _C99 = frozenset({"c99"})
 _QCONV = frozenset({"qconv2d", "qdense"})
+_VNNI = frozenset({"avx512vnni"})
 
 KERNELS: tuple[Kernel, ...] = (
     # conv2d: conv_algorithm decides between the three fast rows; ref takes the rest
@@ -291,6 +344,12 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("add_fast", frozenset({"add"}), "ec_add_fast.c", _VEC, _always,
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
     # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest
+    Kernel("int8_pointwise_vnni", _QCONV, "ec_qconv_vnni.c", _VNNI,
+           _qconv_serves("int8_pointwise"), _qconv_vnni_call(False),
+           scratch=_qconv_vnni_scratch(False), pack=_qconv_vnni_pack),
+    Kernel("int8_direct_vnni", _QCONV, "ec_qconv_vnni.c", _VNNI,
+           _qconv_vnni_serves("int8_direct"), _qconv_vnni_call(True),
+           scratch=_qconv_vnni_scratch(True), pack=_qconv_vnni_pack),
     Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
            _qconv_call("ec_qconv_pointwise"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
     Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),

@@ -148,6 +148,50 @@ def pack_qdepthwise(w_oihw: np.ndarray, w_zp: int, nb: int) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(c // nb, nb, kh, kw).transpose(0, 2, 3, 1), np.int32)
 
 
+VNNI_NB = 16  # ec_qconv_vnni.c: 16 int32 lanes, each the dot product of 4 bytes
+
+
+def qconv_vnni_offset(w: np.ndarray, w_zp: int) -> int:
+    """b for :func:`pack_qconv_vnni`: the weight zero point when every w - w_zp fits int8, else
+    the value nearest it that makes every w - b fit (any 8-bit tensor spans at most 255)."""
+    w = np.asarray(w, np.int64)
+    lo, hi = int(w.max()) - 127, int(w.min()) + 128
+    return int(min(max(w_zp, lo), hi))
+
+
+def pack_qconv_vnni(w_oihw: np.ndarray, w_zp: int) -> tuple[np.ndarray, int]:
+    """Integer (Co, Ci, kh, kw) -> ((ceil(Co/16), kh, ceil(kw Ci / 4), 16, 4) int8 q = w - b,
+    each kernel row flattened as [kw][Ci] and cut in groups of 4, zero past Co and kw Ci; d =
+    b - w_zp) for ec_qconv_pointwise_vnni / _direct_vnni: VPDPBUSD takes 4 bytes of a window
+    row of 16 output channels per instruction, the weights as its signed operand."""
+    w = np.asarray(w_oihw, np.int64)
+    b = qconv_vnni_offset(w, w_zp)
+    q = _pad_rows(w - b, VNNI_NB)  # (Co', Ci, kh, kw)
+    co, ci, kh, kw = q.shape
+    q = q.transpose(0, 2, 3, 1).reshape(co, kh, kw * ci)  # a kernel row as [kx][c]
+    q = np.concatenate([q, np.zeros((co, kh, -(kw * ci) % 4), q.dtype)], axis=2)
+    q = q.reshape(co // VNNI_NB, VNNI_NB, kh, -1, 4).transpose(0, 2, 3, 1, 4)
+    return np.ascontiguousarray(q, np.int8), b - w_zp
+
+
+def qconv_vnni_scratch_bytes(geometry: tuple) -> int:
+    """ec_qconv_vnni_scratch_bytes: the input as unsigned bytes, channels padded to a multiple
+    of 4, then an int32 sum per pixel; ``geometry`` as :func:`qconv_scratch_bytes`'s."""
+    oh, ow, c = geometry[3], geometry[4], geometry[2]
+    return -(-oh * ow * -(-c // 4) * 4 // 64) * 64 + oh * ow * 4
+
+
+def qconv_vnni_direct_scratch_bytes(geometry: tuple) -> int:
+    """ec_qconv_vnni_direct_scratch_bytes: the padded input as unsigned bytes, rows of
+    wp C bytes (rounded to 4) + 4, then an int32 window sum per output pixel and a running sum
+    of wp C + 1 int32."""
+    h, w, c, oh, ow, _, kh, kw, sh, sw, dh, dw, pt, pl, _ = geometry
+    hp = max((oh - 1) * sh + (kh - 1) * dh + 1, h + pt)
+    wp = max((ow - 1) * sw + (kw - 1) * dw + 1, w + pl)
+    rs = -(-wp * c // 4) * 4 + 4
+    return -(-hp * rs // 64) * 64 + (oh * ow + wp * c + 1) * 4
+
+
 def qconv_folded_bias(w_oihw: np.ndarray, bias: np.ndarray, in_zp: int, w_zp: int) -> np.ndarray:
     """bias - in_zp * sum(w - w_zp) per output channel (int64): the accumulator's start when
     the kernel multiplies raw activations, the input zero point folded in."""

@@ -102,6 +102,9 @@ X86_LEVELS = {
     8: ("-march=x86-64-v3", ("avx2", "bmi2", "f16c", "fma", "movbe")),
     4: ("-march=x86-64-v2", ("popcnt", "sse4_2", "ssse3")),
 }
+# AVX-512 VNNI (VPDPBUSD, 8-bit dot products; Ice Lake, Zen 4 and later) is no psABI level's:
+# a flag on top of x86-64-v4, enabled where the CPU has it (kernels.features: "avx512vnni")
+X86_VNNI = ("-mavx512vnni", ("avx512_vnni",))
 _O3 = ("-O3", "-ffp-contract=fast")
 # 32-bit ARM: gcc vectorizes float arithmetic with NEON only when allowed to ignore IEEE
 # denormals (NEON flushes them to zero); without this flag the kernels compile to scalar VFP.
@@ -127,6 +130,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
            description="this machine (-march=native, OpenMP)"),
     Target("x86-64", cflags=(X86_LEVELS[8][0], *_O3), nb=8, needs=X86_LEVELS[8][1],
            description="portable x86-64 with AVX2/FMA (x86-64-v3)", **_X86),
+    Target("x86-64-vnni", cflags=(X86_LEVELS[16][0], X86_VNNI[0], *_O3), nb=16,
+           needs=tuple(sorted(X86_LEVELS[16][1] + X86_VNNI[1])),
+           description="x86-64 with AVX-512 and VNNI (x86-64-v4 + avx512vnni)", **_X86),
     Target("x86-64-v2", cflags=(X86_LEVELS[4][0], *_O3), nb=4, needs=X86_LEVELS[4][1],
            description="older x86-64 without AVX (SSE4.2; the x86-64 fallback)", **_X86),
     Target("pi3", cflags=_ARMV7, nb=4,
@@ -176,8 +182,10 @@ def host_target(m: Machine) -> Target:
         # AVX2 level, since -march=native would enable the AVX-512 the CPU still has
         avx2_only = os.environ.get(HOST_ISA_ENV, "").strip().lower() == "avx2" and nb == 8
         flags = (X86_LEVELS[8][0],) if avx2_only else ("-march=native",)
+        # -march=native enables VNNI exactly where the CPU has it; the target says so
+        vnni = X86_VNNI[1] if nb == 16 and set(X86_VNNI[1]) <= m.flags else ()
         return replace(base, cflags=(*flags, *_O3), nb=nb, arch=m.arch,
-                       needs=X86_LEVELS[nb][1])
+                       needs=tuple(sorted(X86_LEVELS[nb][1] + vnni)))
     if m.arch in ("aarch64", "armv7"):
         arm = armhost.detect()
         # a real 32-bit ARM core without NEON gets the scalar build below; under emulation

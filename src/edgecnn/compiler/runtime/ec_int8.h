@@ -47,6 +47,20 @@ void ec_qconv_direct_u8(const ec_qconv_params *p, const uint8_t *x, const int16_
                         const int32_t *rq, void *scratch, uint8_t *y);
 void ec_qconv_direct_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
                         const int32_t *rq, void *scratch, int8_t *y);
+/* The pointwise convolution with AVX-512 VNNI (ec_qconv_vnni.c, built with EC_NB = 16 and
+ * -mavx512vnni): int8 weights (packing.pack_qconv_vnni), d the weight offset of their packing,
+ * ec_qconv_vnni_scratch_bytes(p) bytes of scratch (64-byte aligned). */
+long ec_qconv_vnni_scratch_bytes(const ec_qconv_params *p);
+void ec_qconv_pointwise_vnni_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                                const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
+void ec_qconv_pointwise_vnni_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                                const int32_t *rq, int32_t d, void *scratch, int8_t *y);
+/* ... and the direct one (any kernel and stride, dilation 1 along x), the same arguments */
+long ec_qconv_vnni_direct_scratch_bytes(const ec_qconv_params *p);
+void ec_qconv_direct_vnni_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
+void ec_qconv_direct_vnni_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, int8_t *y);
 void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,
                            const int32_t *rq, uint8_t *y);
 void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int32_t *w,

@@ -22,11 +22,12 @@ EC_QINLINE ec_qv qadd_block(const ec_qadd_params *p, ec_qv a, ec_qv b)
 EC_QINLINE void qadd(const int S, const ec_qadd_params *p, const void *a, const void *b, long n,
                      void *y)
 {
-    long i = 0;
-    for (; i + EC_NB <= n; i += EC_NB)
-        ec_qstorex(S, (uint8_t *)y + i,
-                   qadd_block(p, ec_qloadx(S, (const uint8_t *)a + i),
-                              ec_qloadx(S, (const uint8_t *)b + i)));
+    const long nfull = n / EC_NB, i = nfull * EC_NB;
+    EC_OMP_FOR_IF(n >= EC_PARALLEL_MIN_FLOATS)
+    for (long k = 0; k < nfull; k++)
+        ec_qstorex(S, (uint8_t *)y + k * EC_NB,
+                   qadd_block(p, ec_qloadx(S, (const uint8_t *)a + k * EC_NB),
+                              ec_qloadx(S, (const uint8_t *)b + k * EC_NB)));
     if (i < n) {
         uint8_t tmp[EC_NB];
         ec_qstorex(S, tmp,

@@ -25,8 +25,9 @@ static void inside(int n, int on, int s, int k, int d, int pad, int *lo, int *hi
  * and requantization rows held in registers. Taps at x + off (off < 0: padding, only where
  * EDGE). A ragged block (n < EC_NB) loads and stores whole vectors where they stay inside the
  * input (xn elements) and the output (up to yend): the lanes past n read activations times
- * zero weights, and write into channels of the next pixels, which a later pass rewrites (the
- * ragged block goes first, qdepthwise). */
+ * zero weights, and write into channels of the next pixels of the row, which a later pass
+ * rewrites (the ragged block goes first, qdepthwise); yend is the row's end, so that rows are
+ * independent jobs (threads). */
 EC_QINLINE void qrow(const int S, const int TAPS, const ec_qconv_params *p, const uint8_t *x,
                      long xn, const long *delta, int taps, const int *xr, int oy, int edge_row,
                      int c0, int n, const int32_t *wb, const int32_t *rq, long cpad, uint8_t *y,
@@ -71,7 +72,6 @@ EC_QINLINE void qdepthwise(const int S, const int TAPS, const ec_qconv_params *p
     const int nblk = (p->c + EC_NB - 1) / EC_NB;
     const long cpad = (long)nblk * EC_NB;
     const long xn = (long)p->h * p->w * p->c;
-    const uint8_t *yend = (const uint8_t *)y + (long)p->oh * p->ow * p->c;
     long delta[EC_QDW_MAX_TAPS];
     int yr[2], xr[2];
     inside(p->h, p->oh, p->sh, p->kh, p->dh, p->pad_top, &yr[0], &yr[1]);
@@ -79,13 +79,16 @@ EC_QINLINE void qdepthwise(const int S, const int TAPS, const ec_qconv_params *p
     for (int ky = 0, t = 0; ky < p->kh; ky++)
         for (int kx = 0; kx < p->kw; kx++, t++)
             delta[t] = ((long)ky * p->dh * p->w + (long)kx * p->dw) * p->c;
-    for (int oy = 0; oy < p->oh; oy++)
+    EC_OMP_FOR_IF((long)p->oh * p->ow * p->c * taps >= EC_QPARALLEL_MIN_MACS)
+    for (int oy = 0; oy < p->oh; oy++) {
+        const uint8_t *yend = (const uint8_t *)y + (long)(oy + 1) * p->ow * p->c; /* the row's */
         for (int k = 0; k < nblk; k++) { /* the ragged last block first */
             const int cb = k == 0 ? nblk - 1 : k - 1, c0 = cb * EC_NB;
             const int n = p->c - c0 < EC_NB ? p->c - c0 : EC_NB;
             qrow(S, TAPS, p, x, xn, delta, taps, xr, oy, oy < yr[0] || oy >= yr[1], c0, n,
                  w + (long)cb * taps * EC_NB, rq, cpad, (uint8_t *)y, yend);
         }
+    }
 }
 
 void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,

@@ -88,6 +88,7 @@ EC_QINLINE void qwiden(const int S, const ec_qconv_params *p, const void *x, int
                        long wp, int ce)
 {
     const int16_t zp = (int16_t)p->in_zp;
+    EC_OMP_FOR_IF(hp * wp * ce >= EC_PARALLEL_MIN_FLOATS)
     for (long yy = 0; yy < hp; yy++) {
         const long iy = yy - p->pad_top;
         int16_t *row = xs + yy * wp * ce;
@@ -154,19 +155,26 @@ EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const
     const long wp = span(p->w, p->pad_left, p->ow, p->sw, p->kw, p->dw);
     /* pointwise: all pixels as one row; else tiles within each output row */
     const long rows = PW ? 1 : p->oh, n = PW ? (long)p->oh * p->ow : p->ow;
+    const long ntr = (n + EC_QR - 1) / EC_QR, nq = (nblk + EC_QV - 1) / EC_QV;
     int16_t *xs = (int16_t *)scratch;
     qwiden(S, p, x, xs, hp, wp, ce);
-    for (int ob = 0; ob < nblk; ob += EC_QV) {
-        const int nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
-#define EC_QPASS(V)                                                                                \
-    for (long row = 0; row < rows; row++) {                                                        \
-        long i = 0;                                                                                \
-        for (; i + EC_QR <= n; i += EC_QR)                                                         \
-            qtile(EC_QR, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + i, ob, y);                 \
-        for (; i < n; i++) qtile(1, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + i, ob, y);      \
-    }
-        EC_QBLOCKS(nv)
+    /* jobs: channel quads outer (their weights stay in cache), then rows, then tiles */
+    EC_OMP_FOR_IF(rows * n * p->kh * p->kw * ce * cpad >= EC_QPARALLEL_MIN_MACS)
+    for (long job = 0; job < nq * rows * ntr; job++) {
+        const int ob = (int)(job / (rows * ntr)) * EC_QV,
+                  nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
+        const long row = job / ntr % rows, i = job % ntr * EC_QR;
+        if (i + EC_QR <= n) {
+#define EC_QPASS(V) qtile(EC_QR, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + i, ob, y);
+            EC_QBLOCKS(nv)
 #undef EC_QPASS
+        } else {
+            for (long k = i; k < n; k++) {
+#define EC_QPASS(V) qtile(1, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + k, ob, y);
+                EC_QBLOCKS(nv)
+#undef EC_QPASS
+            }
+        }
     }
 }
 #else
@@ -230,18 +238,25 @@ EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const
     const long cpad = (long)nblk * EC_NB;
     /* pointwise: all pixels as one row (no padding); else tiles within each output row */
     const long rows = PW ? 1 : p->oh, n = PW ? (long)p->oh * p->ow : p->ow;
+    const long ntr = (n + EC_QR - 1) / EC_QR, nq = (nblk + EC_QV - 1) / EC_QV;
     (void)scratch; /* none without channel pairs */
-    for (int ob = 0; ob < nblk; ob += EC_QV) {
-        const int nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
-#define EC_QPASS(V)                                                                                \
-    for (long row = 0; row < rows; row++) {                                                        \
-        long i = 0;                                                                                \
-        for (; i + EC_QR <= n; i += EC_QR)                                                         \
-            qtile(EC_QR, V, S, PW, p, x, w, rq, cpad, row *n + i, ob, y);                          \
-        for (; i < n; i++) qtile(1, V, S, PW, p, x, w, rq, cpad, row *n + i, ob, y);               \
-    }
-        EC_QBLOCKS(nv)
+    /* jobs: channel quads outer (their weights stay in cache), then rows, then tiles */
+    EC_OMP_FOR_IF(rows * n * p->kh * p->kw * p->c * cpad >= EC_QPARALLEL_MIN_MACS)
+    for (long job = 0; job < nq * rows * ntr; job++) {
+        const int ob = (int)(job / (rows * ntr)) * EC_QV,
+                  nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
+        const long row = job / ntr % rows, i = job % ntr * EC_QR;
+        if (i + EC_QR <= n) {
+#define EC_QPASS(V) qtile(EC_QR, V, S, PW, p, x, w, rq, cpad, row *n + i, ob, y);
+            EC_QBLOCKS(nv)
 #undef EC_QPASS
+        } else {
+            for (long k = i; k < n; k++) {
+#define EC_QPASS(V) qtile(1, V, S, PW, p, x, w, rq, cpad, row *n + k, ob, y);
+                EC_QBLOCKS(nv)
+#undef EC_QPASS
+            }
+        }
     }
 }
 #endif

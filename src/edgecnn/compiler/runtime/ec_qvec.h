@@ -244,6 +244,12 @@ EC_QINLINE ec_qv ec_qmadd(ec_qv acc, ec_qv w, int32_t x2)
 }
 #endif
 
+/* Below this many multiply-adds a convolution runs on one thread (a parallel region's fork and
+ * join costs microseconds, EC_PARALLEL_MIN_FLOATS in ec_types.h). The fast integer kernels
+ * split their output into jobs (tiles, rows) that write disjoint bytes, so a result does not
+ * depend on the number of threads. */
+#define EC_QPARALLEL_MIN_MACS (1L << 18)
+
 /* The first n (< EC_NB) activations of a ragged channel block, the rest of the lanes 0. */
 EC_QINLINE ec_qv ec_qloadx_part(const int S, const void *p, int n)
 {
