@@ -59,7 +59,7 @@ def import_file(path, as_float: bool = True):
 # ---- part 1: edgecnn on the boards ------------------------------------------------------------
 
 def on_board(g, target: str, x: np.ndarray, work: Path) -> dict:
-    kind = "integer" if any(l.k.integer for l in g.layers) else "float"
+    kind = "integer" if any(l.spec.integer for l in g.layers) else "float"
     gen = mcu.generate(g, work / f"{target}-{kind}-{g.name[:24]}", target)
     mcu.build_images(gen)
     sz = mcu.sizes(gen, g)

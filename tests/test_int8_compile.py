@@ -145,7 +145,7 @@ def test_integer_graphs_bit_exact_on_target(target, runs, programs, expected):
     used = set()
     for pid, g, _, _ in programs:  # every integer layer ran on the integer kernels
         for layer in g.layers[1:]:
-            if layer.k.integer:
+            if layer.spec.integer:
                 want = expected_kernel(layer, g.shapes[layer.inputs[0]][2], vnni)
                 assert algos[pid][layer.name] == want, (pid, layer.name, algos[pid])
                 used.add(want)

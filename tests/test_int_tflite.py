@@ -159,7 +159,7 @@ def test_float_option_keeps_the_float_graph(tmp_path):
     path = tmp_path / "small.tflite"
     path.write_bytes(small_model("uint8"))
     g = import_model(path, as_float=True)
-    assert not any(l.k.integer for l in g.layers)
+    assert not any(l.spec.integer for l in g.layers)
     assert all(v.dtype == np.float32 for v in g.weights.values())
 
 

@@ -439,7 +439,7 @@ def quantize_graph(g: Graph, batches, opts: Options, progress=None,
     if opts.method not in METHODS:
         raise QuantizeError(f"unknown range method {opts.method!r} (choose from "
                             f"{', '.join(METHODS)})")
-    if any(l.k.integer for l in g.layers):
+    if any(l.spec.integer for l in g.layers):
         raise QuantizeError(f"model {g.name!r} is already an integer model: quantize its float "
                             "model instead (for a .tflite, `edgecnn import --float`)")
     gf = prepare(g)

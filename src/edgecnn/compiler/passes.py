@@ -88,7 +88,7 @@ def lower(g: Graph) -> Program:
     for l in g.layers[1:]:
         _check_input_types(l, [dtypes[v] for v in l.inputs])
     ops = [Op(l.name, l.kind, list(l.inputs), l.name, dict(l.attrs),
-              {k: _weight(v, l.k.integer) for k, v in g.layer_weights(l).items()})
+              {k: _weight(v, l.spec.integer) for k, v in g.layer_weights(l).items()})
            for l in g.layers[1:]]
     prog = Program(g.name, g.input.name, g.input_shape, g.output.name, dict(g.shapes), ops,
                    dtypes)
@@ -119,7 +119,7 @@ def _check_input_types(l, types: list[str]) -> None:
     floats = {t == "float32" for t in types}
     if l.kind == "flatten":
         return
-    if l.kind == "quantize" or not l.k.integer:
+    if l.kind == "quantize" or not l.spec.integer:
         if floats != {True}:
             raise EdgecnnError(f"layer {l.name!r} ({l.kind}) reads an integer tensor but "
                                "computes in float: put a dequantize layer before it")

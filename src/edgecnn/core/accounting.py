@@ -74,7 +74,7 @@ def padded_shapes(g: Graph) -> dict[str, Shape]:
         bh = bw = 0
         for reader in g.consumers[l.name]:
             r = g.layer(reader)
-            rh, rw = r.k.border(r.attrs)
+            rh, rw = r.spec.border(r.attrs)
             bh, bw = max(bh, rh), max(bw, rw)
         out[l.name] = (h + 2 * bh, w + 2 * bw, c)
     return out
@@ -84,7 +84,7 @@ def value_dtypes(g: Graph) -> dict[str, str]:
     """Layer name → the element type of its output (float32, uint8 or int8)."""
     dt: dict[str, str] = {}
     for l in g.layers:
-        dt[l.name] = l.k.output_dtype(l.attrs, [dt[s] for s in l.inputs])
+        dt[l.name] = l.spec.output_dtype(l.attrs, [dt[s] for s in l.inputs])
     return dt
 
 
@@ -102,7 +102,7 @@ def peak_activation_bytes(g: Graph, shapes: dict[str, Shape] | None = None) -> i
     live: dict[str, int] = {}  # buffer -> bytes
     peak = 0
     for i, l in enumerate(g.layers):
-        inplace = (l.k.elementwise and len(l.inputs) == 1 and last_use[l.inputs[0]] == i
+        inplace = (l.spec.elementwise and len(l.inputs) == 1 and last_use[l.inputs[0]] == i
                    and size[l.inputs[0]] == size[l.name])
         if inplace:
             buffer_of[l.name] = buffer_of[l.inputs[0]]
@@ -121,13 +121,13 @@ def summarize(g: Graph) -> Summary:
     rows = []
     for l in g.layers:
         ins = g.input_shapes(l)
-        specs = l.k.tensors(l.attrs, ins)
+        specs = l.spec.tensors(l.attrs, ins)
         weights = sum(s.size for s in specs.values() if s.role == "weight")
         biases = sum(s.size for s in specs.values() if s.role == "bias")
         rows.append(LayerStats(
             name=l.name, kind=l.kind, inputs=list(l.inputs), output_shape=g.shapes[l.name],
             padded_output_shape=padded[l.name], params=weights + biases, weights=weights,
-            biases=biases, macs=int(l.k.macs(l.attrs, ins, g.shapes[l.name])),
+            biases=biases, macs=int(l.spec.macs(l.attrs, ins, g.shapes[l.name])),
             weight_bytes=sum(s.nbytes for s in specs.values())))
     return Summary(
         name=g.name, input=g.input_shape, layers=rows,

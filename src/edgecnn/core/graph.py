@@ -32,7 +32,8 @@ class Layer:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def k(self) -> LayerKind:
+    def spec(self) -> LayerKind:
+        """The kind's definition: attributes, shape rule, tensors, reference, lowerings."""
         return get_kind(self.kind, f"layer {self.name!r}")
 
     def to_json(self) -> dict:
@@ -126,7 +127,7 @@ def _normal(rng: np.random.Generator, std: float, shape: tuple, dtype: str) -> n
 def layer_shape(l: Layer, ins: list[Shape]) -> Shape:
     """The output shape (H, W, C) of layer ``l`` given its inputs' shapes; an error names it."""
     try:
-        out = tuple(int(v) for v in l.k.output_shape(l.attrs, ins))
+        out = tuple(int(v) for v in l.spec.output_shape(l.attrs, ins))
     except GraphError as e:
         msg = str(e)
         raise GraphError(msg if msg.startswith("layer ")
@@ -232,7 +233,7 @@ class Graph:
         """Every tensor the graph stores, keyed ``"<layer>.<tensor>"``, in layer order."""
         specs = {}
         for l in self.layers:
-            for t, spec in l.k.tensors(l.attrs, self.input_shapes(l)).items():
+            for t, spec in l.spec.tensors(l.attrs, self.input_shapes(l)).items():
                 specs[f"{l.name}.{t}"] = spec
         return specs
 

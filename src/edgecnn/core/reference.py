@@ -39,7 +39,7 @@ def run(g: Graph, x: np.ndarray, outputs: list[str] | None = None) -> np.ndarray
     acts: dict[str, np.ndarray] = {g.input.name: x}
     wanted = {}
     for i, l in enumerate(g.layers[1:], start=1):
-        y = l.k.forward(l.attrs, [acts[s] for s in l.inputs], g.layer_weights(l))
+        y = l.spec.forward(l.attrs, [acts[s] for s in l.inputs], g.layer_weights(l))
         acts[l.name] = y
         if l.name in keep:
             wanted[l.name] = y

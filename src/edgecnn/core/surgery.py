@@ -26,7 +26,7 @@ def cut(g: Graph, at: str) -> Graph:
 def classifier_layer(g: Graph) -> Layer:
     """The last linear layer (convolution or dense): the one whose outputs are the classes."""
     for l in reversed(g.layers):
-        if l.k.linear:
+        if l.spec.linear:
             return l
     raise EdgecnnError(f"model {g.name!r} has no conv2d or dense layer to re-head; "
                        "retarget a model with a classifier layer")

@@ -66,10 +66,10 @@ def to_onnx(graph: Graph, opset: int = DEFAULT_OPSET):
     b = _Builder(graph)
     for i, l in enumerate(graph.layers[1:], start=1):
         out = OUTPUT_NAME if i == len(graph.layers) - 1 else b.fresh(l.name)
-        if not lowers_to(l.k, "onnx"):
+        if not lowers_to(l.spec, "onnx"):
             raise EdgecnnError(f"ONNX export: layer {l.name!r} of kind {l.kind!r} is not "
                                "supported by the exporter")
-        value = l.k.to_onnx(b, l, [b.values[s] for s in l.inputs], out)
+        value = l.spec.to_onnx(b, l, [b.values[s] for s in l.inputs], out)
         if value != out and out == OUTPUT_NAME:  # an alias (dropout) as the last layer
             b.node("Identity", [value], [out], l.name)
             value = out

@@ -160,13 +160,13 @@ def build(g: Graph, model_file: str | os.PathLike | None = None,
 def numbers(g: Graph) -> dict:
     """How the model computes: float32, or uint8/int8 integers (the int8 card beside the float
     one shows which is which, and its sizes and accuracy at that width)."""
-    ints = [l for l in g.layers if l.k.integer and "dtype" in l.attrs]
+    ints = [l for l in g.layers if l.spec.integer and "dtype" in l.attrs]
     if not ints:
         return {"dtype": "float32", "text": "float32 weights and activations"}
     dtype = ints[0].attrs["dtype"]
     per_channel = any(l.attrs.get("per_channel") for l in ints)
     floats = [l.name for l in g.layers[1:]
-              if not l.k.integer and l.kind not in ("flatten", "dropout", "softmax")]
+              if not l.spec.integer and l.kind not in ("flatten", "dropout", "softmax")]
     text = (f"{dtype}: 8-bit weights ({'per channel' if per_channel else 'per tensor'}) and "
             "activations, int32 biases, TFLite's integer arithmetic"
             + (f"; in float32: {', '.join(floats)}" if floats else ""))

@@ -210,7 +210,7 @@ def litert_runner(graph: Graph, t: int, tmp: str, sources: dict) -> _Runner:
         raise BackendUnavailable("LiteRT runs .tflite files; this model was not imported from "
                                  "one (edgecnn writes ONNX, not .tflite)")
     interp_mod = _need("ai_edge_litert.interpreter", "ai-edge-litert")
-    if any(l.k.integer for l in graph.layers):
+    if any(l.spec.integer for l in graph.layers):
         return _litert_integer(interp_mod, graph, path, t)
     from ..formats.tflite_float import float_tflite
 

@@ -66,7 +66,7 @@ def _groups(g: Graph) -> list[list[Layer]]:
     """Layers in order, a conv/dense head followed by its single-reader tail layers."""
     groups: list[list[Layer]] = []
     for l in g.layers:
-        if groups and l.kind in GROUP_TAILS and groups[-1][0].k.linear:
+        if groups and l.kind in GROUP_TAILS and groups[-1][0].spec.linear:
             prev = groups[-1][-1]
             if l.inputs == (prev.name,) and g.consumers[prev.name] == [l.name]:
                 groups[-1].append(l)
@@ -77,7 +77,7 @@ def _groups(g: Graph) -> list[list[Layer]]:
 
 def _details(group: list[Layer]) -> str:
     head = group[0]
-    parts = [head.k.describe(head.attrs)]
+    parts = [head.spec.describe(head.attrs)]
     if head.kind == "conv2d":
         parts.append("type=float32")
     for l in group[1:]:
@@ -98,7 +98,7 @@ def rows(g: Graph, s: Summary | None = None) -> list[Row]:
         if head.kind == "input":
             title, printed, details = "Input", input_str(g), ""
         else:
-            title, details = head.k.title, _details(group)
+            title, details = head.spec.title, _details(group)
             printed = shape_str(padded if head.kind in POOLS else shape)
         row = Row(title, printed, details, [l.name for l in group], shape, padded,
                   sum(x.params for x in st), sum(x.weights for x in st),
@@ -160,7 +160,7 @@ def _params_formula(g: Graph, group: list[Layer], row: Row) -> str:
     terms = []
     for l in group:
         ins = g.input_shapes(l)
-        for spec in l.k.tensors(l.attrs, ins).values():
+        for spec in l.spec.tensors(l.attrs, ins).values():
             if spec.role in ("weight", "bias"):
                 terms.append(_tensor_term(spec.shape, ins[0]))
     if not terms:
@@ -181,7 +181,7 @@ def _merge_repeats(terms: list[str]) -> list[str]:
 
 def _macs_formula(g: Graph, head: Layer, row: Row) -> str:
     if head.kind in ("conv2d", "binary_conv2d"):
-        w = next(iter(head.k.tensors(head.attrs, g.input_shapes(head)).values())).shape
+        w = next(iter(head.spec.tensors(head.attrs, g.input_shapes(head)).values())).shape
         h_, w_, c = g.shapes[head.name]
         return f"{h_}·{w_}·{c}·({w[2]}·{w[3]}·{w[1]}) = {row.macs:,}"
     if head.kind == "dense":
@@ -282,7 +282,7 @@ def render_markdown(g: Graph, s: Summary) -> str:
 
 def to_json(g: Graph, s: Summary) -> dict:
     d = s.to_json()
-    layer_details = {l.name: (l.k.title, l.k.describe(l.attrs)) for l in g.layers}
+    layer_details = {l.name: (l.spec.title, l.spec.describe(l.attrs)) for l in g.layers}
     for entry in d["layers"]:
         entry["title"], entry["details"] = layer_details[entry["name"]]
     return {"name": d.pop("name"), "description": g.meta.get("description", ""),

@@ -26,16 +26,16 @@ class GraphModule(nn.Module):
         self.output_name = graph.output.name
         self.input_shape = graph.input_shape
         for l in graph.layers[1:]:
-            if not lowers_to(l.k, "torch"):
+            if not lowers_to(l.spec, "torch"):
                 raise GraphError(f"layer {l.name!r}: the torch backend has no layer of kind "
                                  f"{l.kind!r}")
             key = _module_key(l.name, self.key_of)
             self.key_of[l.name] = key
             ins = graph.input_shapes(l)
-            self.layers[key] = l.k.to_torch(l.attrs, ins)
+            self.layers[key] = l.spec.to_torch(l.attrs, ins)
             self.order.append((l.name, key, l.inputs))
-            names = l.k.torch_names(l.attrs)
-            for t in l.k.tensors(l.attrs, ins):
+            names = l.spec.torch_names(l.attrs)
+            for t in l.spec.tensors(l.attrs, ins):
                 self.state_keys[f"{l.name}.{t}"] = f"layers.{key}.{names.get(t, t)}"
         self._last_use = {}
         for i, (_, _, inputs) in enumerate(self.order):
