@@ -19,15 +19,20 @@ EC_QINLINE ec_qv qadd_block(const ec_qadd_params *p, ec_qv a, ec_qv b)
     return ec_qclamp(ec_qadd_s(qscale(sum, p->mo, p->so), p->out_zp), p->act_min, p->act_max);
 }
 
-EC_QINLINE void qadd(const int S, const ec_qadd_params *p, const void *a, const void *b, long n,
-                     void *y)
+/* Blocks k of EC_NB elements; the parallel loop is in each exported function, where S is a
+ * constant (a parallel region inside an inline function is outlined with S as a variable). */
+EC_QINLINE void qadd_full(const int S, const ec_qadd_params *p, const void *a, const void *b,
+                          long k, void *y)
 {
-    const long nfull = n / EC_NB, i = nfull * EC_NB;
-    EC_OMP_FOR_IF(n >= EC_PARALLEL_MIN_FLOATS)
-    for (long k = 0; k < nfull; k++)
-        ec_qstorex(S, (uint8_t *)y + k * EC_NB,
-                   qadd_block(p, ec_qloadx(S, (const uint8_t *)a + k * EC_NB),
-                              ec_qloadx(S, (const uint8_t *)b + k * EC_NB)));
+    ec_qstorex(S, (uint8_t *)y + k * EC_NB,
+               qadd_block(p, ec_qloadx(S, (const uint8_t *)a + k * EC_NB),
+                          ec_qloadx(S, (const uint8_t *)b + k * EC_NB)));
+}
+
+/* The ragged rest, elements i .. n - 1 */
+EC_QINLINE void qadd_rest(const int S, const ec_qadd_params *p, const void *a, const void *b,
+                          long i, long n, void *y)
+{
     if (i < n) {
         uint8_t tmp[EC_NB];
         ec_qstorex(S, tmp,
@@ -37,13 +42,19 @@ EC_QINLINE void qadd(const int S, const ec_qadd_params *p, const void *a, const 
     }
 }
 
+#define EC_QADD(S)                                                                                 \
+    const long nfull = n / EC_NB;                                                                  \
+    EC_OMP_FOR_IF(n >= EC_PARALLEL_MIN_FLOATS)                                                     \
+    for (long k = 0; k < nfull; k++) qadd_full(S, p, a, b, k, y);                                  \
+    qadd_rest(S, p, a, b, nfull *EC_NB, n, y);
+
 void ec_qadd_fast_u8(const ec_qadd_params *p, const uint8_t *a, const uint8_t *b, long n,
                      uint8_t *y)
 {
-    qadd(0, p, a, b, n, y);
+    EC_QADD(0)
 }
 
 void ec_qadd_fast_i8(const ec_qadd_params *p, const int8_t *a, const int8_t *b, long n, int8_t *y)
 {
-    qadd(1, p, a, b, n, y);
+    EC_QADD(1)
 }

@@ -65,46 +65,67 @@ EC_QINLINE void qrow(const int S, const int TAPS, const ec_qconv_params *p, cons
     }
 }
 
-EC_QINLINE void qdepthwise(const int S, const int TAPS, const ec_qconv_params *p, const uint8_t *x,
-                           const int32_t *w, const int32_t *rq, void *y)
+/* One call's geometry, shared by its rows. The parallel loop over rows is in each exported
+ * function, where S and TAPS are constants: a parallel region inside an inline function is
+ * outlined once, before inlining, with them as variables (and the 3x3 case not unrolled). */
+typedef struct {
+    long cpad, xn, delta[EC_QDW_MAX_TAPS], macs;
+    int taps, nblk, yr[2], xr[2];
+} qdw;
+
+static void qdw_of(const ec_qconv_params *p, qdw *G)
 {
-    const int taps = TAPS ? TAPS : p->kh * p->kw; /* TAPS: a kernel size known here (3x3) */
-    const int nblk = (p->c + EC_NB - 1) / EC_NB;
-    const long cpad = (long)nblk * EC_NB;
-    const long xn = (long)p->h * p->w * p->c;
-    long delta[EC_QDW_MAX_TAPS];
-    int yr[2], xr[2];
-    inside(p->h, p->oh, p->sh, p->kh, p->dh, p->pad_top, &yr[0], &yr[1]);
-    inside(p->w, p->ow, p->sw, p->kw, p->dw, p->pad_left, &xr[0], &xr[1]);
+    G->taps = p->kh * p->kw;
+    G->nblk = (p->c + EC_NB - 1) / EC_NB;
+    G->cpad = (long)G->nblk * EC_NB;
+    G->xn = (long)p->h * p->w * p->c;
+    G->macs = (long)p->oh * p->ow * p->c * G->taps;
+    inside(p->h, p->oh, p->sh, p->kh, p->dh, p->pad_top, &G->yr[0], &G->yr[1]);
+    inside(p->w, p->ow, p->sw, p->kw, p->dw, p->pad_left, &G->xr[0], &G->xr[1]);
     for (int ky = 0, t = 0; ky < p->kh; ky++)
         for (int kx = 0; kx < p->kw; kx++, t++)
-            delta[t] = ((long)ky * p->dh * p->w + (long)kx * p->dw) * p->c;
-    EC_OMP_FOR_IF((long)p->oh * p->ow * p->c * taps >= EC_QPARALLEL_MIN_MACS)
-    for (int oy = 0; oy < p->oh; oy++) {
-        const uint8_t *yend = (const uint8_t *)y + (long)(oy + 1) * p->ow * p->c; /* the row's */
-        for (int k = 0; k < nblk; k++) { /* the ragged last block first */
-            const int cb = k == 0 ? nblk - 1 : k - 1, c0 = cb * EC_NB;
-            const int n = p->c - c0 < EC_NB ? p->c - c0 : EC_NB;
-            qrow(S, TAPS, p, x, xn, delta, taps, xr, oy, oy < yr[0] || oy >= yr[1], c0, n,
-                 w + (long)cb * taps * EC_NB, rq, cpad, (uint8_t *)y, yend);
-        }
+            G->delta[t] = ((long)ky * p->dh * p->w + (long)kx * p->dw) * p->c;
+}
+
+/* Output row oy, every channel block (the ragged last one first). TAPS: a kernel size known
+ * here (3x3), or 0. */
+EC_QINLINE void qdw_row(const int S, const int TAPS, const ec_qconv_params *p, const uint8_t *x,
+                        const int32_t *w, const int32_t *rq, void *y, const qdw *G, int oy)
+{
+    const int taps = TAPS ? TAPS : G->taps;
+    const uint8_t *yend = (const uint8_t *)y + (long)(oy + 1) * p->ow * p->c; /* the row's */
+    for (int k = 0; k < G->nblk; k++) {
+        const int cb = k == 0 ? G->nblk - 1 : k - 1, c0 = cb * EC_NB;
+        const int n = p->c - c0 < EC_NB ? p->c - c0 : EC_NB;
+        qrow(S, TAPS, p, x, G->xn, G->delta, taps, G->xr, oy, oy < G->yr[0] || oy >= G->yr[1], c0,
+             n, w + (long)cb * taps * EC_NB, rq, G->cpad, (uint8_t *)y, yend);
     }
 }
+
+#define EC_QDW(S, TAPS, x)                                                                         \
+    {                                                                                              \
+        EC_OMP_FOR_IF(G.macs >= EC_QPARALLEL_MIN_MACS)                                             \
+        for (int oy = 0; oy < p->oh; oy++) qdw_row(S, TAPS, p, x, w, rq, y, &G, oy);               \
+    }
 
 void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,
                            const int32_t *rq, uint8_t *y)
 {
+    qdw G;
+    qdw_of(p, &G);
     if (p->kh == 3 && p->kw == 3)
-        qdepthwise(0, 9, p, x, w, rq, y);
+        EC_QDW(0, 9, x)
     else
-        qdepthwise(0, 0, p, x, w, rq, y);
+        EC_QDW(0, 0, x)
 }
 
 void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int32_t *w,
                            const int32_t *rq, int8_t *y)
 {
+    qdw G;
+    qdw_of(p, &G);
     if (p->kh == 3 && p->kw == 3)
-        qdepthwise(1, 9, p, (const uint8_t *)x, w, rq, y);
+        EC_QDW(1, 9, (const uint8_t *)x)
     else
-        qdepthwise(1, 0, p, (const uint8_t *)x, w, rq, y);
+        EC_QDW(1, 0, (const uint8_t *)x)
 }

@@ -45,6 +45,31 @@ static long span(int n, int pad, int on, int s, int k, int d)
     return need > (long)n + pad ? need : (long)n + pad;
 }
 
+/* The jobs of one call, for OpenMP: channel quads outer (their weights stay in cache), then
+ * rows, then tiles of EC_QR pixels; pointwise convolutions take all pixels as one row. The
+ * parallel loop is in each exported function, where S and PW are constants: a parallel region
+ * inside an inline function is outlined once, before inlining, with S and PW as variables. */
+typedef struct {
+    long rows, n, ntr, nq, cpad, wp, njobs, macs;
+    int nblk, ce;
+} qjobs;
+
+static qjobs qjobs_of(const int PW, const ec_qconv_params *p)
+{
+    qjobs J;
+    J.nblk = (p->o + EC_NB - 1) / EC_NB;
+    J.ce = (p->c + 1) / 2 * 2;
+    J.cpad = (long)J.nblk * EC_NB;
+    J.wp = span(p->w, p->pad_left, p->ow, p->sw, p->kw, p->dw);
+    J.rows = PW ? 1 : p->oh;
+    J.n = PW ? (long)p->oh * p->ow : p->ow;
+    J.ntr = (J.n + EC_QR - 1) / EC_QR;
+    J.nq = (J.nblk + EC_QV - 1) / EC_QV;
+    J.njobs = J.nq * J.rows * J.ntr;
+    J.macs = J.rows * J.n * p->kh * p->kw * p->c * J.cpad;
+    return J;
+}
+
 long ec_qconv_scratch_bytes(const ec_qconv_params *p)
 {
     if (!EC_QPAIRS) return 0;
@@ -146,34 +171,34 @@ EC_QINLINE void qtile(const int R, const int V, const int S, const int PW, const
     qstore(R, V, S, p, acc, rq, cpad, pix, ob, y);
 }
 
-EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const void *x,
-                      const int16_t *w, const int32_t *rq, void *scratch, void *y)
+/* Before the jobs: the input widened into scratch (padded rows of channel pairs). */
+EC_QINLINE void qprepare(const int S, const ec_qconv_params *p, const void *x, void *scratch,
+                         const qjobs *J)
 {
-    const int nblk = (p->o + EC_NB - 1) / EC_NB, ce = (p->c + 1) / 2 * 2;
-    const long cpad = (long)nblk * EC_NB;
     const long hp = span(p->h, p->pad_top, p->oh, p->sh, p->kh, p->dh);
-    const long wp = span(p->w, p->pad_left, p->ow, p->sw, p->kw, p->dw);
-    /* pointwise: all pixels as one row; else tiles within each output row */
-    const long rows = PW ? 1 : p->oh, n = PW ? (long)p->oh * p->ow : p->ow;
-    const long ntr = (n + EC_QR - 1) / EC_QR, nq = (nblk + EC_QV - 1) / EC_QV;
-    int16_t *xs = (int16_t *)scratch;
-    qwiden(S, p, x, xs, hp, wp, ce);
-    /* jobs: channel quads outer (their weights stay in cache), then rows, then tiles */
-    EC_OMP_FOR_IF(rows * n * p->kh * p->kw * ce * cpad >= EC_QPARALLEL_MIN_MACS)
-    for (long job = 0; job < nq * rows * ntr; job++) {
-        const int ob = (int)(job / (rows * ntr)) * EC_QV,
-                  nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
-        const long row = job / ntr % rows, i = job % ntr * EC_QR;
-        if (i + EC_QR <= n) {
+    qwiden(S, p, x, (int16_t *)scratch, hp, J->wp, J->ce);
+}
+
+/* One job: EC_QR pixels (or the ragged rest of a row) x one quad of channel blocks. */
+EC_QINLINE void qjob(const int S, const int PW, const ec_qconv_params *p, const void *x,
+                     const int16_t *w, const int32_t *rq, void *scratch, void *y, const qjobs *J,
+                     long job)
+{
+    const int16_t *xs = (const int16_t *)scratch;
+    const long wp = J->wp, cpad = J->cpad, n = J->n;
+    const int ce = J->ce, ob = (int)(job / (J->rows * J->ntr)) * EC_QV,
+              nv = J->nblk - ob < EC_QV ? J->nblk - ob : EC_QV;
+    const long row = job / J->ntr % J->rows, i = job % J->ntr * EC_QR;
+    (void)x;
+    if (i + EC_QR <= n) {
 #define EC_QPASS(V) qtile(EC_QR, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + i, ob, y);
+        EC_QBLOCKS(nv)
+#undef EC_QPASS
+    } else {
+        for (long k = i; k < n; k++) {
+#define EC_QPASS(V) qtile(1, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + k, ob, y);
             EC_QBLOCKS(nv)
 #undef EC_QPASS
-        } else {
-            for (long k = i; k < n; k++) {
-#define EC_QPASS(V) qtile(1, V, S, PW, p, xs, wp, ce, w, rq, cpad, row *n + k, ob, y);
-                EC_QBLOCKS(nv)
-#undef EC_QPASS
-            }
         }
     }
 }
@@ -231,56 +256,62 @@ EC_QINLINE void qtile(const int R, const int V, const int S, const int PW, const
     qstore(R, V, S, p, acc, rq, cpad, pix, ob, y);
 }
 
-EC_QINLINE void qconv(const int S, const int PW, const ec_qconv_params *p, const void *x,
-                      const int16_t *w, const int32_t *rq, void *scratch, void *y)
+EC_QINLINE void qprepare(const int S, const ec_qconv_params *p, const void *x, void *scratch,
+                         const qjobs *J)
 {
-    const int nblk = (p->o + EC_NB - 1) / EC_NB;
-    const long cpad = (long)nblk * EC_NB;
-    /* pointwise: all pixels as one row (no padding); else tiles within each output row */
-    const long rows = PW ? 1 : p->oh, n = PW ? (long)p->oh * p->ow : p->ow;
-    const long ntr = (n + EC_QR - 1) / EC_QR, nq = (nblk + EC_QV - 1) / EC_QV;
-    (void)scratch; /* none without channel pairs */
-    /* jobs: channel quads outer (their weights stay in cache), then rows, then tiles */
-    EC_OMP_FOR_IF(rows * n * p->kh * p->kw * p->c * cpad >= EC_QPARALLEL_MIN_MACS)
-    for (long job = 0; job < nq * rows * ntr; job++) {
-        const int ob = (int)(job / (rows * ntr)) * EC_QV,
-                  nv = nblk - ob < EC_QV ? nblk - ob : EC_QV;
-        const long row = job / ntr % rows, i = job % ntr * EC_QR;
-        if (i + EC_QR <= n) {
+    (void)S, (void)p, (void)x, (void)scratch, (void)J; /* nothing: the taps read x in place */
+}
+
+/* One job: EC_QR pixels (or the ragged rest of a row) x one quad of channel blocks. */
+EC_QINLINE void qjob(const int S, const int PW, const ec_qconv_params *p, const void *x,
+                     const int16_t *w, const int32_t *rq, void *scratch, void *y, const qjobs *J,
+                     long job)
+{
+    const long cpad = J->cpad, n = J->n;
+    const int ob = (int)(job / (J->rows * J->ntr)) * EC_QV,
+              nv = J->nblk - ob < EC_QV ? J->nblk - ob : EC_QV;
+    const long row = job / J->ntr % J->rows, i = job % J->ntr * EC_QR;
+    (void)scratch;
+    if (i + EC_QR <= n) {
 #define EC_QPASS(V) qtile(EC_QR, V, S, PW, p, x, w, rq, cpad, row *n + i, ob, y);
+        EC_QBLOCKS(nv)
+#undef EC_QPASS
+    } else {
+        for (long k = i; k < n; k++) {
+#define EC_QPASS(V) qtile(1, V, S, PW, p, x, w, rq, cpad, row *n + k, ob, y);
             EC_QBLOCKS(nv)
 #undef EC_QPASS
-        } else {
-            for (long k = i; k < n; k++) {
-#define EC_QPASS(V) qtile(1, V, S, PW, p, x, w, rq, cpad, row *n + k, ob, y);
-                EC_QBLOCKS(nv)
-#undef EC_QPASS
-            }
         }
     }
 }
 #endif
 
+#define EC_QCONV(S, PW)                                                                            \
+    const qjobs J = qjobs_of(PW, p);                                                               \
+    qprepare(S, p, x, scratch, &J);                                                                \
+    EC_OMP_FOR_IF(J.macs >= EC_QPARALLEL_MIN_MACS)                                                 \
+    for (long job = 0; job < J.njobs; job++) qjob(S, PW, p, x, w, rq, scratch, y, &J, job);
+
 void ec_qconv_pointwise_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
                            const int32_t *rq, void *scratch, uint8_t *y)
 {
-    qconv(0, 1, p, x, w, rq, scratch, y);
+    EC_QCONV(0, 1)
 }
 
 void ec_qconv_pointwise_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
                            const int32_t *rq, void *scratch, int8_t *y)
 {
-    qconv(1, 1, p, x, w, rq, scratch, y);
+    EC_QCONV(1, 1)
 }
 
 void ec_qconv_direct_u8(const ec_qconv_params *p, const uint8_t *x, const int16_t *w,
                         const int32_t *rq, void *scratch, uint8_t *y)
 {
-    qconv(0, 0, p, x, w, rq, scratch, y);
+    EC_QCONV(0, 0)
 }
 
 void ec_qconv_direct_i8(const ec_qconv_params *p, const int8_t *x, const int16_t *w,
                         const int32_t *rq, void *scratch, int8_t *y)
 {
-    qconv(1, 0, p, x, w, rq, scratch, y);
+    EC_QCONV(1, 0)
 }
