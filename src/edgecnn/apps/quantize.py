@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import quant
 from ..core import reference
+from ..core.build import Build
 from ..core.graph import Graph, Layer
 from ..errors import EdgecnnError
 from ..layers.qactivation import activation_params
@@ -222,11 +223,13 @@ def _weights_int8(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndar
 
 
 class _Builder:
+    """The float graph's layers in order, each turned into its integer form through
+    :class:`~edgecnn.core.build.Build` (the float graph's names kept)."""
+
     def __init__(self, g: Graph, params: dict[str, tuple[float, int]], opts: Options):
         self.g, self.params, self.opts = g, params, opts
         self.kept = _kept(g, opts.keep_float)
-        self.layers: list[Layer] = [Layer("input", "input", (), dict(g.input.attrs))]
-        self.weights: dict[str, np.ndarray] = {}
+        self.b = Build(g.input_shape)
         self.int_of: dict[str, str] = {}  # float value → the layer holding it as int8
         self.float_of: dict[str, str] = {"input": "input"}  # float value → a float layer
         self.fused: set[str] = set()
@@ -236,8 +239,8 @@ class _Builder:
         if v not in self.int_of:
             s, z = self.params[v]
             name = f"{v}_q"
-            self.layers.append(Layer(name, "quantize", (self.float_of[v],),
-                                     {"dtype": "int8", "scale": s, "zero_point": z}))
+            self.b.add_named("quantize", name, [self.float_of[v]], dtype="int8", scale=s,
+                             zero_point=z)
             self.int_of[v] = name
         return self.int_of[v]
 
@@ -245,13 +248,13 @@ class _Builder:
         if v not in self.float_of:
             s, z = self.params[v]
             name = f"{v}_dq"
-            self.layers.append(Layer(name, "dequantize", (self.int_of[v],),
-                                     {"scale": s, "zero_point": z}))
+            self.b.add_named("dequantize", name, [self.int_of[v]], scale=s, zero_point=z)
             self.float_of[v] = name
         return self.float_of[v]
 
-    def add_int(self, v: str, kind: str, inputs: list[str], **attrs) -> None:
-        self.layers.append(Layer(v, kind, tuple(inputs), attrs))
+    def add_int(self, v: str, kind: str, inputs: list[str], weights: dict | None = None,
+                **attrs) -> None:
+        self.b.add_named(kind, v, inputs, weights, **attrs)
         self.int_of[v] = v
 
     def requant_attrs(self, src: str, out: str, act: str | None) -> dict:
@@ -276,17 +279,13 @@ class _Builder:
             handler(l)
         last = self.g.output.name
         self.as_float(last)
-        g = Graph(self.g.name, self.layers, self.weights, self.g.preprocessing, self.g.labels,
-                  dict(self.g.meta))
-        g.check_weights("quantized model")
-        return g
+        return self.b.graph(self.g.name, self.g.preprocessing, self.g.labels, dict(self.g.meta),
+                            "quantized model")
 
     def keep_float(self, l: Layer) -> None:
-        name = l.name if l.name not in {x.name for x in self.layers} else f"{l.name}_f"
-        self.layers.append(Layer(name, l.kind, tuple(self.as_float(s) for s in l.inputs),
-                                 dict(l.attrs)))
-        for t, v in self.g.layer_weights(l).items():
-            self.weights[f"{name}.{t}"] = v
+        name = l.name if l.name not in self.b.names.used else f"{l.name}_f"
+        self.b.add_named(l.kind, name, [self.as_float(s) for s in l.inputs],
+                         self.g.layer_weights(l), **l.attrs)
         self.float_of[l.name] = name
 
     def _fusion(self, l: Layer) -> tuple[str, str | None]:
@@ -311,12 +310,9 @@ class _Builder:
         m, e = quant.conv_multipliers(si, ws, a["output_scale"], legacy=False)
         bias = np.clip(quant.round_half_away(b.astype(np.float64) / (si * ws.astype(np.float64))),
                        quant.INT32_MIN, quant.INT32_MAX).astype(np.int32)
-        name = out
-        self.add_int(name, kind, [self.as_int(src)], **extra, **a,
-                     per_channel=self.opts.per_channel)
-        self.weights.update({f"{name}.weight": q, f"{name}.bias": bias,
-                             f"{name}.weight_scale": ws, f"{name}.multiplier": m,
-                             f"{name}.shift": e})
+        self.add_int(out, kind, [self.as_int(src)],
+                     {"weight": q, "bias": bias, "weight_scale": ws, "multiplier": m, "shift": e},
+                     **extra, **a, per_channel=self.opts.per_channel)
 
     def _conv2d(self, l: Layer) -> None:
         extra = {k: v for k, v in l.attrs.items() if k != "bias"}
@@ -381,12 +377,11 @@ class _Builder:
 
     def _concat(self, l: Layer) -> None:
         so, zo = self.params[l.name]
-        self.add_int(l.name, "qconcat", [self.as_int(v) for v in l.inputs], dtype="int8",
+        scales = np.array([self.params[v][0] for v in l.inputs], np.float32)
+        zero_points = np.array([self.params[v][1] for v in l.inputs], np.int32)
+        self.add_int(l.name, "qconcat", [self.as_int(v) for v in l.inputs],
+                     {"input_scale": scales, "input_zero_point": zero_points}, dtype="int8",
                      output_scale=so, output_zero_point=zo)
-        self.weights[f"{l.name}.input_scale"] = np.array([self.params[v][0] for v in l.inputs],
-                                                         np.float32)
-        self.weights[f"{l.name}.input_zero_point"] = np.array(
-            [self.params[v][1] for v in l.inputs], np.int32)
 
 
 def build(g: Graph, stats: dict[str, Stats], opts: Options) -> tuple[Graph, dict]:

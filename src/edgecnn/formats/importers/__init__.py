@@ -16,7 +16,6 @@ evaluation by WNID need nothing special.
 from __future__ import annotations
 
 import os
-import re
 import struct
 
 from ...core.graph import Graph
@@ -98,24 +97,6 @@ def ilsvrc2012_with_background() -> list[str]:
     from ...core.labels import ilsvrc2012
 
     return ["background"] + [wnid for wnid, _ in ilsvrc2012()]
-
-
-class Names:
-    """Unique, valid layer names made from a source model's tensor or node names."""
-
-    def __init__(self):
-        self.used: set[str] = {"input"}
-
-    def make(self, raw: str, fallback: str) -> str:
-        name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", raw or "").strip("_.-")
-        if not name or not re.match(r"[A-Za-z_]", name):
-            name = fallback if not name else f"{fallback}_{name}"
-        base, i = name, 1
-        while name in self.used:
-            i += 1
-            name = f"{base}_{i}"
-        self.used.add(name)
-        return name
 
 
 def unsupported(source: str, items: list[str]) -> UnsupportedModelError:

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...core.build import Build
 from ...core.graph import Graph, Preprocessing
 from ...errors import ModelFileError
 from . import unsupported
-from ._build import Build, default_labels
+from ._build import default_labels
 
 ACTIVATIONS = {"leaky": ("leaky_relu", 0.1), "relu": ("relu", None), "linear": (None, None),
                "logistic": ("sigmoid", None), "tanh": ("tanh", None)}

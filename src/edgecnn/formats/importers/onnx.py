@@ -27,10 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core.build import Build
 from ...core.graph import Graph, Preprocessing
 from ...errors import EdgecnnError, ModelFileError, require
 from . import UnsupportedModelError, unsupported
-from ._build import Build, default_labels, same_padding
+from ._build import default_labels, same_padding
 
 SUPPORTED = {"Conv", "BatchNormalization", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid",
              "Tanh", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Gemm",

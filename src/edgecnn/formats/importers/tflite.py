@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...core.build import Build
 from ...core.graph import Graph, Preprocessing
 from ...errors import ModelFileError, require
 from . import UnsupportedModelError, unsupported
-from ._build import Build, default_labels, same_padding
+from ._build import default_labels, same_padding
 
 # TensorType enum values → numpy dtypes (schema.fbs)
 DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
