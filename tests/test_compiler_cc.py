@@ -368,7 +368,7 @@ def test_winograd_scratch_bound_covers_the_kernel(target, tmp_path):
     from edgecnn.compiler import packing
 
     t = targets.get(target)
-    prog = ["#include <stdio.h>", '#include "ec_fast.h"', "int main(void) {",
+    prog = ["#include <stdio.h>", '#include "ec_conv.h"', "int main(void) {",
             "    ec_conv_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0.0f, 0};",
             "    ec_tensor a, b;"]
     for cin, h, w, cout in WINO_SHAPES:

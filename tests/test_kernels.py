@@ -1,4 +1,5 @@
-"""The fast C kernels (runtime/ec_fast.h) against the numpy layer references.
+"""The fast float C kernels (runtime/ec_conv.h, ec_dense.h, ec_eltwise.h) against the numpy
+layer references.
 
 Every kernel is built into a small shared library (gcc for EC_NB = 16, 8 and 4, clang, a
 plain-C99 build without vector extensions and an OpenMP build) and called through ctypes on

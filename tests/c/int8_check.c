@@ -1,4 +1,4 @@
-/* Runs one ec_int8 kernel on data read from stdin and writes its output to stdout, so that the
+/* Runs one portable integer kernel on data read from stdin and writes its output to stdout, so that the
  * tests can run the kernels under qemu-user on ARM. The stream: an int32 kernel id, the kernel's
  * parameter struct (plain int32 fields: the same bytes on every target), then each array as an
  * int64 byte count and the bytes, in the kernel's argument order. */
@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ec_int8.h"
+#include "ec_conv.h"
+#include "ec_eltwise.h"
+#include "ec_pool.h"
 
 static void read_exact(void *p, size_t n)
 {

@@ -1,6 +1,7 @@
-/* Checks the fast kernels of ec_fast.h against naive loops, for builds that cannot be called
- * from Python (NEON cross builds run under qemu-user). Prints one line per case and "all ok";
- * exits 1 on the first error above the tolerance (relative to the case's largest |output|).
+/* Checks the fast float kernels (ec_conv.h, ec_dense.h) against naive loops, for builds that
+ * cannot be called from Python (NEON cross builds run under qemu-user). Prints one line per
+ * case and "all ok"; exits 1 on the first error above the tolerance (relative to the case's
+ * largest |output|).
  *
  * Build: cc -O2 -DEC_NB=4 -I<runtime> kernels_check.c ec_conv_direct.c ec_conv_depthwise.c
  *        ec_add_fast.c ec_winograd.c ec_dense_fast.c -lm
@@ -11,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ec_fast.h"
+#include "ec_conv.h"
+#include "ec_dense.h"
 
 static unsigned rng_state = 12345u;
 

@@ -8,6 +8,7 @@ commands the Makefile holds): ``lib<name>.so`` and the ``predict`` program.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -24,7 +25,7 @@ RUNTIME_DIR = kernels.RUNTIME_DIR
 PREDICT_MAIN = "ec_predict_main.c"
 CORE_SOURCES = ("ec_ref.c", "ec_pool.c", "ec_binary.c")  # always built
 FAST_SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winograd.c",
-                "ec_dense_fast.c")  # ec_fast.h
+                "ec_dense_fast.c")  # the fast float kernels (ec_vec_fast.h)
 INT_SOURCE = "ec_int8.c"  # the integer kernels, built into models with integer layers
 INT_FAST_SOURCES = ("ec_qconv_direct.c", "ec_qconv_depthwise.c", "ec_qadd_fast.c",
                     "ec_qconv_vnni.c")  # if chosen
@@ -104,8 +105,8 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
     if e.uses_int:
         sources.append(INT_SOURCE)
         sources += [s for s in INT_FAST_SOURCES if any(k.source == s for k in chosen.values())]
-    for f in sorted(RUNTIME_DIR.glob("*.h")):
-        shutil.copyfile(f, out / f.name)
+    for h in runtime_headers([e.model_c, *((RUNTIME_DIR / s).read_text() for s in sources[1:])]):
+        shutil.copyfile(RUNTIME_DIR / h, out / h)
     for s in sources[1:]:
         shutil.copyfile(RUNTIME_DIR / s, out / s)
     shutil.copyfile(RUNTIME_DIR / PREDICT_MAIN, out / "predict.c")
@@ -118,6 +119,17 @@ def generate(g: Graph, out_dir: str | os.PathLike, target: str | targets.Target 
     say(f"generate: {out / 'model.c'} ({len(prog.ops)} ops, arena {pl.arena_bytes} bytes, "
         f"{4 * len(e.weights)} bytes of weights)")
     return gen
+
+
+def runtime_headers(sources: list[str]) -> list[str]:
+    """The runtime headers the C texts ``sources`` include, directly or through one another."""
+    todo, seen = list(sources), set()
+    while todo:
+        for h in re.findall(r'^#include "(ec_\w+\.h)"', todo.pop(), re.M):
+            if h not in seen:
+                seen.add(h)
+                todo.append((RUNTIME_DIR / h).read_text())
+    return sorted(seen)
 
 
 # ---- flags and commands ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ emit the same kernel calls (``W + offset``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import zlib
@@ -31,7 +32,7 @@ import numpy as np
 
 from ..core.graph import Graph
 from ..errors import EdgecnnError
-from .kernels import Kernel
+from .kernels import OPERATION_HEADERS, RUNTIME_DIR, Kernel
 from .passes import ACT_CODES, Op, Program, quantized_input
 from .plan import ALIGN, Plan
 from .templates import (
@@ -195,8 +196,7 @@ def emit(g: Graph, prog: Program, chosen: dict[str, Kernel], plan: Plan,
             zp=qin.attrs["zero_point"])
     src = MODEL_C.format(
         banner=_banner(g, version, plan, opt), p=p, nb=opt.nb,
-        fast_include='#include "ec_fast.h"\n' if uses_fast else "",
-        int_include='#include "ec_int8.h"\n' if uses_int else "",
+        runtime_includes="".join(f'#include "{h}"\n' for h in runtime_headers(predict_fn)),
         nb_check=_nb_check(opt.nb) if packed_for_nb else "",
         weights=_weights_c(blob, opt, model_id), arena=_arena_c(plan, opt),
         h=h, w=w, c=c, out=out_floats, arena_bytes=plan.arena_bytes,
@@ -334,6 +334,19 @@ def _banner(g: Graph, version: str, plan: Plan, opt: Options) -> str:
             f" * Arena {plan.arena_bytes} bytes ({opt.arena}), weights {opt.weights}, "
             f"EC_NB={opt.nb}{', reference kernels only' if opt.ref_only else ''}.\n"
             f" * Do not edit: regenerate with `edgecnn compile`. */")
+
+
+@functools.cache
+def _declared() -> dict[str, frozenset[str]]:
+    """Each operation header of the runtime -> the functions it declares."""
+    return {h: frozenset(re.findall(r"\b(ec_\w+)\(", (RUNTIME_DIR / h).read_text()))
+            for h in OPERATION_HEADERS}
+
+
+def runtime_headers(code: str) -> list[str]:
+    """The operation headers declaring the runtime functions ``code`` calls."""
+    called = set(re.findall(r"\b(ec_\w+)\(", code))
+    return [h for h, names in _declared().items() if called & names]
 
 
 def _nb_check(nb: int) -> str:

@@ -28,6 +28,10 @@ from .passes import Op, Program
 from .targets import Target
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+# The runtime's headers, one per operation: every kernel below is declared in one of them (the
+# model includes those whose functions it calls). ec_types.h holds the types they share.
+OPERATION_HEADERS = ("ec_conv.h", "ec_pool.h", "ec_dense.h", "ec_eltwise.h", "ec_norm.h",
+                     "ec_quant.h", "ec_tensor.h")
 
 Views = dict  # value name -> plan.View (the planned buffer, its border included)
 
@@ -55,7 +59,7 @@ class Kernel:
     border: Callable[[Op], tuple[int, int]] = _no_border  # zero rows/columns read around input
     scratch: Callable[[Op, Program, Views, Target], int] = _no_scratch  # floats of the arena
     pack: Callable[[Op, int], dict[str, np.ndarray]] = _same_weights  # weights as it reads them
-    fast: bool = False  # declared in ec_fast.h (the model includes it, checks EC_NB)
+    fast: bool = False  # a fast float kernel (build.FAST_SOURCES: built together)
 
 
 def features(t: Target) -> frozenset[str]:
@@ -180,7 +184,7 @@ def _packer(name: str, fn: Callable[..., np.ndarray], with_nb: bool = True):
     return pack
 
 
-QDW_MAX_TAPS = 49  # EC_QDW_MAX_TAPS in ec_int8.h: depthwise kernels up to 7x7
+QDW_MAX_TAPS = 49  # EC_QDW_MAX_TAPS in ec_conv.h: depthwise kernels up to 7x7
 
 
 def qconv_algorithm(op: Op, prog: Program) -> str:
@@ -359,7 +363,7 @@ KERNELS: tuple[Kernel, ...] = (
            pack=_qconv_pack(True)),
     Kernel("int8_add", frozenset({"qadd"}), "ec_qadd_fast.c", _VEC, _qadd_serves,
            lambda op, c: c_qadd_call(op, c, "ec_qadd_fast")),
-    # pooling with vectorizable loops over channels (no ec_fast.h: built into every model)
+    # pooling with vectorizable loops over channels (ec_pool.c: built into every model)
     Kernel("vector", frozenset({"maxpool", "avgpool"}), "ec_pool.c", _C99, _always,
            lambda op, c: c_pool_call(f"ec_{op.kind}", op, c)),
     Kernel("bits", frozenset({"binary_conv2d"}), "ec_binary.c", _C99, _binary_bits_serves,

@@ -1,4 +1,4 @@
-"""Weight packing for the fast C kernels (runtime/ec_fast.h).
+"""Weight packing for the fast C kernels (runtime/ec_conv.h, ec_dense.h).
 
 The fast kernels compute with vectors of ``nb`` floats (EC_NB: 16 on AVX-512, 8 on AVX2, 4 on
 NEON/SSE/c99); output channels are split into blocks of ``nb``, zero-filled past C_out so a

@@ -11,8 +11,7 @@ MODEL_C = """{banner}
 #include <stdint.h>
 {stdio}
 #include "model.h"
-#include "ec_ref.h"
-{int_include}{fast_include}#ifdef EC_OPENMP
+{runtime_includes}#ifdef EC_OPENMP
 #include <omp.h>
 #endif
 

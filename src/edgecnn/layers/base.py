@@ -194,7 +194,7 @@ class LayerKind:
         raise NotImplementedError
 
     def c_call(self, op, c) -> str:
-        """The C statement(s) calling the reference kernel (``ec_ref.h``) for a compiler op;
+        """The C statement(s) calling the reference kernel (``ec_ref.c``) for a compiler op;
         ``c`` is the emitter's context (value names, weight pointers, number format)."""
         raise NotImplementedError
 

@@ -64,7 +64,7 @@ C_SUFFIX = {"uint8": "u8", "int8": "i8"}
 
 
 def c_qconv_params(op, geometry: tuple) -> str:
-    """The ``ec_qconv_params`` initializer (ec_int8.h) of a qconv2d or qdense op; ``geometry``
+    """The ``ec_qconv_params`` initializer (ec_conv.h) of a qconv2d or qdense op; ``geometry``
     is (h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw, pad_top, pad_left, groups)."""
     a = op.attrs
     fields = (*geometry, int(a["per_channel"]), a["input_zero_point"], a["weight_zero_point"],
@@ -73,7 +73,7 @@ def c_qconv_params(op, geometry: tuple) -> str:
 
 
 def c_qconv_call(op, c, geometry: tuple) -> str:
-    """``ec_qconv2d_<u8|i8>`` (ec_int8.h) for a qconv2d or qdense op (see c_qconv_params)."""
+    """``ec_qconv2d_<u8|i8>`` (ec_conv.h) for a qconv2d or qdense op (see c_qconv_params)."""
     a, w = op.attrs, op.weights
     args = ", ".join([c.ins[0], c.ptr(w["weight"]), c.ptr(w["bias"]), c.ptr(w["multiplier"]),
                       c.ptr(w["shift"]), c.out])

@@ -20,7 +20,7 @@ _ADD_PARAMS = ("input1_multiplier", "input1_shift", "input2_multiplier", "input2
 
 
 def c_qadd_call(op, c, fn: str) -> str:
-    """``<fn>_<u8|i8>`` (ec_int8.h: ec_qadd, or the compiler's ec_qadd_fast) for a qadd op."""
+    """``<fn>_<u8|i8>`` (ec_eltwise.h: ec_qadd, or the compiler's ec_qadd_fast) for a qadd op."""
     a = op.attrs
     fields = (a["input1_zero_point"], a["input2_zero_point"], a["output_zero_point"],
               a["act_min"], a["act_max"], *(a[n] for n in _ADD_PARAMS))

@@ -1,5 +1,5 @@
 /* edgecnn runtime: the residual add in vectors. */
-#include "ec_fast.h"
+#include "ec_eltwise.h"
 #include "ec_vec_fast.h"
 
 /* out = act(a + b), same shape (borders may differ; out may be a or b). The w * c floats of a

@@ -7,7 +7,8 @@
  * 0, as in the reference):
  *     sum sign(w) sign(x) = cells * C_in - 2 * popcount(w XOR x)
  * out[o] = act(scale[o] * sum + bias[o]). The reference is ec_binary_conv2d_ref. */
-#include "ec_ref.h"
+#include "ec_conv.h"
+#include "ec_eltwise.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -3,7 +3,7 @@
 #ifndef EC_CONV_STORE_H
 #define EC_CONV_STORE_H
 
-#include "ec_fast.h"
+#include "ec_conv.h"
 #include "ec_vec_fast.h"
 
 /* out[op[i] + c] = act(r[i] + bias[c..]) for TW pixels, the first n = min(EC_NB, cout - c)

@@ -5,7 +5,7 @@
  * hardware prefetchers follow. Four accumulators hide the FMA latency; x stays in cache.
  * Half-precision weights (ec_dense_fast_f16) halve the stream.
  */
-#include "ec_fast.h"
+#include "ec_dense.h"
 #include "ec_vec_fast.h"
 
 /* HALF: weights as IEEE half bits. */

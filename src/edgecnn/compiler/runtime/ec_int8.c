@@ -1,8 +1,14 @@
-/* Portable 8-bit integer kernels (see ec_int8.h): TFLite's reference arithmetic.
+/* Portable 8-bit integer kernels (declared in ec_conv.h, ec_pool.h, ec_eltwise.h, ec_norm.h,
+ * ec_quant.h and ec_tensor.h): TFLite's reference arithmetic.
  * Sources of the rules: tensorflow/lite/kernels/internal/common.h (MultiplyByQuantizedMultiplier),
  * gemmlowp fixedpoint.h (SaturatingRoundingDoublingHighMul, RoundingDivideByPOT),
  * reference conv / pooling / add kernels; edgecnn/quant.py documents them once. */
-#include "ec_int8.h"
+#include "ec_conv.h"
+#include "ec_eltwise.h"
+#include "ec_norm.h"
+#include "ec_pool.h"
+#include "ec_quant.h"
+#include "ec_tensor.h"
 
 /* The float steps of the integer kernels (quantize, dequantize, the concatenation's rescale)
  * must round exactly as TFLite and numpy do. The ARMv7 targets build with

@@ -4,7 +4,7 @@
  *
  * The channel loops run over `restrict` rows with a branch-free max, so gcc and clang turn
  * them into vector max/add instructions; output rows are split over OpenMP threads. */
-#include "ec_ref.h"
+#include "ec_pool.h"
 
 #include <string.h>
 

@@ -1,7 +1,8 @@
-/* Fast integer add (ec_int8.h): ec_qadd's arithmetic (TFLite's 8-bit Add: both inputs to a
+/* Fast integer add (ec_eltwise.h): ec_qadd's arithmetic (TFLite's 8-bit Add: both inputs to a
  * common scale with 2^20 of headroom, summed, requantized to the output) on EC_NB int32 lanes
  * (ec_qvec.h), bit for bit. The compiler calls it when every shift is in -31..30 and every
  * multiplier non-negative (kernels.py), the range ec_qrequant takes. */
+#include "ec_eltwise.h"
 #include "ec_qvec.h"
 
 /* ec_multiply_by_quantized_multiplier(x, m, s) on every lane */

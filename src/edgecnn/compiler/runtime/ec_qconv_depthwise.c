@@ -1,4 +1,4 @@
-/* Fast integer depthwise convolution (ec_int8.h): groups = channels, multiplier 1, any kernel
+/* Fast integer depthwise convolution (ec_conv.h): groups = channels, multiplier 1, any kernel
  * up to EC_QDW_MAX_TAPS cells, stride and dilation.
  *
  * EC_NB channels are the int32 lanes of an accumulator: per output pixel and channel block,
@@ -9,6 +9,7 @@
  * window lies inside the input (a rectangle, found once) take no bounds checks: their taps are
  * fixed offsets from the window's corner. One output row at a time, channel block by channel
  * block, so that a block's weights stay in registers. */
+#include "ec_conv.h"
 #include "ec_qvec.h"
 
 /* the first output index whose window starts inside (>= 0), and the end of those ending inside */

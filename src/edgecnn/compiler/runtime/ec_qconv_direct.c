@@ -1,4 +1,4 @@
-/* Fast integer convolution, groups 1 (ec_int8.h): the pointwise (1x1, stride 1, no padding)
+/* Fast integer convolution, groups 1 (ec_conv.h): the pointwise (1x1, stride 1, no padding)
  * case, which qdense shares, and every other kernel size, stride and dilation.
  *
  * EC_NB output channels are the int32 lanes of an accumulator; a tile of EC_QR output pixels x
@@ -14,6 +14,7 @@
  * one multiply-add instruction takes two channels of a pixel and the tile reads no bounds.
  * Otherwise the weights are [ceil(O / EC_NB)][kh][kw][C][EC_NB] and the activations are read
  * where they are, taps on the padding replaced by in_zp. */
+#include "ec_conv.h"
 #include "ec_qvec.h"
 
 #ifndef EC_QR /* a tile: EC_QR pixels x EC_QV channel blocks of accumulators */

@@ -1,5 +1,5 @@
 /* Fast integer pointwise convolution (1x1, stride 1, no padding; qdense shares it) with AVX-512
- * VNNI (ec_int8.h). VPDPBUSD multiplies four unsigned bytes by four signed bytes and adds the
+ * VNNI (ec_conv.h). VPDPBUSD multiplies four unsigned bytes by four signed bytes and adds the
  * four products to an int32 lane: 64 multiply-adds per instruction, each product exact in 16
  * bits (255 x 128 < 2^15) and no intermediate saturation (the saturating form is VPDPBUSDS).
  *
@@ -19,6 +19,7 @@
  * unsigned C), and the true accumulator fits int32 (the compiler bounds the taps), so the
  * rearranged sums give it exactly. Requantization and clamp as the other fast kernels
  * (ec_qvec.h). */
+#include "ec_conv.h"
 #include "ec_qvec.h"
 
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__) || EC_NB != 16 || defined(EC_NO_VECTOR_EXT)

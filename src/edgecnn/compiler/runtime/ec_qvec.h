@@ -15,7 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ec_int8.h"
+#include "ec_conv.h" /* ec_qconv_params: the requantization epilogue */
+#include "ec_quant.h"
 
 #ifndef EC_NB
 #error "build with -DEC_NB=<vector width>"

@@ -1,6 +1,12 @@
 /* edgecnn runtime: reference kernels. Plain C99 loops written for clarity, with explicit
  * bounds checks on padding; the fast kernels are tested against these. */
-#include "ec_ref.h"
+#include "ec_conv.h"
+#include "ec_dense.h"
+#include "ec_eltwise.h"
+#include "ec_norm.h"
+#include "ec_pool.h"
+#include "ec_quant.h"
+#include "ec_tensor.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -1,8 +1,17 @@
-/* edgecnn runtime: the vector of EC_NB floats the fast kernels compute with (private header).
+/* edgecnn runtime: the vector of EC_NB floats the fast float kernels compute with (private
+ * header of ec_conv_direct.c, ec_conv_depthwise.c, ec_winograd.c, ec_dense_fast.c and
+ * ec_add_fast.c; they are declared in ec_conv.h, ec_dense.h and ec_eltwise.h).
  *
- * With GCC or clang it is a vector-extension type, so `acc + w * s` becomes one FMA with a
- * broadcast scalar on AVX-512 / AVX2 / NEON; elsewhere (or with -DEC_NO_VECTOR_EXT) a struct of
- * EC_NB floats with loops, so the kernels stay plain C99.
+ * One portable source: the kernels use GCC/clang vector extensions of EC_NB floats (no
+ * intrinsics), so the same code becomes AVX-512 (EC_NB=16), AVX2 (8), NEON/SSE (4) or plain
+ * scalar code. Build with -DEC_NB=<n> -O3 (-ffp-contract=fast lets clang fuse a*b+c into FMA);
+ * the Python weight packers (edgecnn.compiler.packing) take the same n. With -fopenmp and
+ * -DEC_OPENMP the kernels split their work over OpenMP threads (Winograd uses at most
+ * EC_MAX_THREADS, default 4, the number its scratch size allows for). Without GNU C (or with
+ * -DEC_NO_VECTOR_EXT) the vector is a struct of EC_NB floats and the code is plain C99.
+ * ARMv7: GCC computes float vectors with NEON only under -funsafe-math-optimizations (NEON
+ * flushes denormals); without it the same code runs on scalar VFP. With the vector type,
+ * `acc + w * s` becomes one FMA with a broadcast scalar on AVX-512 / AVX2 / NEON.
  */
 #ifndef EC_VEC_FAST_H
 #define EC_VEC_FAST_H
@@ -11,7 +20,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ec_fast.h"
+#include "ec_types.h"
+
+#ifndef EC_NB
+#define EC_NB 4
+#endif
 
 #if defined(__GNUC__) && !defined(EC_NO_VECTOR_EXT)
 #define EC_INLINE static inline __attribute__((always_inline))

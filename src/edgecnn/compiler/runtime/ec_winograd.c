@@ -13,7 +13,7 @@
  *   3. output transform out[4x4 of tile k] = act(A^T M_k A + bias)        (vectors over co)
  * With OpenMP every thread works on its own chunks in its own part of the scratch.
  */
-#include "ec_fast.h"
+#include "ec_conv.h"
 #include "ec_vec_fast.h"
 
 #ifdef EC_OPENMP
