@@ -91,12 +91,11 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, l2: float = 1e-3,
 def _append_head(base: Graph, labels: list[str], w: np.ndarray, b: np.ndarray,
                  meta: dict) -> Graph:
     last = base.output.name
-    layers = [Layer(l.name, l.kind, l.inputs, dict(l.attrs)) for l in base.layers]
-    layers += [Layer("retarget_fc", "dense", (last,), {"units": len(labels)}),
-               Layer("retarget_prob", "softmax", ("retarget_fc",), {})]
-    g = Graph(f"{base.name}_retargeted", layers, preprocessing=base.preprocessing,
-              labels=list(labels), meta=dict(base.meta, retarget=meta))
-    g.weights = dict(base.weights, **{"retarget_fc.weight": w, "retarget_fc.bias": b})
+    g = base.derive(base.layers + [Layer("retarget_fc", "dense", (last,), {"units": len(labels)}),
+                                   Layer("retarget_prob", "softmax", ("retarget_fc",), {})],
+                    name=f"{base.name}_retargeted", labels=list(labels),
+                    meta=dict(base.meta, retarget=meta))
+    g.weights.update({"retarget_fc.weight": w, "retarget_fc.bias": b})
     g.check_weights()
     return g
 
@@ -197,18 +196,15 @@ def group(g: Graph, groups: dict[str, list[str]], other: str | None = "other") -
     if g.output.kind != "softmax":  # sum probabilities, so make them first
         prep = _with_layer(g, Layer("group_prob", "softmax", (probs,), {}))
         probs = "group_prob"
-    layers = [Layer(l.name, l.kind, l.inputs, dict(l.attrs)) for l in prep.layers]
-    layers.append(Layer("group_sum", "dense", (probs,), {"units": len(names), "bias": False}))
-    out = Graph(f"{g.name}_grouped", layers, preprocessing=g.preprocessing, labels=names,
-                meta=dict(g.meta, output="probabilities",
-                          grouped={n: len(groups.get(n, [])) for n in names}))
-    out.weights = dict(g.weights, **{"group_sum.weight": w})
+    out = prep.derive(prep.layers + [Layer("group_sum", "dense", (probs,),
+                                           {"units": len(names), "bias": False})],
+                      name=f"{g.name}_grouped", labels=names,
+                      meta=dict(g.meta, output="probabilities",
+                                grouped={n: len(groups.get(n, [])) for n in names}))
+    out.weights["group_sum.weight"] = w
     out.check_weights()
     return out
 
 
 def _with_layer(g: Graph, layer: Layer) -> Graph:
-    layers = [Layer(l.name, l.kind, l.inputs, dict(l.attrs)) for l in g.layers] + [layer]
-    out = Graph(g.name, layers, preprocessing=g.preprocessing, labels=g.labels, meta=g.meta)
-    out.weights = dict(g.weights)
-    return out
+    return g.derive(g.layers + [layer])

@@ -237,6 +237,21 @@ class Graph:
                 specs[f"{l.name}.{t}"] = spec
         return specs
 
+    def derive(self, layers: list[Layer] | None = None, *, name: str | None = None,
+               labels: str | list[str] | None = None, meta: dict | None = None) -> Graph:
+        """A new graph made from this one: ``layers`` (default: this graph's) copied, so that
+        changing the new graph's attributes leaves this one alone; the weights of the layers
+        it keeps; this graph's preprocessing, and its name, labels and meta unless given."""
+        layers = [Layer(l.name, l.kind, tuple(l.inputs), dict(l.attrs))
+                  for l in (self.layers if layers is None else layers)]
+        out = Graph(self.name if name is None else name, layers,
+                    preprocessing=self.preprocessing,
+                    labels=self.labels if labels is None else labels,
+                    meta=dict(self.meta) if meta is None else meta)
+        kept = {l.name for l in layers}
+        out.weights = {k: v for k, v in self.weights.items() if k.rsplit(".", 1)[0] in kept}
+        return out
+
     def layer_weights(self, l: Layer) -> dict[str, np.ndarray]:
         prefix = l.name + "."
         return {k[len(prefix):]: v for k, v in self.weights.items() if k.startswith(prefix)

@@ -17,10 +17,7 @@ def cut(g: Graph, at: str) -> Graph:
     for l in reversed(keep):
         if l.name in needed:
             needed.update(l.inputs)
-    layers = [Layer(l.name, l.kind, l.inputs, dict(l.attrs)) for l in keep if l.name in needed]
-    out = Graph(g.name, layers, preprocessing=g.preprocessing, labels=g.labels, meta=g.meta)
-    out.weights = {k: v for k, v in g.weights.items() if _layer_of(k) in needed}
-    return out
+    return g.derive([l for l in keep if l.name in needed])
 
 
 def classifier_layer(g: Graph) -> Layer:
@@ -40,11 +37,9 @@ def with_classes(g: Graph, labels: list[str], seed: int = 0) -> Graph:
     """
     head = classifier_layer(g)
     n = len(labels)
-    layers = [Layer(l.name, l.kind, l.inputs,
-                    dict(l.attrs, **{"filters" if l.kind == "conv2d" else "units": n})
-                    if l is head else dict(l.attrs)) for l in g.layers]
-    out = Graph(g.name, layers, preprocessing=g.preprocessing, labels=list(labels),
-                meta=dict(g.meta))
+    resized = Layer(head.name, head.kind, head.inputs,
+                    dict(head.attrs, **{"filters" if head.kind == "conv2d" else "units": n}))
+    out = g.derive([resized if l is head else l for l in g.layers], labels=list(labels))
     if out.num_classes != n:
         raise EdgecnnError(f"cannot re-head {g.name!r}: after resizing {head.name!r} the "
                            f"model has {out.num_classes} outputs, not {n}")

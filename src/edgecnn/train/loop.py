@@ -29,7 +29,7 @@ import numpy as np
 
 from ..core.datasets import Augment, Sample, find_samples, input_affine, label_indices
 from ..core.fileio import write_text_atomic
-from ..core.graph import Graph, Layer
+from ..core.graph import Graph
 from ..core.preprocess import load_image, to_pixels
 from ..core.progress import Progress
 from ..errors import EdgecnnError, require
@@ -237,10 +237,7 @@ def training_graph(g: Graph) -> Graph:
     """The graph whose output is the logits: a final softmax is left out of training."""
     if g.output.kind != "softmax":
         return g
-    layers = [Layer(l.name, l.kind, l.inputs, dict(l.attrs)) for l in g.layers[:-1]]
-    t = Graph(g.name, layers, preprocessing=g.preprocessing, labels=g.labels, meta=g.meta)
-    t.weights = {k: v for k, v in g.weights.items() if not k.startswith(g.output.name + ".")}
-    return t
+    return g.derive(g.layers[:-1])
 
 
 @dataclass
