@@ -99,8 +99,10 @@ EC_QCONV2D(ec_qconv2d_i8, int8_t)
         for (oy = 0; oy < p->oh; oy++)                                                             \
             for (ox = 0; ox < p->ow; ox++) {                                                       \
                 const int y0 = oy * p->sh - p->pad_top, x0 = ox * p->sw - p->pad_left;             \
-                const int ky0 = y0 < 0 ? -y0 : 0, ky1 = p->h - y0 < p->kh ? p->h - y0 : p->kh;     \
-                const int kx0 = x0 < 0 ? -x0 : 0, kx1 = p->w - x0 < p->kw ? p->w - x0 : p->kw;     \
+                int ky0, ky1, kx0, kx1; /* the clipped window, then relative to (y0, x0) */        \
+                ec_pool_window(oy, ox, p->sh, p->sw, p->pad_top, p->pad_left, p->kh, p->kw, p->h,  \
+                               p->w, &ky0, &ky1, &kx0, &kx1);                                      \
+                ky0 -= y0, ky1 -= y0, kx0 -= x0, kx1 -= x0;                                        \
                 const int32_t n = ky1 > ky0 && kx1 > kx0 ? (ky1 - ky0) * (kx1 - kx0) : 0;          \
                 T *dst = y + ((long)oy * p->ow + ox) * p->c;                                       \
                 for (c0 = 0; c0 < p->c; c0 += EC_QPOOL_CHUNK) {                                    \

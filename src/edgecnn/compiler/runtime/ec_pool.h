@@ -9,6 +9,19 @@
 
 #include "ec_types.h"
 
+/* The one window geometry of every pooling kernel: the kh x kw window of output (oy, ox), with
+ * stride (sh, sw) and top/left padding (pt, pl), clipped to an h x w input: rows [*y0, *y1),
+ * columns [*x0, *x1) (empty when *y1 <= *y0 or *x1 <= *x0). */
+static inline void ec_pool_window(int oy, int ox, int sh, int sw, int pt, int pl, int kh, int kw,
+                                  int h, int w, int *y0, int *y1, int *x0, int *x1)
+{
+    const int a = oy * sh - pt, b = ox * sw - pl;
+    *y0 = a < 0 ? 0 : a;
+    *y1 = a + kh > h ? h : a + kh;
+    *x0 = b < 0 ? 0 : b;
+    *x1 = b + kw > w ? w : b + kw;
+}
+
 /* Pooling over p->kh x p->kw windows with stride and padding from p (groups, act unused).
  * Windows are clipped to the input (ceil mode's partial windows included). Max ignores padded
  * cells; average divides by the real cells, or by the cells inside the declared padding when

@@ -93,15 +93,11 @@ void ec_binary_conv2d_ref(const ec_conv_params *p, const ec_tensor *in, ec_tenso
     }
 }
 
-/* The window of output (oy, ox) clipped to the input: rows [*y0, *y1), columns [*x0, *x1). */
 static void window(const ec_conv_params *p, const ec_tensor *in, int oy, int ox, int *y0, int *y1,
                    int *x0, int *x1)
 {
-    int a = oy * p->sh - p->pad_t, b = ox * p->sw - p->pad_l;
-    *y0 = a < 0 ? 0 : a;
-    *y1 = a + p->kh > in->h ? in->h : a + p->kh;
-    *x0 = b < 0 ? 0 : b;
-    *x1 = b + p->kw > in->w ? in->w : b + p->kw;
+    ec_pool_window(oy, ox, p->sh, p->sw, p->pad_t, p->pad_l, p->kh, p->kw, in->h, in->w, y0, y1, x0,
+                   x1);
 }
 
 void ec_maxpool_ref(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out)
