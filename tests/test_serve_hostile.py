@@ -181,15 +181,22 @@ def test_slow_client_gets_408_and_does_not_hold_the_server(server):
     assert_alive(g, port)
 
 
+def stalled_uploads(port: int, n: int, settle: float) -> list[socket.socket]:
+    """n uploads that promise 100 bytes and send none: each holds a server thread until its
+    read timeout; ``settle`` seconds for the server to take them up."""
+    stalled = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+    for s in stalled:
+        s.sendall(b"POST /classify HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+    time.sleep(settle)
+    return stalled
+
+
 def test_past_the_concurrency_limit_requests_get_503_then_service_resumes():
     g, httpd = start(Limits(max_active=2, max_waiting=2, read_timeout=2.0))
     port = httpd.server_address[1]
     try:
         # two stalled uploads hold both active slots until their read timeout
-        stalled = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
-        for s in stalled:
-            s.sendall(b"POST /classify HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
-        time.sleep(0.3)
+        stalled = stalled_uploads(port, 2, settle=0.3)
         status, out = post(port, png_bytes())
         assert status == 503 and "busy" in out["error"]
         for s in stalled:
@@ -206,11 +213,8 @@ def test_past_both_limits_a_connection_waits_its_turn_and_is_answered():
     server accepts nothing more meanwhile) and is answered once a thread comes free."""
     g, httpd = start(Limits(max_active=1, max_waiting=1, read_timeout=2.0))
     port = httpd.server_address[1]
+    stalled = stalled_uploads(port, 2, settle=0.5)
     try:
-        stalled = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
-        for s in stalled:
-            s.sendall(b"POST /classify HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
-        time.sleep(0.5)
         t0 = time.perf_counter()
         status, out = post(port, png_bytes(), timeout=30)
         waited = time.perf_counter() - t0
