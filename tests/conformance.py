@@ -60,6 +60,7 @@ def _add(*args, **kw) -> None:
 # ---- conv2d ----------------------------------------------------------------------------------
 _add("conv2d-1x1", "conv2d", (6, 5, 4), {"filters": 8, "kernel": 1})
 _add("conv2d-1x1-from-1ch", "conv2d", (5, 5, 1), {"filters": 3, "kernel": 1})
+_add("conv2d-1x1-one-pixel", "conv2d", (1, 1, 40), {"filters": 37, "kernel": 1})  # as dense
 _add("conv2d-3x3-pad1", "conv2d", (8, 8, 5), {"filters": 8, "kernel": 3, "padding": 1})
 _add("conv2d-5x5-pad2", "conv2d", (9, 9, 3), {"filters": 6, "kernel": 5, "padding": 2})
 _add("conv2d-11x11-s4-alexnet", "conv2d", (35, 35, 3),

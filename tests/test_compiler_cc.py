@@ -148,6 +148,26 @@ def test_binary_model_folded_and_packed(ref_kernels, cache):
     np.testing.assert_allclose(m.predict(x), reference.predict(g, x), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("act", ["relu6", "prelu", None])
+def test_classifier_conv_on_a_pixel_runs_as_dense(act, cache):
+    """A 1x1 convolution of a 1x1 map (MobileNets' classifier) after a global pool, read from a
+    bordered buffer: the dense kernel serves it (not with PReLU, which the dense kernel cannot
+    apply), with the fused activation, at 2 threads; 37 and 70 outputs leave ragged blocks."""
+    b = GraphBuilder("head", (3, 3, 24))
+    b.add("conv2d", filters=40, kernel=3, padding=1)
+    b.add("global_avgpool")
+    b.add("conv2d", name="logits", filters=70, kernel=1)
+    if act:
+        b.add("activation", function=act)
+    b.add("conv2d", name="logits2", filters=37, kernel=1)
+    g = _random(b.build(), 14)
+    x = _inputs(g, 2)
+    m = ec_compile(g, threads=2, opt_level="-O1", cache_dir=cache)
+    assert m.algorithms["logits"] == ("direct" if act == "prelu" else "conv_as_dense")
+    assert m.algorithms["logits2"] == "conv_as_dense"
+    np.testing.assert_allclose(m.predict(x), reference.predict(g, x), rtol=RTOL, atol=ATOL)
+
+
 def test_layer_names_that_sanitize_alike(cache):
     """'a.b' and 'a_b' (and '-'): distinct C variables."""
     b = GraphBuilder("names", (5, 5, 3))

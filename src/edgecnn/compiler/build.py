@@ -25,7 +25,7 @@ RUNTIME_DIR = kernels.RUNTIME_DIR
 PREDICT_MAIN = "ec_predict_main.c"
 CORE_SOURCES = ("ec_ref.c", "ec_pool.c", "ec_binary.c")  # always built
 FAST_SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winograd.c",
-                "ec_dense_fast.c")  # the fast float kernels (ec_vec_fast.h)
+                "ec_dense_fast.c", "ec_norm_fast.c")  # the fast float kernels
 INT_SOURCE = "ec_int8.c"  # the integer kernels, built into models with integer layers
 INT_FAST_SOURCES = ("ec_qconv_direct.c", "ec_qconv_depthwise.c", "ec_qadd_fast.c",
                     "ec_qconv_vnni.c")  # if chosen
@@ -136,7 +136,10 @@ def runtime_headers(sources: list[str]) -> list[str]:
 
 def cflags(t: targets.Target, opt_level: str | None = None,
            warnings: bool = True) -> list[str]:
-    flags = [f"-std={t.std}", *t.cflags, f"-DEC_NB={t.nb}", *(f"-D{d}" for d in t.defines)]
+    # -fno-math-errno: nothing reads errno, and without it sqrtf must keep a scalar call for
+    # the case that sets it, so no loop calling it vectorizes (ec_norm_fast.c's LRN)
+    flags = [f"-std={t.std}", *t.cflags, "-fno-math-errno", f"-DEC_NB={t.nb}",
+             *(f"-D{d}" for d in t.defines)]
     if opt_level:
         flags = [f for f in flags if not f.startswith("-O")] + [opt_level]
     if t.openmp:

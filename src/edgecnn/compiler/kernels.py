@@ -19,6 +19,7 @@ import numpy as np
 
 from ..layers import all_kinds, get_kind
 from ..layers.conv2d import c_conv_params
+from ..layers.lrn import c_lrn_call
 from ..layers.merge import c_add_calls
 from ..layers.pool import c_pool_call
 from ..layers.qconv2d import C_SUFFIX, c_qconv_params
@@ -141,6 +142,30 @@ def _dense_fast_call(op: Op, c) -> str:
     w = c.ptr(c.packed(op)["dense"])
     return "\n".join([*gather, f"    ec_dense_fast({n_in}, {op.attrs['units']}, {x}, "
                                f"{c.out}.data, {w}, {bias}, {c.fused_act(op, slope=False)});"])
+
+
+def _conv_as_dense_serves(op: Op, prog: Program, t: Target) -> bool:
+    """A 1x1 convolution of a 1x1 map (MobileNets' classifier) is a matrix-vector product:
+    the dense kernel streams its weights (several blocks at once) instead of filling register
+    tiles with copies of the one pixel. Not with PReLU (the dense kernel has no slopes)."""
+    a = op.attrs
+    return (prog.shapes[op.inputs[0]][:2] == (1, 1) and prog.shapes[op.output][:2] == (1, 1)
+            and tuple(a["kernel"]) == (1, 1) and a.get("groups", 1) == 1
+            and not any(a["padding"]) and op.act != "prelu")
+
+
+def _conv_as_dense_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
+    w = op.weights["weight"]  # (Co, Ci, 1, 1): pack_direct's layout is pack_dense's here
+    return {"dense": packing.pack_dense(w.reshape(w.shape[0], w.shape[1]), nb)}
+
+
+def _conv_as_dense_call(op: Op, c) -> str:
+    cin, cout = c.shape(op.inputs[0])[2], c.shape(op.output)[2]
+    bias = c.ptr(op.weights.get("bias"))
+    w = c.ptr(c.packed(op)["dense"])
+    # one pixel: its channels are contiguous whatever the buffers' borders
+    return (f"    ec_dense_fast({cin}, {cout}, {c.ins[0]}.data, {c.out}.data, {w}, {bias}, "
+            f"{c.fused_act(op, slope=False)});")
 
 
 BINARY_MAX_CELLS = 121  # EC_BINARY_MAX_CELLS in ec_binary.c: up to an 11x11 window
@@ -336,6 +361,8 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("winograd", frozenset({"conv2d"}), "ec_winograd.c", _VEC,
            _conv_algorithm_is("winograd"), _winograd_call, _conv_border, _winograd_scratch,
            _packer("winograd", packing.pack_winograd), fast=True),
+    Kernel("conv_as_dense", frozenset({"conv2d"}), "ec_dense_fast.c", _VEC, _conv_as_dense_serves,
+           _conv_as_dense_call, pack=_conv_as_dense_pack, fast=True),
     Kernel("depthwise", frozenset({"conv2d"}), "ec_conv_depthwise.c", _VEC,
            _conv_algorithm_is("depthwise"), _conv_block("ec_conv2d_depthwise", "depthwise"),
            _conv_border, pack=_packer("depthwise", packing.pack_depthwise), fast=True),
@@ -345,6 +372,10 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("dense_fast", frozenset({"dense"}), "ec_dense_fast.c", _VEC, _always,
            _dense_fast_call, scratch=_dense_gather,
            pack=_packer("dense", packing.pack_dense), fast=True),
+    # not on microcontrollers: two rows of channels on the stack (ec_norm_fast.c)
+    Kernel("lrn_fast", frozenset({"lrn"}), "ec_norm_fast.c", _VEC,
+           lambda op, prog, t: not t.board, lambda op, c: c_lrn_call("ec_lrn_fast", op, c),
+           fast=True),
     Kernel("add_fast", frozenset({"add"}), "ec_add_fast.c", _VEC, _always,
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
     # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest

@@ -74,7 +74,12 @@ class LRN(LayerKind):
         return out
 
     def c_call(self, op, c):
-        a = op.attrs
-        return (f"    ec_lrn_ref(&{c.ins[0]}, &{c.out}, {a['size']}, {c.flt(a['alpha'])}, "
-                f"{c.flt(a['beta'])}, {c.flt(a['k'])});")
+        return c_lrn_call("ec_lrn_ref", op, c)
+
+
+def c_lrn_call(fn: str, op, c) -> str:
+    """The C call of an LRN kernel (``ec_lrn_ref``, ``ec_lrn_fast``: the same arguments)."""
+    a = op.attrs
+    return (f"    {fn}(&{c.ins[0]}, &{c.out}, {a['size']}, {c.flt(a['alpha'])}, "
+            f"{c.flt(a['beta'])}, {c.flt(a['k'])});")
 

@@ -1,5 +1,5 @@
 /* edgecnn runtime: the kernels that normalize over the channels of each pixel: softmax (float,
- * ec_ref.c; integer, ec_int8.c) and local response normalization (ec_ref.c).
+ * ec_ref.c; integer, ec_int8.c) and local response normalization (ec_ref.c; ec_norm_fast.c).
  */
 #ifndef EC_NORM_H
 #define EC_NORM_H
@@ -11,6 +11,8 @@
 void ec_softmax_ref(const ec_tensor *in, ec_tensor *out); /* over channels, per pixel */
 void ec_lrn_ref(const ec_tensor *in, ec_tensor *out, int size, float alpha, float beta,
                 float k); /* not in place */
+/* The same, vectorized over channels and parallel over rows (ec_norm_fast.c). */
+void ec_lrn_fast(const ec_tensor *in, ec_tensor *out, int size, float alpha, float beta, float k);
 
 /* Softmax over the last axis (depth) of rows x depth values: gemmlowp's fixed-point exp and
  * reciprocal (TFLite's reference 8-bit softmax); output scale 1/256, zero point the minimum. */
