@@ -275,6 +275,10 @@ DIRECT_CASES = [
     (1, 1, 64, 37, 1, 1, 0, 1, "relu", (0, 0)),         # a single pixel
     (9, 13, 5, 12, 3, (1, 2), 1, 1, "relu", (1, 0)),    # strides differ; Cout <= 16: row pairs
     (6, 7, 4, 8, (1, 3), 1, (0, 1, 0, 1), 1, "none", (0, 0)),  # 1x3 kernel
+    # 7x7 and 14x7 maps: 7-pixel tiles where the register tile is 8 pixels wide
+    (7, 7, 40, 72, 1, 1, 0, 1, "relu6", (0, 0)),        # MobileNets' last stage, odd blocks
+    (7, 7, 8, 48, 1, 1, 0, 1, "none", (0, 0)),          # small weights: pixel-major tiles
+    (14, 7, 12, 40, 3, 1, 1, 1, "relu", (1, 1)),        # 98 pixels, 3x3
 ]
 
 

@@ -169,6 +169,21 @@ static void ec_tile_pointers(const ec_conv_params *p, const ec_tensor *in, const
     }
 }
 
+/* A tile of the width tw (EC_TW, or 7 where ec_direct_tiles picks it) x TV blocks. */
+EC_INLINE void ec_direct_tile_w(const int TV, const int HALF, int tw, const ec_conv_params *p,
+                                const ec_tile_ptrs *t, int cin, int row_stride, const void *w,
+                                size_t wblock, const float *bias, int c0, int cout)
+{
+#if EC_TW == 8
+    if (tw == 7) {
+        ec_direct_tile(7, TV, HALF, p, t, cin, row_stride, w, wblock, bias, c0, cout);
+        return;
+    }
+#endif
+    (void)tw;
+    ec_direct_tile(EC_TW, TV, HALF, p, t, cin, row_stride, w, wblock, bias, c0, cout);
+}
+
 /* Flattened-pixel tiles over the whole map (any stride / dilation); HALF: half weights. */
 EC_INLINE void ec_direct_tiles(const int HALF, const ec_conv_params *p, const ec_tensor *in,
                                ec_tensor *out, const void *w_packed, const float *bias)
@@ -181,7 +196,10 @@ EC_INLINE void ec_direct_tiles(const int HALF, const ec_conv_params *p, const ec
      * otherwise pairs of blocks (the last one alone when nblk is odd) */
     const int single = nblk == 1;
     const int tiny = !single && npix <= 4 && EC_TW > 4; /* 2x2 maps: no repeated pixels */
-    const int tw = single ? EC_TW_SINGLE : tiny ? 4 : EC_TW;
+    /* 8-pixel tiles over a 7x7 map (MobileNets' last stage) would compute 56 pixels for 49:
+     * 7-pixel tiles compute none twice */
+    const int seven = !single && !tiny && EC_TW == 8 && npix % 8 != 0 && npix % 7 == 0;
+    const int tw = single ? EC_TW_SINGLE : tiny ? 4 : seven ? 7 : EC_TW;
     const int ntile = (npix + tw - 1) / tw;
     const int npair = single ? 1 : (nblk + 1) / 2;
     if (!single && !tiny && npair > 1 && wblock * nblk <= EC_DIRECT_L1_WEIGHTS) {
@@ -196,11 +214,11 @@ EC_INLINE void ec_direct_tiles(const int HALF, const ec_conv_params *p, const ec
                     HALF ? (const void *)((const uint16_t *)w_packed + (size_t)b0 * wblock)
                          : (const void *)((const float *)w_packed + (size_t)b0 * wblock);
                 if (b0 + 1 < nblk)
-                    ec_direct_tile(EC_TW, 2, HALF, p, &t, cin, in->row_stride, w, wblock, bias,
-                                   b0 * EC_NB, cout);
+                    ec_direct_tile_w(2, HALF, tw, p, &t, cin, in->row_stride, w, wblock, bias,
+                                     b0 * EC_NB, cout);
                 else
-                    ec_direct_tile(EC_TW, 1, HALF, p, &t, cin, in->row_stride, w, wblock, bias,
-                                   b0 * EC_NB, cout);
+                    ec_direct_tile_w(1, HALF, tw, p, &t, cin, in->row_stride, w, wblock, bias,
+                                     b0 * EC_NB, cout);
             }
         }
         return;
@@ -221,11 +239,11 @@ EC_INLINE void ec_direct_tiles(const int HALF, const ec_conv_params *p, const ec
             ec_direct_tile(4, b0 + 1 < nblk ? 2 : 1, HALF, p, &t, cin, in->row_stride, w, wblock,
                            bias, b0 * EC_NB, cout);
         else if (b0 + 1 < nblk)
-            ec_direct_tile(EC_TW, 2, HALF, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
-                           cout);
+            ec_direct_tile_w(2, HALF, tw, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
+                             cout);
         else
-            ec_direct_tile(EC_TW, 1, HALF, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
-                           cout);
+            ec_direct_tile_w(1, HALF, tw, p, &t, cin, in->row_stride, w, wblock, bias, b0 * EC_NB,
+                             cout);
     }
 }
 
