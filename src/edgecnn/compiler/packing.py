@@ -164,14 +164,31 @@ def pack_qconv_vnni(w_oihw: np.ndarray, w_zp: int) -> tuple[np.ndarray, int]:
     each kernel row flattened as [kw][Ci] and cut in groups of 4, zero past Co and kw Ci; d =
     b - w_zp) for ec_qconv_pointwise_vnni / _direct_vnni: VPDPBUSD takes 4 bytes of a window
     row of 16 output channels per instruction, the weights as its signed operand."""
+    return _pack_qconv_dot(w_oihw, w_zp, VNNI_NB)
+
+
+def _pack_qconv_dot(w_oihw: np.ndarray, w_zp: int, lanes: int) -> tuple[np.ndarray, int]:
+    """((ceil(Co/lanes), kh, ceil(kw Ci / 4), lanes, 4) int8 q = w - b, d = b - w_zp): blocks
+    of ``lanes`` output channels, each int32 lane the dot product of 4 bytes."""
     w = np.asarray(w_oihw, np.int64)
     b = qconv_vnni_offset(w, w_zp)
-    q = _pad_rows(w - b, VNNI_NB)  # (Co', Ci, kh, kw)
+    q = _pad_rows(w - b, lanes)  # (Co', Ci, kh, kw)
     co, ci, kh, kw = q.shape
     q = q.transpose(0, 2, 3, 1).reshape(co, kh, kw * ci)  # a kernel row as [kx][c]
     q = np.concatenate([q, np.zeros((co, kh, -(kw * ci) % 4), q.dtype)], axis=2)
-    q = q.reshape(co // VNNI_NB, VNNI_NB, kh, -1, 4).transpose(0, 2, 3, 1, 4)
+    q = q.reshape(co // lanes, lanes, kh, -1, 4).transpose(0, 2, 3, 1, 4)
     return np.ascontiguousarray(q, np.int8), b - w_zp
+
+
+SDOT_NB = 4  # ec_qconv_sdot.c: 4 int32 lanes (one NEON register), each the dot product of 4 bytes
+
+
+def pack_qconv_sdot(w_oihw: np.ndarray, w_zp: int) -> tuple[np.ndarray, int]:
+    """Integer (Co, Ci, 1, 1) -> ((ceil(Co/4), 1, ceil(Ci / 4), 4, 4) int8 q = w - b, zero past
+    Co and Ci; d = b - w_zp, b as :func:`qconv_vnni_offset`) for ec_qconv_pointwise_sdot: an
+    SDOT takes 4 input channels of 4 output channels (one 16-byte vector) per instruction, the
+    activations' 4 bytes from one lane of a pixel's vector."""
+    return _pack_qconv_dot(w_oihw, w_zp, SDOT_NB)
 
 
 def qconv_vnni_scratch_bytes(geometry: tuple) -> int:
@@ -179,6 +196,13 @@ def qconv_vnni_scratch_bytes(geometry: tuple) -> int:
     of 4, then an int32 sum per pixel; ``geometry`` as :func:`qconv_scratch_bytes`'s."""
     oh, ow, c = geometry[3], geometry[4], geometry[2]
     return -(-oh * ow * -(-c // 4) * 4 // 64) * 64 + oh * ow * 4
+
+
+def qconv_sdot_scratch_bytes(geometry: tuple) -> int:
+    """ec_qconv_sdot_scratch_bytes: the input as signed bytes in the layout of
+    :func:`qconv_vnni_scratch_bytes` (channels padded to a multiple of 4, then an int32 sum per
+    pixel)."""
+    return qconv_vnni_scratch_bytes(geometry)
 
 
 def qconv_vnni_direct_scratch_bytes(geometry: tuple) -> int:

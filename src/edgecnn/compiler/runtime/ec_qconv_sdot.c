@@ -1,0 +1,203 @@
+/* Fast integer pointwise convolution (1x1, stride 1, no padding; qdense shares it) with the
+ * ARMv8.2 dot product on AArch64 (ec_conv.h; Cortex-A76 and later, the Raspberry Pi 5). SDOT
+ * multiplies four signed bytes by four signed bytes and adds the four products to an int32
+ * lane: 16 multiply-adds per instruction, each product exact (128 x 128 = 2^14) and the lane
+ * sum wrapping, never saturating.
+ *
+ * The 4 int32 lanes of an accumulator are 4 output channels; a tile of EC_SR pixels x EC_SV
+ * channel blocks shares each weight load. SDOT's by-element form takes four input channels of
+ * a pixel from one 32-bit lane of a register, so one 16-byte load of a pixel serves 16 input
+ * channels. Weights come packed by packing.pack_qconv_sdot as int8 q = w - b,
+ * [ceil(O / 4)][ceil(C / 4)][4][4], zero past O and C: b is the weight zero point when every
+ * w - w_zp fits int8 (int8 models), else the nearest value that makes every q fit (uint8
+ * models, whose w - w_zp spans -255..255); d = b - w_zp. The activations enter signed,
+ * s = x (int8) or x - 128 (uint8: x XOR 0x80), so x - in_zp = s + a - in_zp (a = 0 or 128) and
+ *
+ *   acc = bias + sum((x - in_zp)(w - w_zp))
+ *       = [bias - (in_zp - a) sum(w - w_zp)] + sum(s q) + d sum(s)
+ *
+ * The bracket is the folded bias of the packed requantization (packing.pack_qrequant); sum(s),
+ * one per pixel, is taken before the tiles when d != 0. Every int32 sum wraps (SDOT, ADD,
+ * unsigned C), and the true accumulator fits int32 (the compiler bounds the taps), so the
+ * rearranged sums give it exactly. Requantization and clamp as the other fast kernels
+ * (ec_qvec.h). */
+#include "ec_conv.h"
+#include "ec_qvec.h"
+
+#if !defined(__aarch64__) || !defined(__ARM_FEATURE_DOTPROD) || EC_NB != 4 || \
+    defined(EC_NO_VECTOR_EXT)
+#error "ec_qconv_sdot.c needs AArch64 with the dot product (-mcpu=cortex-a76) and EC_NB=4"
+#endif
+#include <arm_neon.h>
+
+#ifndef EC_SR /* a tile: EC_SR pixels x EC_SV blocks of 4 channels of accumulators */
+#define EC_SR 4
+#define EC_SV 4 /* 16 accumulators, 4 pixel vectors and 4 weight vectors of the 32 registers */
+#endif
+
+/* The scratch: the activations as signed bytes, channels padded to a multiple of 4 (when the
+ * input is uint8 or C is not such a multiple), then one int32 sum per pixel (packing.
+ * qconv_sdot_scratch_bytes). */
+static long sstride(const ec_qconv_params *p) { return (p->c + 3) / 4 * 4; }
+static long ssums_offset(const ec_qconv_params *p)
+{
+    return ((long)p->oh * p->ow * sstride(p) + 63) / 64 * 64;
+}
+
+long ec_qconv_sdot_scratch_bytes(const ec_qconv_params *p)
+{
+    return ssums_offset(p) + (long)p->oh * p->ow * 4;
+}
+
+/* Pixels [0, n): x as s (xs, cs bytes a pixel, when not NULL) and sum(s) (sums, when not NULL) */
+EC_QINLINE void sprepare(const int S, const uint8_t *x, int c, long n, int8_t *xs, long cs,
+                         int32_t *sums)
+{
+    const uint8_t flip = S ? 0 : 0x80;
+    EC_OMP_FOR_IF(n * c >= EC_PARALLEL_MIN_FLOATS)
+    for (long i = 0; i < n; i++) {
+        const uint8_t *src = x + i * c;
+        if (xs) {
+            int8_t *dst = xs + i * cs;
+            for (int k = 0; k < c; k++) dst[k] = (int8_t)(src[k] ^ flip);
+            for (long k = c; k < cs; k++) dst[k] = 0;
+        }
+        if (sums) {
+            int32_t s = 0; /* |s| <= 128 C */
+            for (int k = 0; k < c; k++) s += (int8_t)(src[k] ^ flip);
+            sums[i] = s;
+        }
+    }
+}
+
+/* acc + the dot products of w's four 4-byte groups with group g (a constant) of x */
+EC_QINLINE int32x4_t sdot_lane(int32x4_t acc, int8x16_t w, int8x16_t x, const int g)
+{
+    switch (g) { /* the lane is an immediate of the instruction */
+    case 0: return vdotq_laneq_s32(acc, w, x, 0);
+    case 1: return vdotq_laneq_s32(acc, w, x, 1);
+    case 2: return vdotq_laneq_s32(acc, w, x, 2);
+    default: return vdotq_laneq_s32(acc, w, x, 3);
+    }
+}
+
+/* The first n (<= 4 V) bytes of V blocks of 4 outputs (int32 in the 8-bit range: truncation is
+ * exact for either type) stored at y */
+EC_QINLINE void sstore(const int V, void *y, int n, const int32x4_t *v)
+{
+    int32x4_t z[4];
+    for (int i = 0; i < 4; i++) z[i] = i < V ? v[i] : vdupq_n_s32(0);
+    const int16x8_t lo = vcombine_s16(vmovn_s32(z[0]), vmovn_s32(z[1]));
+    const int16x8_t hi = vcombine_s16(vmovn_s32(z[2]), vmovn_s32(z[3]));
+    const int8x16_t b = vcombine_s8(vmovn_s16(lo), vmovn_s16(hi));
+    if (n == 16) {
+        vst1q_s8((int8_t *)y, b);
+    } else {
+        int8_t tmp[16];
+        vst1q_s8(tmp, b);
+        memcpy(y, tmp, (size_t)n);
+    }
+}
+
+/* R pixels from pix x V channel blocks from ob */
+EC_QINLINE void stile(const int R, const int V, const ec_qconv_params *p, const int8_t *xs,
+                      long cs, const int8_t *w, const int32_t *rq, long cpad,
+                      const int32_t *sums, int32_t d, long pix, int ob, void *y)
+{
+    const long bstep = cs * 4; /* bytes of one packed block */
+    const int8_t *wb = w + ob * bstep;
+    const int8_t *xr[EC_SR];
+    int32x4_t acc[EC_SR][EC_SV];
+    for (int r = 0; r < R; r++) {
+        xr[r] = xs + (pix + r) * cs;
+        for (int v = 0; v < V; v++) acc[r][v] = vld1q_s32(rq + (long)(ob + v) * 4);
+    }
+    long j = 0;
+    for (; j + 16 <= cs; j += 16) { /* 16 input channels: 4 groups of a pixel vector */
+        int8x16_t xv[EC_SR];
+        for (int r = 0; r < R; r++) xv[r] = vld1q_s8(xr[r] + j);
+#pragma GCC unroll 4 /* GCC 12 keeps the group loop, and the tile's accumulators in memory */
+        for (int g = 0; g < 4; g++)
+            for (int v = 0; v < V; v++) {
+                const int8x16_t wv = vld1q_s8(wb + v * bstep + (j + 4 * g) * 4);
+                for (int r = 0; r < R; r++) acc[r][v] = sdot_lane(acc[r][v], wv, xv[r], g);
+            }
+    }
+    for (; j < cs; j += 4) { /* the last groups of 4, broadcast */
+        int8x16_t xv[EC_SR];
+        for (int r = 0; r < R; r++) {
+            int32_t u;
+            memcpy(&u, xr[r] + j, 4);
+            xv[r] = vreinterpretq_s8_s32(vdupq_n_s32(u));
+        }
+        for (int v = 0; v < V; v++) {
+            const int8x16_t wv = vld1q_s8(wb + v * bstep + j * 4);
+            for (int r = 0; r < R; r++) acc[r][v] = vdotq_s32(acc[r][v], wv, xv[r]);
+        }
+    }
+    if (sums)
+        for (int r = 0; r < R; r++) {
+            const int32x4_t corr = vdupq_n_s32((int32_t)((uint32_t)d * (uint32_t)sums[pix + r]));
+            for (int v = 0; v < V; v++) acc[r][v] = vaddq_s32(acc[r][v], corr);
+        }
+    for (int v = 0; v < V; v++) {
+        const long o0 = (long)(ob + v) * 4;
+        const ec_qv mult = ec_qload32(rq + cpad + o0), left = ec_qload32(rq + 2 * cpad + o0),
+                    right = ec_qload32(rq + 3 * cpad + o0);
+        for (int r = 0; r < R; r++)
+            acc[r][v] = (int32x4_t)ec_qfinish((ec_qv)acc[r][v], mult, left, right, p);
+    }
+    const int o0 = ob * 4, n = p->o - o0 < 4 * V ? p->o - o0 : 4 * V;
+    for (int r = 0; r < R; r++) sstore(V, (uint8_t *)y + (pix + r) * p->o + o0, n, acc[r]);
+}
+
+/* stile for the nv (1 .. EC_SV) blocks left, as a constant (the accumulators in registers) */
+EC_QINLINE void stile_nv(const int R, int nv, const ec_qconv_params *p, const int8_t *xs,
+                         long cs, const int8_t *w, const int32_t *rq, long cpad,
+                         const int32_t *sums, int32_t d, long pix, int ob, void *y)
+{
+    if (nv == EC_SV)
+        stile(R, EC_SV, p, xs, cs, w, rq, cpad, sums, d, pix, ob, y);
+    else if (nv == 1)
+        stile(R, 1, p, xs, cs, w, rq, cpad, sums, d, pix, ob, y);
+    else if (nv == 2)
+        stile(R, 2, p, xs, cs, w, rq, cpad, sums, d, pix, ob, y);
+    else
+        stile(R, EC_SV > 3 ? 3 : 1, p, xs, cs, w, rq, cpad, sums, d, pix, ob, y);
+}
+
+EC_QINLINE void sconv(const int S, const ec_qconv_params *p, const void *x, const int8_t *w,
+                      const int32_t *rq, int32_t d, void *scratch, void *y)
+{
+    const long npix = (long)p->oh * p->ow, cs = sstride(p);
+    const int nblk = (p->o + 3) / 4, nq = (nblk + EC_SV - 1) / EC_SV;
+    const long cpad = (long)nblk * 4, ntile = (npix + EC_SR - 1) / EC_SR;
+    const int copy = !S || cs != p->c; /* else the tiles read x in place */
+    int8_t *xs = copy ? (int8_t *)scratch : NULL;
+    int32_t *sums = d ? (int32_t *)(void *)((uint8_t *)scratch + ssums_offset(p)) : NULL;
+    if (xs || sums) sprepare(S, (const uint8_t *)x, p->c, npix, xs, cs, sums);
+    const int8_t *s = copy ? xs : (const int8_t *)x;
+    /* jobs: channel groups outer (their weights stay in L1 over the pixel tiles), tiles inner */
+    EC_OMP_FOR_IF(npix * cs * cpad >= EC_QPARALLEL_MIN_MACS)
+    for (long job = 0; job < nq * ntile; job++) {
+        const int ob = (int)(job / ntile) * EC_SV, nv = nblk - ob < EC_SV ? nblk - ob : EC_SV;
+        const long pix = job % ntile * EC_SR;
+        if (pix + EC_SR <= npix)
+            stile_nv(EC_SR, nv, p, s, cs, w, rq, cpad, sums, d, pix, ob, y);
+        else
+            for (long i = pix; i < npix; i++)
+                stile_nv(1, nv, p, s, cs, w, rq, cpad, sums, d, i, ob, y);
+    }
+}
+
+void ec_qconv_pointwise_sdot_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                                const int32_t *rq, int32_t d, void *scratch, uint8_t *y)
+{
+    sconv(0, p, x, w, rq, d, scratch, y);
+}
+
+void ec_qconv_pointwise_sdot_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                                const int32_t *rq, int32_t d, void *scratch, int8_t *y)
+{
+    sconv(1, p, x, w, rq, d, scratch, y);
+}
