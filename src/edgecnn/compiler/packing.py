@@ -11,7 +11,9 @@ kernel never needs a ragged load of weights:
 
 The integer kernels (runtime/ec_qvec.h) use the same blocks of ``nb`` int32 lanes, with int16
 weights (int32 for depthwise; the weight zero point subtracted) and four int32 rows of
-requantization per layer (folded bias, multiplier, left and right shift).
+requantization per layer (folded bias, multiplier, left and right shift). The 8-bit dot-product
+kernels (AVX-512 VNNI, AArch64 SDOT) take int8 weights in blocks of 16 or 4 output channels
+(:func:`pack_qconv_vnni`, :func:`pack_qconv_sdot`).
 
 Direct and dense weights may also be stored as IEEE half precision (dtype "float16", for the
 _f16 kernels): half the bytes for layers bound by streaming their weights; the arithmetic stays
