@@ -49,6 +49,32 @@ long ec_qconv_sdot_scratch_bytes(const ec_qconv_params *p)
     return ssums_offset(p) + (long)p->oh * p->ow * 4;
 }
 
+/* The c bytes at src XOR flip as s: copied to dst (when not NULL), their sum returned
+ * (|sum| <= 128 c); 16 and 8 bytes at a time, then one by one */
+EC_QINLINE int32_t sflip(const uint8_t *src, int c, uint8_t flip, int8_t *dst)
+{
+    int32x4_t acc = vdupq_n_s32(0);
+    int k = 0;
+    for (; k + 16 <= c; k += 16) {
+        const int8x16_t v = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(src + k), vdupq_n_u8(flip)));
+        if (dst) vst1q_s8(dst + k, v);
+        acc = vpadalq_s16(acc, vpaddlq_s8(v));
+    }
+    if (k + 8 <= c) {
+        const int8x8_t v = vreinterpret_s8_u8(veor_u8(vld1_u8(src + k), vdup_n_u8(flip)));
+        if (dst) vst1_s8(dst + k, v);
+        acc = vaddq_s32(acc, vmovl_s16(vpaddl_s8(v)));
+        k += 8;
+    }
+    int32_t sum = vaddvq_s32(acc);
+    for (; k < c; k++) {
+        const int8_t v = (int8_t)(src[k] ^ flip);
+        if (dst) dst[k] = v;
+        sum += v;
+    }
+    return sum;
+}
+
 /* Pixels [0, n): x as s (xs, cs bytes a pixel, when not NULL) and sum(s) (sums, when not NULL) */
 EC_QINLINE void sprepare(const int S, const uint8_t *x, int c, long n, int8_t *xs, long cs,
                          int32_t *sums)
@@ -56,17 +82,11 @@ EC_QINLINE void sprepare(const int S, const uint8_t *x, int c, long n, int8_t *x
     const uint8_t flip = S ? 0 : 0x80;
     EC_OMP_FOR_IF(n * c >= EC_PARALLEL_MIN_FLOATS)
     for (long i = 0; i < n; i++) {
-        const uint8_t *src = x + i * c;
-        if (xs) {
-            int8_t *dst = xs + i * cs;
-            for (int k = 0; k < c; k++) dst[k] = (int8_t)(src[k] ^ flip);
+        int8_t *dst = xs ? xs + i * cs : NULL;
+        const int32_t sum = sflip(x + i * c, c, flip, dst);
+        if (dst)
             for (long k = c; k < cs; k++) dst[k] = 0;
-        }
-        if (sums) {
-            int32_t s = 0; /* |s| <= 128 C */
-            for (int k = 0; k < c; k++) s += (int8_t)(src[k] ^ flip);
-            sums[i] = s;
-        }
+        if (sums) sums[i] = sum;
     }
 }
 
