@@ -278,7 +278,7 @@ def _qconv_vnni_scratch(direct: bool):
     return scratch
 
 
-def _qconv_vnni_serves(name: str):
+def _qconv_dot_serves(name: str):
     def serves(op: Op, prog: Program, t: Target) -> bool:
         # the direct kernel reads a window row as kw x C contiguous bytes: dilation 1 along x
         plain = op.kind == "qdense" or op.attrs["dilation"][1] == 1
@@ -323,9 +323,13 @@ def _qconv_vnni_call(direct: bool):
     return _qconv_dot_call("ec_qconv_pointwise_vnni", "ec_qconv_vnni_scratch_bytes")
 
 
-def _qconv_sdot_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
-    """Floats of arena for the input as signed bytes and its per-pixel sums."""
-    return -(-packing.qconv_sdot_scratch_bytes(_qconv_geometry(op, prog.shapes)) // 4)
+def _qconv_sdot_scratch(direct: bool):
+    def scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+        """Floats of arena for the input as signed bytes (padded, for direct) and its sums
+        (per pixel, or per window and a running sum)."""
+        fn = packing.qconv_sdot_direct_scratch_bytes if direct else packing.qconv_sdot_scratch_bytes
+        return -(-fn(_qconv_geometry(op, prog.shapes)) // 4)
+    return scratch
 
 
 def _qconv_sdot_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
@@ -380,12 +384,16 @@ KERNELS: tuple[Kernel, ...] = (
            _qconv_serves("int8_pointwise"), _qconv_vnni_call(False),
            scratch=_qconv_vnni_scratch(False), pack=_qconv_vnni_pack),
     Kernel("int8_direct_vnni", _QCONV, "ec_qconv_vnni.c", _VNNI,
-           _qconv_vnni_serves("int8_direct"), _qconv_vnni_call(True),
+           _qconv_dot_serves("int8_direct"), _qconv_vnni_call(True),
            scratch=_qconv_vnni_scratch(True), pack=_qconv_vnni_pack),
     Kernel("int8_pointwise_sdot", _QCONV, "ec_qconv_sdot.c", _DOTPROD,
            _qconv_serves("int8_pointwise"),
            _qconv_dot_call("ec_qconv_pointwise_sdot", "ec_qconv_sdot_scratch_bytes"),
-           scratch=_qconv_sdot_scratch, pack=_qconv_sdot_pack),
+           scratch=_qconv_sdot_scratch(False), pack=_qconv_sdot_pack),
+    Kernel("int8_direct_sdot", _QCONV, "ec_qconv_sdot.c", _DOTPROD,
+           _qconv_dot_serves("int8_direct"),
+           _qconv_dot_call("ec_qconv_direct_sdot", "ec_qconv_sdot_direct_scratch_bytes"),
+           scratch=_qconv_sdot_scratch(True), pack=_qconv_sdot_pack),
     Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
            _qconv_call("ec_qconv_pointwise"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
     Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),

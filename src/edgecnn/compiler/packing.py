@@ -186,9 +186,10 @@ SDOT_NB = 4  # ec_qconv_sdot.c: 4 int32 lanes (one NEON register), each the dot 
 
 
 def pack_qconv_sdot(w_oihw: np.ndarray, w_zp: int) -> tuple[np.ndarray, int]:
-    """Integer (Co, Ci, 1, 1) -> ((ceil(Co/4), 1, ceil(Ci / 4), 4, 4) int8 q = w - b, zero past
-    Co and Ci; d = b - w_zp, b as :func:`qconv_vnni_offset`) for ec_qconv_pointwise_sdot: an
-    SDOT takes 4 input channels of 4 output channels (one 16-byte vector) per instruction, the
+    """Integer (Co, Ci, kh, kw) -> ((ceil(Co/4), kh, ceil(kw Ci / 4), 4, 4) int8 q = w - b,
+    each kernel row flattened as [kw][Ci] and cut in groups of 4, zero past Co and kw Ci; d =
+    b - w_zp, b as :func:`qconv_vnni_offset`) for ec_qconv_pointwise_sdot / _direct_sdot: an
+    SDOT takes 4 bytes of 4 output channels (one 16-byte vector) per instruction, the
     activations' 4 bytes from one lane of a pixel's vector."""
     return _pack_qconv_dot(w_oihw, w_zp, SDOT_NB)
 
@@ -216,6 +217,12 @@ def qconv_vnni_direct_scratch_bytes(geometry: tuple) -> int:
     wp = max((ow - 1) * sw + (kw - 1) * dw + 1, w + pl)
     rs = -(-wp * c // 4) * 4 + 4
     return -(-hp * rs // 64) * 64 + (oh * ow + wp * c + 1) * 4
+
+
+def qconv_sdot_direct_scratch_bytes(geometry: tuple) -> int:
+    """ec_qconv_sdot_direct_scratch_bytes: the padded input as signed bytes in the layout of
+    :func:`qconv_vnni_direct_scratch_bytes`, window sums and running sum as there."""
+    return qconv_vnni_direct_scratch_bytes(geometry)
 
 
 def qconv_folded_bias(w_oihw: np.ndarray, bias: np.ndarray, in_zp: int, w_zp: int) -> np.ndarray:

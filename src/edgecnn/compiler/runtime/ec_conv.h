@@ -128,6 +128,12 @@ void ec_qconv_pointwise_sdot_u8(const ec_qconv_params *p, const uint8_t *x, cons
                                 const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
 void ec_qconv_pointwise_sdot_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
                                 const int32_t *rq, int32_t d, void *scratch, int8_t *y);
+/* ... and the direct one (any kernel and stride, dilation 1 along x), the same arguments */
+long ec_qconv_sdot_direct_scratch_bytes(const ec_qconv_params *p);
+void ec_qconv_direct_sdot_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
+void ec_qconv_direct_sdot_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, int8_t *y);
 void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,
                            const int32_t *rq, uint8_t *y);
 void ec_qconv_depthwise_i8(const ec_qconv_params *p, const int8_t *x, const int32_t *w,

@@ -24,8 +24,8 @@
 #include "ec_conv.h"
 #include "ec_qvec.h"
 
-#if !defined(__aarch64__) || !defined(__ARM_FEATURE_DOTPROD) || EC_NB != 4 || \
-    defined(EC_NO_VECTOR_EXT)
+#if !defined(__aarch64__) || !defined(__ARM_FEATURE_DOTPROD) || EC_NB != 4                         \
+    || defined(EC_NO_VECTOR_EXT)
 #error "ec_qconv_sdot.c needs AArch64 with the dot product (-mcpu=cortex-a76) and EC_NB=4"
 #endif
 #include <arm_neon.h>
@@ -101,28 +101,51 @@ EC_QINLINE int32x4_t sdot_lane(int32x4_t acc, int8x16_t w, int8x16_t x, const in
     }
 }
 
-/* The first n (<= 4 V) bytes of V blocks of 4 outputs (int32 in the 8-bit range: truncation is
- * exact for either type) stored at y */
-EC_QINLINE void sstore(const int V, void *y, int n, const int32x4_t *v)
+/* The first n (<= 16) bytes of four blocks of 4 outputs (int32 in the 8-bit range: truncation
+ * is exact for either type) stored at y */
+EC_QINLINE void sstore(void *y, int n, int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d)
 {
-    int32x4_t z[4];
-    for (int i = 0; i < 4; i++) z[i] = i < V ? v[i] : vdupq_n_s32(0);
-    const int16x8_t lo = vcombine_s16(vmovn_s32(z[0]), vmovn_s32(z[1]));
-    const int16x8_t hi = vcombine_s16(vmovn_s32(z[2]), vmovn_s32(z[3]));
-    const int8x16_t b = vcombine_s8(vmovn_s16(lo), vmovn_s16(hi));
+    const int16x8_t lo = vcombine_s16(vmovn_s32(a), vmovn_s32(b));
+    const int16x8_t hi = vcombine_s16(vmovn_s32(c), vmovn_s32(d));
+    const int8x16_t v = vcombine_s8(vmovn_s16(lo), vmovn_s16(hi));
     if (n == 16) {
-        vst1q_s8((int8_t *)y, b);
+        vst1q_s8((int8_t *)y, v);
     } else {
         int8_t tmp[16];
-        vst1q_s8(tmp, b);
+        vst1q_s8(tmp, v);
         memcpy(y, tmp, (size_t)n);
     }
 }
 
+/* The end of a tile of R pixels (pix, pix + 1, ...; their sums of s) x V blocks from ob:
+ * d sum(s), the requantization, the stores */
+EC_QINLINE void sfinish(const int R, const int V, const ec_qconv_params *p,
+                        int32x4_t acc[EC_SR][EC_SV], const int32_t *rq, long cpad,
+                        const int32_t *sums, int32_t d, long pix, int ob, void *y)
+{
+    if (sums)
+        for (int r = 0; r < R; r++) {
+            const int32x4_t corr = vdupq_n_s32((int32_t)((uint32_t)d * (uint32_t)sums[pix + r]));
+            for (int v = 0; v < V; v++) acc[r][v] = vaddq_s32(acc[r][v], corr);
+        }
+    for (int v = 0; v < V; v++) {
+        const long o0 = (long)(ob + v) * 4;
+        const ec_qv mult = ec_qload32(rq + cpad + o0), left = ec_qload32(rq + 2 * cpad + o0),
+                    right = ec_qload32(rq + 3 * cpad + o0);
+        for (int r = 0; r < R; r++)
+            acc[r][v] = (int32x4_t)ec_qfinish((ec_qv)acc[r][v], mult, left, right, p);
+    }
+    const int o0 = ob * 4, n = p->o - o0 < 4 * V ? p->o - o0 : 4 * V;
+    const int32x4_t z = vdupq_n_s32(0);
+    for (int r = 0; r < R; r++)
+        sstore((uint8_t *)y + (pix + r) * p->o + o0, n, acc[r][0], V > 1 ? acc[r][1] : z,
+               V > 2 ? acc[r][2] : z, V > 3 ? acc[r][3] : z);
+}
+
 /* R pixels from pix x V channel blocks from ob */
-EC_QINLINE void stile(const int R, const int V, const ec_qconv_params *p, const int8_t *xs,
-                      long cs, const int8_t *w, const int32_t *rq, long cpad,
-                      const int32_t *sums, int32_t d, long pix, int ob, void *y)
+EC_QINLINE void stile(const int R, const int V, const ec_qconv_params *p, const int8_t *xs, long cs,
+                      const int8_t *w, const int32_t *rq, long cpad, const int32_t *sums, int32_t d,
+                      long pix, int ob, void *y)
 {
     const long bstep = cs * 4; /* bytes of one packed block */
     const int8_t *wb = w + ob * bstep;
@@ -155,26 +178,13 @@ EC_QINLINE void stile(const int R, const int V, const ec_qconv_params *p, const 
             for (int r = 0; r < R; r++) acc[r][v] = vdotq_s32(acc[r][v], wv, xv[r]);
         }
     }
-    if (sums)
-        for (int r = 0; r < R; r++) {
-            const int32x4_t corr = vdupq_n_s32((int32_t)((uint32_t)d * (uint32_t)sums[pix + r]));
-            for (int v = 0; v < V; v++) acc[r][v] = vaddq_s32(acc[r][v], corr);
-        }
-    for (int v = 0; v < V; v++) {
-        const long o0 = (long)(ob + v) * 4;
-        const ec_qv mult = ec_qload32(rq + cpad + o0), left = ec_qload32(rq + 2 * cpad + o0),
-                    right = ec_qload32(rq + 3 * cpad + o0);
-        for (int r = 0; r < R; r++)
-            acc[r][v] = (int32x4_t)ec_qfinish((ec_qv)acc[r][v], mult, left, right, p);
-    }
-    const int o0 = ob * 4, n = p->o - o0 < 4 * V ? p->o - o0 : 4 * V;
-    for (int r = 0; r < R; r++) sstore(V, (uint8_t *)y + (pix + r) * p->o + o0, n, acc[r]);
+    sfinish(R, V, p, acc, rq, cpad, sums, d, pix, ob, y);
 }
 
 /* stile for the nv (1 .. EC_SV) blocks left, as a constant (the accumulators in registers) */
-EC_QINLINE void stile_nv(const int R, int nv, const ec_qconv_params *p, const int8_t *xs,
-                         long cs, const int8_t *w, const int32_t *rq, long cpad,
-                         const int32_t *sums, int32_t d, long pix, int ob, void *y)
+EC_QINLINE void stile_nv(const int R, int nv, const ec_qconv_params *p, const int8_t *xs, long cs,
+                         const int8_t *w, const int32_t *rq, long cpad, const int32_t *sums,
+                         int32_t d, long pix, int ob, void *y)
 {
     if (nv == EC_SV)
         stile(R, EC_SV, p, xs, cs, w, rq, cpad, sums, d, pix, ob, y);
@@ -208,6 +218,178 @@ EC_QINLINE void sconv(const int S, const ec_qconv_params *p, const void *x, cons
             for (long i = pix; i < npix; i++)
                 stile_nv(1, nv, p, s, cs, w, rq, cpad, sums, d, i, ob, y);
     }
+}
+
+/* ---- direct: any kernel size and stride, dilation 1 along x ---------------------------------
+ *
+ * As ec_qconv_vnni.c's: the input is copied to the scratch as s with its padding (s of in_zp)
+ * and rows of rs bytes; along x a window row is kw * C contiguous bytes, taken four at a time
+ * (K4 = ceil(kw C / 4) groups a row; the bytes past kw C meet zero weights), 16 bytes (four
+ * groups) to a load. Weights: [ceil(O / 4)][kh][K4][4][4] (packing.pack_qconv_sdot). When
+ * d != 0, the sum of s over each output pixel's window follows the rows: per output row, the kh
+ * input rows summed byte by byte, their running sum, and a window's sum is the difference of
+ * two of those. */
+
+/* the input rows and columns the windows span, padding included (as ec_qconv_direct.c) */
+static long sspan(int n, int pad, int on, int s, int k, int d)
+{
+    const long need = (long)(on - 1) * s + (long)(k - 1) * d + 1;
+    return need > (long)n + pad ? need : (long)n + pad;
+}
+
+typedef struct {
+    long hp, wp, rs, k4, sums; /* padded rows, columns, bytes a row, groups a window row, offset */
+} sgeom;
+
+static sgeom sdirect_geometry(const ec_qconv_params *p)
+{
+    sgeom g;
+    g.hp = sspan(p->h, p->pad_top, p->oh, p->sh, p->kh, p->dh);
+    g.wp = sspan(p->w, p->pad_left, p->ow, p->sw, p->kw, p->dw);
+    g.rs = (g.wp * p->c + 3) / 4 * 4 + 4; /* a window row's last group may read 3 bytes past */
+    g.k4 = ((long)p->kw * p->c + 3) / 4;
+    g.sums = (g.hp * g.rs + 63) / 64 * 64;
+    return g;
+}
+
+/* the padded input, one window sum per output pixel, a running sum of wp C + 1 int32 */
+long ec_qconv_sdot_direct_scratch_bytes(const ec_qconv_params *p)
+{
+    const sgeom g = sdirect_geometry(p);
+    return g.sums + ((long)p->oh * p->ow + g.wp * p->c + 1) * 4;
+}
+
+/* sums[oy][ox]: the sum of s over each window (mod 2^32, as every sum here); run: scratch */
+static void swindow_sums(const ec_qconv_params *p, const sgeom *g, const int8_t *xs, int32_t *sums,
+                         uint32_t *run)
+{
+    const long wc = g->wp * p->c, kc = (long)p->kw * p->c, step = (long)p->sw * p->c;
+    for (int oy = 0; oy < p->oh; oy++) {
+        const int8_t *r0 = xs + (long)oy * p->sh * g->rs;
+        for (long j = 0; j < wc; j++) run[j + 1] = (uint32_t)(int32_t)r0[j];
+        for (int ky = 1; ky < p->kh; ky++) {
+            const int8_t *r = r0 + (long)ky * p->dh * g->rs;
+            for (long j = 0; j < wc; j++) run[j + 1] += (uint32_t)(int32_t)r[j];
+        }
+        run[0] = 0;
+        for (long j = 1; j <= wc; j++) run[j] += run[j - 1];
+        for (int ox = 0; ox < p->ow; ox++)
+            sums[(long)oy * p->ow + ox] = (int32_t)(run[ox * step + kc] - run[ox * step]);
+    }
+}
+
+/* The padded copy of x as s */
+EC_QINLINE void spad(const int S, const ec_qconv_params *p, const uint8_t *x, const sgeom *g,
+                     int8_t *xs)
+{
+    const uint8_t flip = S ? 0 : 0x80;
+    const int pad = (int8_t)((uint8_t)p->in_zp ^ flip);
+    const long left = (long)p->pad_left * p->c, mid = (long)p->w * p->c, wc = g->wp * p->c;
+    EC_OMP_FOR_IF(g->hp * g->rs >= EC_PARALLEL_MIN_FLOATS)
+    for (long yy = 0; yy < g->hp; yy++) {
+        const long iy = yy - p->pad_top;
+        int8_t *row = xs + yy * g->rs;
+        if (iy >= 0 && iy < p->h) {
+            memset(row, pad, (size_t)left);
+            sflip(x + iy * mid, (int)mid, flip, row + left);
+            memset(row + left + mid, pad, (size_t)(wc - left - mid));
+        } else {
+            memset(row, pad, (size_t)wc);
+        }
+        memset(row + wc, 0, (size_t)(g->rs - wc));
+    }
+}
+
+/* R output pixels from (oy, ox) along the row x V channel blocks from ob */
+EC_QINLINE void dtile(const int R, const int V, const ec_qconv_params *p, const sgeom *g,
+                      const int8_t *xs, const int8_t *w, const int32_t *rq, long cpad,
+                      const int32_t *sums, int32_t d, int oy, int ox, int ob, void *y)
+{
+    /* the geometry in locals: the loops then read no int the accumulators' stores might alias */
+    const long k4 = g->k4, xstep = (long)p->sw * p->c, bstep = (long)p->kh * k4 * 16;
+    const int8_t *wb = w + ob * bstep;
+    int32x4_t acc[EC_SR][EC_SV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) acc[r][v] = vld1q_s32(rq + (long)(ob + v) * 4);
+    for (int ky = 0; ky < p->kh; ky++) {
+        const int8_t *row = xs + ((long)oy * p->sh + (long)ky * p->dh) * g->rs + ox * xstep;
+        const int8_t *wk = wb + ky * k4 * 16;
+        long j = 0;
+        for (; j + 4 <= k4; j += 4) { /* four groups: one load of each pixel */
+            int8x16_t xv[EC_SR];
+            for (int r = 0; r < R; r++) xv[r] = vld1q_s8(row + r * xstep + 4 * j);
+#pragma GCC unroll 4 /* as stile's */
+            for (int q = 0; q < 4; q++)
+                for (int v = 0; v < V; v++) {
+                    const int8x16_t wv = vld1q_s8(wk + v * bstep + (j + q) * 16);
+                    for (int r = 0; r < R; r++) acc[r][v] = sdot_lane(acc[r][v], wv, xv[r], q);
+                }
+        }
+        for (; j < k4; j++) { /* the last groups, broadcast */
+            int8x16_t xv[EC_SR];
+            for (int r = 0; r < R; r++) {
+                int32_t u;
+                memcpy(&u, row + r * xstep + 4 * j, 4);
+                xv[r] = vreinterpretq_s8_s32(vdupq_n_s32(u));
+            }
+            for (int v = 0; v < V; v++) {
+                const int8x16_t wv = vld1q_s8(wk + v * bstep + j * 16);
+                for (int r = 0; r < R; r++) acc[r][v] = vdotq_s32(acc[r][v], wv, xv[r]);
+            }
+        }
+    }
+    const long pix = (long)oy * p->ow + ox;
+    sfinish(R, V, p, acc, rq, cpad, sums, d, pix, ob, y);
+}
+
+EC_QINLINE void dtile_nv(const int R, int nv, const ec_qconv_params *p, const sgeom *g,
+                         const int8_t *xs, const int8_t *w, const int32_t *rq, long cpad,
+                         const int32_t *sums, int32_t d, int oy, int ox, int ob, void *y)
+{
+    if (nv == EC_SV)
+        dtile(R, EC_SV, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+    else if (nv == 1)
+        dtile(R, 1, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+    else if (nv == 2)
+        dtile(R, 2, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+    else
+        dtile(R, EC_SV > 3 ? 3 : 1, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+}
+
+EC_QINLINE void dconv(const int S, const ec_qconv_params *p, const void *x, const int8_t *w,
+                      const int32_t *rq, int32_t d, void *scratch, void *y)
+{
+    const sgeom g = sdirect_geometry(p);
+    const int nblk = (p->o + 3) / 4, nq = (nblk + EC_SV - 1) / EC_SV;
+    const long cpad = (long)nblk * 4, ntr = (p->ow + EC_SR - 1) / EC_SR;
+    int8_t *xs = (int8_t *)scratch;
+    int32_t *sums = d ? (int32_t *)(void *)(xs + g.sums) : NULL;
+    spad(S, p, (const uint8_t *)x, &g, xs);
+    if (sums) swindow_sums(p, &g, xs, sums, (uint32_t *)(sums + (long)p->oh * p->ow));
+    /* jobs: channel groups outer (their weights stay in cache), then rows, then tiles */
+    EC_OMP_FOR_IF((long)p->oh * p->ow * p->kh * g.k4 * 4 * cpad >= EC_QPARALLEL_MIN_MACS)
+    for (long job = 0; job < nq * p->oh * ntr; job++) {
+        const int ob = (int)(job / (p->oh * ntr)) * EC_SV,
+                  nv = nblk - ob < EC_SV ? nblk - ob : EC_SV;
+        const int oy = (int)(job / ntr % p->oh), ox = (int)(job % ntr * EC_SR);
+        if (ox + EC_SR <= p->ow)
+            dtile_nv(EC_SR, nv, p, &g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
+        else
+            for (int i = ox; i < p->ow; i++)
+                dtile_nv(1, nv, p, &g, xs, w, rq, cpad, sums, d, oy, i, ob, y);
+    }
+}
+
+void ec_qconv_direct_sdot_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, uint8_t *y)
+{
+    dconv(0, p, x, w, rq, d, scratch, y);
+}
+
+void ec_qconv_direct_sdot_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, int8_t *y)
+{
+    dconv(1, p, x, w, rq, d, scratch, y);
 }
 
 void ec_qconv_pointwise_sdot_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
