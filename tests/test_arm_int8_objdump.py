@@ -153,13 +153,14 @@ def test_fast_kernels_without_simd_registers_are_rejected(tmp_path):
 
 @pytest.mark.cross
 def test_pi5_build_uses_the_dot_product(tmp_path):
-    """The pi5's pointwise kernel (the row the compiler picks there: ec_qconv_sdot.c) has SDOT,
-    16 multiply-adds per instruction, in its innermost loops, and the NEON requantization."""
+    """The pi5's pointwise and direct kernels (the rows the compiler picks there:
+    ec_qconv_sdot.c) have SDOT, 16 multiply-adds per instruction, in their innermost loops, and
+    the NEON requantization."""
     t = targets.get("pi5")
     assert "dotprod" in kernels.features(t)
     row = next(k for k in kernels.KERNELS if k.name == "int8_pointwise_sdot")
     funcs = functions(objdump_tool(t), compile_object(t, row.source, tmp_path / "d.o"))
-    for name in ("ec_qconv_pointwise_sdot_u8", "ec_qconv_pointwise_sdot_i8"):
+    for name in (f"ec_qconv_{k}_sdot_{s}" for k in ("pointwise", "direct") for s in ("u8", "i8")):
         insns = funcs[name]
         assert any(i.startswith("sdot ") for i in inside(insns, innermost(loops(insns)))), name
         assert not missing(insns, t.arch, ("mac", "requant")), name

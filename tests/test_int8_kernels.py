@@ -555,16 +555,19 @@ def sdot_exe(tmp_path_factory):
 
 
 def run_sdot(sdot_exe, a: dict, wts: dict, x: np.ndarray, p: QConv, shape) -> tuple:
-    """The kernel the compiler picks for pi5 (ec_qconv_pointwise_sdot) on the weights as it
-    packs them, in the scratch it plans (sdot_check.c guards it); returns the output and d."""
+    """The kernel the compiler picks for pi5 (ec_qconv_pointwise_sdot or _direct_sdot) on the
+    weights as it packs them, in the scratch it plans (sdot_check.c guards it); returns the
+    output and d."""
     t, exe = sdot_exe
     op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
     prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": shape})
     row = kernel_table.choose(op, prog, t)
-    assert row.name == "int8_pointwise_sdot"
+    direct = row.name == "int8_direct_sdot"
+    assert row.name == "int8_pointwise_sdot" or direct, row.name
     packed = row.pack(op, t.nb)
     d = int(packed["d"][0])
-    data = struct.pack("<i", int(a["dtype"] == "int8")) + bytes(p) + struct.pack("<i", d)
+    kid = int(a["dtype"] == "int8") + 2 * direct
+    data = struct.pack("<i", kid) + bytes(p) + struct.pack("<i", d)
     for v in (x[0], packed["qweight"], packed["requant"]):
         raw = np.ascontiguousarray(v).tobytes()
         data += struct.pack("<q", len(raw)) + raw
@@ -572,7 +575,8 @@ def run_sdot(sdot_exe, a: dict, wts: dict, x: np.ndarray, p: QConv, shape) -> tu
                        timeout=120)
     assert r.returncode == 0, r.stderr.decode()
     geometry = tuple(getattr(p, f) for f, _ in p._fields_[:15])
-    assert struct.unpack("<Q", r.stdout[:8])[0] == packing.qconv_sdot_scratch_bytes(geometry)
+    count = packing.qconv_sdot_direct_scratch_bytes if direct else packing.qconv_sdot_scratch_bytes
+    assert struct.unpack("<Q", r.stdout[:8])[0] == count(geometry)
     return np.frombuffer(r.stdout[8:], x.dtype).reshape(shape), d
 
 
@@ -583,6 +587,16 @@ def test_sdot_pointwise_bit_exact(sdot_exe, case, weights):
     a, wts, x, want, p = vnni_setup(case, weights, zlib.crc32(repr((case, weights)).encode()))
     got, d = run_sdot(sdot_exe, a, wts, x, p, want.shape)
     assert (d == 0) == (weights in ("sym", "fits")), d  # both packings are exercised
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("weights", ["zp", "sym"])
+@pytest.mark.parametrize("case", VNNI_DIRECT, ids=lambda c: "x".join(map(str, c[:6])))
+def test_sdot_direct_bit_exact(sdot_exe, case, weights):
+    a, wts, x, want, p = vnni_setup(case, weights, zlib.crc32(repr((case, weights)).encode()))
+    got, d = run_sdot(sdot_exe, a, wts, x, p, want.shape)
+    assert (d == 0) == (weights == "sym"), d
     np.testing.assert_array_equal(got, want)
 
 
@@ -623,14 +637,24 @@ def test_sdot_extreme_values_are_exact(sdot_exe, dtype):
     np.testing.assert_array_equal(got, want)
 
 
-def test_sdot_only_where_the_target_has_the_dot_product():
-    """pi5 (Cortex-A76) takes the SDOT pointwise kernel; pi4 (Cortex-A72), generic AArch64 and
-    32-bit ARM keep the int16 one."""
-    a, wts, x, want, p = conv_setup((5, 7, 16, 9, 1, 1, (0, 0, 0, 0), 1, 1), "int8", 5)
+@pytest.mark.parametrize("case, algo", [
+    ((5, 7, 16, 9, 1, 1, (0, 0, 0, 0), 1, 1), "int8_pointwise"),
+    ((9, 8, 5, 7, 3, 1, (1, 1, 1, 1), 1, 1), "int8_direct")])
+def test_sdot_only_where_the_target_has_the_dot_product(case, algo):
+    """pi5 (Cortex-A76) takes the SDOT kernels; pi4 (Cortex-A72), generic AArch64 and 32-bit
+    ARM keep the int16 ones."""
+    a, wts, x, want, p = conv_setup(case, "int8", 5)
     op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
     prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": want.shape})
     chosen = {n: kernel_table.choose(op, prog, targets.get(n)).name
               for n in ("pi5", "pi4", "aarch64", "pi3", "armv7")}
-    assert chosen == {"pi5": "int8_pointwise_sdot", "pi4": "int8_pointwise",
-                      "aarch64": "int8_pointwise", "pi3": "int8_pointwise",
-                      "armv7": "int8_pointwise"}
+    assert chosen == {"pi5": f"{algo}_sdot", "pi4": algo, "aarch64": algo, "pi3": algo,
+                      "armv7": algo}
+
+
+def test_sdot_direct_needs_unit_dilation_along_x():
+    """A dilated window row is not contiguous: the int16 direct kernel keeps it on pi5."""
+    a, wts, x, want, p = conv_setup((12, 12, 6, 7, 5, 1, (4, 4, 4, 4), 2, 1), "int8", 5)
+    op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": want.shape})
+    assert kernel_table.choose(op, prog, targets.get("pi5")).name == "int8_direct"
