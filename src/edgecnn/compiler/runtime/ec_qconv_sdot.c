@@ -1,8 +1,8 @@
-/* Fast integer pointwise convolution (1x1, stride 1, no padding; qdense shares it) with the
- * ARMv8.2 dot product on AArch64 (ec_conv.h; Cortex-A76 and later, the Raspberry Pi 5). SDOT
- * multiplies four signed bytes by four signed bytes and adds the four products to an int32
- * lane: 16 multiply-adds per instruction, each product exact (128 x 128 = 2^14) and the lane
- * sum wrapping, never saturating.
+/* Fast integer pointwise convolution (1x1, stride 1, no padding; qdense shares it), and the
+ * direct one below, with the ARMv8.2 dot product on AArch64 (ec_conv.h; Cortex-A76 and later,
+ * the Raspberry Pi 5). SDOT multiplies four signed bytes by four signed bytes and adds the four
+ * products to an int32 lane: 16 multiply-adds per instruction, each product exact
+ * (128 x 128 = 2^14) and the lane sum wrapping, never saturating.
  *
  * The 4 int32 lanes of an accumulator are 4 output channels; a tile of EC_SR pixels x EC_SV
  * channel blocks shares each weight load. SDOT's by-element form takes four input channels of
