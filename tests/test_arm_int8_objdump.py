@@ -1,11 +1,12 @@
 """The ARM builds of the fast integer kernels (ec_qconv_direct.c, ec_qconv_depthwise.c,
-ec_qadd_fast.c) compute with NEON. Each kernel function, cross-compiled for the target with its
-flags and disassembled with the cross binutils' ``objdump -d``, must have a NEON integer
-multiply-accumulate in an innermost loop (from a backward branch's target to the branch, with
-no other loop inside: the hot loop) and the NEON requantization (VQRDMULH / SQRDMULH) in a
-loop. The checker is shown to reject builds without them: the portable ec_int8.c convolution
-and, on AArch64, the fast kernels built without SIMD registers. That the kernels are exact is
-the business of test_int8_kernels.py and test_int8_compile.py."""
+ec_qadd_fast.c, and on the pi5 ec_qconv_sdot.c) compute with NEON. Each kernel function,
+cross-compiled for the target with its flags and disassembled with the cross binutils'
+``objdump -d``, must have a NEON integer multiply-accumulate in an innermost loop (from a
+backward branch's target to the branch, with no other loop inside: the hot loop) and the NEON
+requantization (VQRDMULH / SQRDMULH) in a loop. The checker is shown to reject builds without
+them: the portable ec_int8.c convolution and, on AArch64, the fast kernels built without SIMD
+registers. That the kernels are exact is the business of test_int8_kernels.py and
+test_int8_compile.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need
-from edgecnn.compiler import build, targets
+from edgecnn.compiler import build, kernels, targets
 from edgecnn.compiler.build import RUNTIME_DIR
 
 ARM_TARGETS = ("pi3", "aarch64", "pi4", "pi5")
@@ -151,10 +152,29 @@ def test_fast_kernels_without_simd_registers_are_rejected(tmp_path):
 
 
 @pytest.mark.cross
-@pytest.mark.xfail(strict=True, reason="issue 12 asks for SDOT on the Pi 5 (Cortex-A76, "
-                   "dot product); the fast kernels widen to int32 lanes and use MLA instead")
 def test_pi5_build_uses_the_dot_product(tmp_path):
+    """The pi5's pointwise and direct kernels (the rows the compiler picks there:
+    ec_qconv_sdot.c) have SDOT, 16 multiply-adds per instruction, in their innermost loops, and
+    the NEON requantization."""
     t = targets.get("pi5")
-    funcs = functions(objdump_tool(t), compile_object(t, "ec_qconv_direct.c", tmp_path / "d.o"))
-    insns = funcs["ec_qconv_pointwise_u8"]
-    assert any(i.startswith("sdot ") for i in inside(insns, innermost(loops(insns))))
+    assert "dotprod" in kernels.features(t)
+    row = next(k for k in kernels.KERNELS if k.name == "int8_pointwise_sdot")
+    funcs = functions(objdump_tool(t), compile_object(t, row.source, tmp_path / "d.o"))
+    for name in (f"ec_qconv_{k}_sdot_{s}" for k in ("pointwise", "direct") for s in ("u8", "i8")):
+        insns = funcs[name]
+        assert any(i.startswith("sdot ") for i in inside(insns, innermost(loops(insns)))), name
+        assert not missing(insns, t.arch, ("mac", "requant")), name
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("target", ["pi4", "aarch64"])
+def test_dot_product_kernel_refuses_cores_without_it(target, tmp_path):
+    """Cortex-A72 (pi4) and generic ARMv8-A have no dot product: ec_qconv_sdot.c does not
+    build for them, and the compiler does not pick it there."""
+    t = targets.get(target)
+    objdump_tool(t)
+    assert "dotprod" not in kernels.features(t)
+    cmd = [t.cc, *build.cflags(replace(t, openmp=False)), "-c", "-o", str(tmp_path / "x.o"),
+           str(RUNTIME_DIR / "ec_qconv_sdot.c")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode != 0 and "needs AArch64 with the dot product" in r.stderr

@@ -118,13 +118,15 @@ def runs(programs, tmp_path_factory):
 FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add"}
 
 
-def expected_kernel(layer, in_channels: int, vnni: bool = False) -> str:
+def expected_kernel(layer, in_channels: int, vnni: bool = False, sdot: bool = False) -> str:
     """The integer kernel a layer must get on a vector target: the fast convolutions for
     groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense; direct: the rest; both with
-    VPDPBUSD where the target has AVX-512 VNNI, direct then for dilation 1 along x) and
-    depthwise with multiplier 1, the fast add, the portable INT8 row for the rest."""
+    VPDPBUSD where the target has AVX-512 VNNI, SDOT where it has the AArch64 dot product,
+    direct then for dilation 1 along x) and depthwise with multiplier 1, the fast
+    add, the portable INT8 row for the rest."""
     a = layer.attrs
-    pointwise = "int8_pointwise_vnni" if vnni else "int8_pointwise"
+    pointwise = ("int8_pointwise_vnni" if vnni else "int8_pointwise_sdot" if sdot else
+                 "int8_pointwise")
     if layer.kind == "qadd":
         return "int8_add"
     if layer.kind == "qdense":
@@ -133,7 +135,9 @@ def expected_kernel(layer, in_channels: int, vnni: bool = False) -> str:
         return "int8"
     if a["groups"] == 1:
         one = tuple(a["kernel"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
-        direct = "int8_direct_vnni" if vnni and a["dilation"][1] == 1 else "int8_direct"
+        plain = a["dilation"][1] == 1
+        direct = ("int8_direct_vnni" if vnni and plain else "int8_direct_sdot" if sdot and plain
+                  else "int8_direct")
         return pointwise if one and not any(a["padding"]) else direct
     return "int8_depthwise" if a["groups"] == in_channels == a["filters"] else "int8"
 
@@ -141,16 +145,19 @@ def expected_kernel(layer, in_channels: int, vnni: bool = False) -> str:
 @pytest.mark.parametrize("target", TARGETS)
 def test_integer_graphs_bit_exact_on_target(target, runs, programs, expected):
     outs, algos = runs(target)
-    vnni = "avx512vnni" in kernel_table.features(targets.get(target))
+    have = kernel_table.features(targets.get(target))
+    vnni, sdot = "avx512vnni" in have, "dotprod" in have
     used = set()
     for pid, g, _, _ in programs:  # every integer layer ran on the integer kernels
         for layer in g.layers[1:]:
             if layer.spec.integer:
-                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2], vnni)
+                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2], vnni, sdot)
                 assert algos[pid][layer.name] == want, (pid, layer.name, algos[pid])
                 used.add(want)
     vnni_rows = {"int8_pointwise_vnni", "int8_direct_vnni"}
     rows = FAST_INT - {"int8_pointwise", "int8_direct"} | vnni_rows if vnni else FAST_INT
+    sdot_rows = {"int8_pointwise_sdot", "int8_direct_sdot"}
+    rows = FAST_INT - {"int8_pointwise", "int8_direct"} | sdot_rows if sdot else rows
     assert rows | {"int8"} <= used, used  # the graphs exercise every integer row
     if outs is None:
         pytest.skip(f"compiled; not run: this CPU cannot run {target} code")

@@ -528,3 +528,133 @@ def test_vnni_extreme_products_do_not_saturate(vnni_lib, dtype):
     p = QConv(7, 6, c, 7, 6, o, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, lo, zp, lo + 128, lo, hi)
     got, _ = run_vnni(vnni_lib, a, wts, x, p, want.shape)
     np.testing.assert_array_equal(got, want)
+
+
+# ---- the AArch64 dot-product pointwise kernel (ec_qconv_sdot.c), under qemu-user --------------
+
+SDOT_CHECK = Path(__file__).parent / "c" / "sdot_check.c"
+SDOT_CONVS = [*VNNI_CONVS,  # and: outputs in whole tiles (4 x 16), channels in whole vectors
+              (4, 4, 48, 64), (3, 3, 20, 12)]  # 16 + one group of 4, three blocks of 4
+
+
+@pytest.fixture(scope="module")
+def sdot_exe(tmp_path_factory):
+    """tests/c/sdot_check.c with ec_qconv_sdot.c, built for pi5 (Cortex-A76: the dot product)
+    with OpenMP, static: run under qemu-aarch64, whose default CPU has the dot product."""
+    from edgecnn.compiler import build as cbuild
+
+    t = targets.get("pi5")
+    need("cross", t.compiler_path() is not None and shutil.which(t.qemu) is not None,
+         f"needs {t.cc} and {t.qemu} (apt install {t.debian_package} qemu-user)")
+    exe = tmp_path_factory.mktemp("sdot") / "sdot_check"
+    cmd = [t.cc, *cbuild.cflags(t), "-Werror", "-static", f"-I{RUNTIME_DIR}", "-o", str(exe),
+           str(SDOT_CHECK), str(RUNTIME_DIR / "ec_qconv_sdot.c")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"$ {' '.join(cmd)}\n{r.stderr}"
+    return t, exe
+
+
+def run_sdot(sdot_exe, a: dict, wts: dict, x: np.ndarray, p: QConv, shape) -> tuple:
+    """The kernel the compiler picks for pi5 (ec_qconv_pointwise_sdot or _direct_sdot) on the
+    weights as it packs them, in the scratch it plans (sdot_check.c guards it); returns the
+    output and d."""
+    t, exe = sdot_exe
+    op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": shape})
+    row = kernel_table.choose(op, prog, t)
+    direct = row.name == "int8_direct_sdot"
+    assert row.name == "int8_pointwise_sdot" or direct, row.name
+    packed = row.pack(op, t.nb)
+    d = int(packed["d"][0])
+    kid = int(a["dtype"] == "int8") + 2 * direct
+    data = struct.pack("<i", kid) + bytes(p) + struct.pack("<i", d)
+    for v in (x[0], packed["qweight"], packed["requant"]):
+        raw = np.ascontiguousarray(v).tobytes()
+        data += struct.pack("<q", len(raw)) + raw
+    r = subprocess.run([t.qemu, "-L", t.sysroot, str(exe)], input=data, capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    geometry = tuple(getattr(p, f) for f, _ in p._fields_[:15])
+    count = packing.qconv_sdot_direct_scratch_bytes if direct else packing.qconv_sdot_scratch_bytes
+    assert struct.unpack("<Q", r.stdout[:8])[0] == count(geometry)
+    return np.frombuffer(r.stdout[8:], x.dtype).reshape(shape), d
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("weights", VNNI_WEIGHTS)
+@pytest.mark.parametrize("case", SDOT_CONVS, ids=lambda c: "x".join(map(str, c)))
+def test_sdot_pointwise_bit_exact(sdot_exe, case, weights):
+    a, wts, x, want, p = vnni_setup(case, weights, zlib.crc32(repr((case, weights)).encode()))
+    got, d = run_sdot(sdot_exe, a, wts, x, p, want.shape)
+    assert (d == 0) == (weights in ("sym", "fits")), d  # both packings are exercised
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("weights", ["zp", "sym"])
+@pytest.mark.parametrize("case", VNNI_DIRECT, ids=lambda c: "x".join(map(str, c[:6])))
+def test_sdot_direct_bit_exact(sdot_exe, case, weights):
+    a, wts, x, want, p = vnni_setup(case, weights, zlib.crc32(repr((case, weights)).encode()))
+    got, d = run_sdot(sdot_exe, a, wts, x, p, want.shape)
+    assert (d == 0) == (weights == "sym"), d
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_sdot_requantization_bit_exact(sdot_exe, dtype):
+    """The NEON requantization after SDOT against edgecnn.quant (see requant_setup)."""
+    a, wts, x, want, p = requant_setup(dtype)
+    got, _ = run_sdot(sdot_exe, a, wts, x, p, want.shape)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_sdot_extreme_values_are_exact(sdot_exe, dtype):
+    """Activations and weights at the ends of their range (products of -128 x -128 four to a
+    lane, uint8 weights 255 from a zero point of 0: w - w_zp beyond int8), the per-pixel sums
+    at 64 x 128."""
+    lo, hi = quant.qrange(dtype)
+    o, c = 48, 64
+    rng = np.random.default_rng(4)
+    kind = get_kind("qconv2d")
+    zp = 0
+    a = kind.normalize_attrs(dict(
+        filters=o, kernel=1, dtype=dtype, input_scale=1.0, input_zero_point=hi,
+        output_scale=1.0, output_zero_point=lo + 128, act_min=lo, act_max=hi,
+        weight_zero_point=zp, per_channel=False), "t")
+    m, e = quant.quantize_multiplier(100 / (c * 255 * 255))  # outputs about -100 .. 100
+    wts = {"weight": rng.choice([lo, hi], (o, c, 1, 1)).astype(dtype),
+           "bias": np.zeros(o, np.int32), "weight_scale": np.ones(1, np.float32),
+           "multiplier": np.array([m], np.int32), "shift": np.array([e], np.int32)}
+    x = rng.choice([lo, hi], (1, 7, 6, c)).astype(dtype)
+    x[0, 0, 0] = lo  # one pixel at the extreme sum
+    want = kind.forward(a, [x], wts)[0]
+    assert len(np.unique(want)) > 20
+    p = QConv(7, 6, c, 7, 6, o, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, hi, zp, lo + 128, lo, hi)
+    got, _ = run_sdot(sdot_exe, a, wts, x, p, want.shape)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("case, algo", [
+    ((5, 7, 16, 9, 1, 1, (0, 0, 0, 0), 1, 1), "int8_pointwise"),
+    ((9, 8, 5, 7, 3, 1, (1, 1, 1, 1), 1, 1), "int8_direct")])
+def test_sdot_only_where_the_target_has_the_dot_product(case, algo):
+    """pi5 (Cortex-A76) takes the SDOT kernels; pi4 (Cortex-A72), generic AArch64 and 32-bit
+    ARM keep the int16 ones."""
+    a, wts, x, want, p = conv_setup(case, "int8", 5)
+    op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": want.shape})
+    chosen = {n: kernel_table.choose(op, prog, targets.get(n)).name
+              for n in ("pi5", "pi4", "aarch64", "pi3", "armv7")}
+    assert chosen == {"pi5": f"{algo}_sdot", "pi4": algo, "aarch64": algo, "pi3": algo,
+                      "armv7": algo}
+
+
+def test_sdot_direct_needs_unit_dilation_along_x():
+    """A dilated window row is not contiguous: the int16 direct kernel keeps it on pi5."""
+    a, wts, x, want, p = conv_setup((12, 12, 6, 7, 5, 1, (4, 4, 4, 4), 2, 1), "int8", 5)
+    op = SimpleNamespace(kind="qconv2d", attrs=a, weights=wts, inputs=["x"], output="y")
+    prog = SimpleNamespace(shapes={"x": x.shape[1:], "y": want.shape})
+    assert kernel_table.choose(op, prog, targets.get("pi5")).name == "int8_direct"

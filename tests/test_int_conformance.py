@@ -18,8 +18,9 @@ from test_conformance_targets import cached_runs
 pytestmark = pytest.mark.cc
 
 # one of each instruction set and flag family (armv7 and pi4 build as pi3 and aarch64 do, with
-# another -mcpu; test_int8_compile runs the graphs on all of them); x86-64-vnni runs only on a
-# CPU with AVX-512 VNNI (elsewhere: compiled, then skipped)
+# another -mcpu; test_int8_compile runs the graphs on all of them; pi5 has the dot product,
+# hence the SDOT kernels); x86-64-vnni runs only on a CPU with AVX-512 VNNI
+# (elsewhere: compiled, then skipped)
 TARGETS = ["host", "x86-64", "x86-64-vnni", "c99", "pi3", "aarch64", "pi5"]
 PROGRAMS = [(c.id, *IC.build(c), None) for c in IC.CASES]
 
@@ -66,3 +67,7 @@ def test_integer_cases_bit_exact_on_target(target, runs, expected):
     vnni = "avx512vnni" in kernel_table.features(targets.get(target))
     assert ("int8_pointwise_vnni" in kernels) == ("int8_direct_vnni" in kernels) == vnni, kernels
     assert not (vnni and "int8_pointwise" in kernels), kernels
+    # and on SDOT exactly where the target has the AArch64 dot product
+    sdot = "dotprod" in kernel_table.features(targets.get(target))
+    assert ("int8_pointwise_sdot" in kernels) == ("int8_direct_sdot" in kernels) == sdot, kernels
+    assert not (sdot and "int8_pointwise" in kernels), kernels

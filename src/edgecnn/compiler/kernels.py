@@ -74,6 +74,8 @@ def features(t: Target) -> frozenset[str]:
     out |= {"neon"} if arm else {16: {"avx512f"}, 8: {"avx2", "fma"}}.get(t.nb, set())
     if t.nb == 16 and set(targets.X86_VNNI[1]) <= set(t.needs):
         out.add("avx512vnni")  # the target's code may use VPDPBUSD (targets.X86_VNNI)
+    if t.arch == "aarch64" and set(targets.ARM_DOTPROD) <= set(t.needs):
+        out.add("dotprod")  # SDOT (targets.ARM_DOTPROD: the pi5's Cortex-A76)
     return frozenset(out)
 
 
@@ -301,7 +303,7 @@ def _qconv_vnni_scratch(direct: bool):
     return scratch
 
 
-def _qconv_vnni_serves(name: str):
+def _qconv_dot_serves(name: str):
     def serves(op: Op, prog: Program, t: Target) -> bool:
         # the direct kernel reads a window row as kw x C contiguous bytes: dilation 1 along x
         plain = op.kind == "qdense" or op.attrs["dilation"][1] == 1
@@ -325,10 +327,8 @@ def _qconv_vnni_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
                                              packing.VNNI_NB)}
 
 
-def _qconv_vnni_call(direct: bool):
-    fn, count = (("ec_qconv_direct_vnni", "ec_qconv_vnni_direct_scratch_bytes") if direct else
-                 ("ec_qconv_pointwise_vnni", "ec_qconv_vnni_scratch_bytes"))
-
+def _qconv_dot_call(fn: str, count: str):
+    """The call of a dot-product kernel (VNNI, SDOT): weights, requantization, d, scratch."""
     def call(op: Op, c) -> str:
         packed = c.packed(op)
         params = c_qconv_params(op, get_kind(op.kind).c_geometry(op, c))
@@ -340,6 +340,37 @@ def _qconv_vnni_call(direct: bool):
                        f"{fn}_{C_SUFFIX[op.attrs['dtype']]}(&p, {args}, A + {off}, {c.out});",
                        ctype="ec_qconv_params")
     return call
+
+
+def _qconv_vnni_call(direct: bool):
+    if direct:
+        return _qconv_dot_call("ec_qconv_direct_vnni", "ec_qconv_vnni_direct_scratch_bytes")
+    return _qconv_dot_call("ec_qconv_pointwise_vnni", "ec_qconv_vnni_scratch_bytes")
+
+
+def _qconv_sdot_scratch(direct: bool):
+    def scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
+        """Floats of arena for the input as signed bytes (padded, for direct) and its sums
+        (per pixel, or per window and a running sum)."""
+        fn = packing.qconv_sdot_direct_scratch_bytes if direct else packing.qconv_sdot_scratch_bytes
+        return -(-fn(_qconv_geometry(op, prog.shapes)) // 4)
+    return scratch
+
+
+def _qconv_sdot_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
+    """int8 weights w - b and the requantization whose folded bias also takes the activations'
+    shift to signed (a = 128 for uint8: x = s + 128), see ec_qconv_sdot.c; "d" (b - w_zp) is a
+    literal of the call, not in the weight blob."""
+    a, w = op.attrs, op.weights
+    wt = np.asarray(w["weight"])
+    wt = wt.reshape(*wt.shape, 1, 1) if wt.ndim == 2 else wt  # qdense: (units, n, 1, 1)
+    zp = a["weight_zero_point"]
+    shift = 128 if a["dtype"] == "uint8" else 0
+    folded = packing.qconv_folded_bias(wt, w["bias"], a["input_zero_point"] - shift, zp)
+    qweight, d = packing.pack_qconv_sdot(wt, zp)
+    return {"qweight": qweight, "d": np.array([d], np.int32),
+            "requant": packing.pack_qrequant(folded, w["multiplier"], w["shift"],
+                                             packing.SDOT_NB)}
 
 
 def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
@@ -355,6 +386,7 @@ _VEC = frozenset({"vector"})
 _C99 = frozenset({"c99"})
 _QCONV = frozenset({"qconv2d", "qdense"})
 _VNNI = frozenset({"avx512vnni"})
+_DOTPROD = frozenset({"dotprod"})
 
 KERNELS: tuple[Kernel, ...] = (
     # conv2d: conv_algorithm decides between the three fast rows; ref takes the rest
@@ -383,8 +415,16 @@ KERNELS: tuple[Kernel, ...] = (
            _qconv_serves("int8_pointwise"), _qconv_vnni_call(False),
            scratch=_qconv_vnni_scratch(False), pack=_qconv_vnni_pack),
     Kernel("int8_direct_vnni", _QCONV, "ec_qconv_vnni.c", _VNNI,
-           _qconv_vnni_serves("int8_direct"), _qconv_vnni_call(True),
+           _qconv_dot_serves("int8_direct"), _qconv_vnni_call(True),
            scratch=_qconv_vnni_scratch(True), pack=_qconv_vnni_pack),
+    Kernel("int8_pointwise_sdot", _QCONV, "ec_qconv_sdot.c", _DOTPROD,
+           _qconv_serves("int8_pointwise"),
+           _qconv_dot_call("ec_qconv_pointwise_sdot", "ec_qconv_sdot_scratch_bytes"),
+           scratch=_qconv_sdot_scratch(False), pack=_qconv_sdot_pack),
+    Kernel("int8_direct_sdot", _QCONV, "ec_qconv_sdot.c", _DOTPROD,
+           _qconv_dot_serves("int8_direct"),
+           _qconv_dot_call("ec_qconv_direct_sdot", "ec_qconv_sdot_direct_scratch_bytes"),
+           scratch=_qconv_sdot_scratch(True), pack=_qconv_sdot_pack),
     Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
            _qconv_call("ec_qconv_pointwise"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
     Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),

@@ -11,7 +11,9 @@ kernel never needs a ragged load of weights:
 
 The integer kernels (runtime/ec_qvec.h) use the same blocks of ``nb`` int32 lanes, with int16
 weights (int32 for depthwise; the weight zero point subtracted) and four int32 rows of
-requantization per layer (folded bias, multiplier, left and right shift).
+requantization per layer (folded bias, multiplier, left and right shift). The 8-bit dot-product
+kernels (AVX-512 VNNI, AArch64 SDOT) take int8 weights in blocks of 16 or 4 output channels
+(:func:`pack_qconv_vnni`, :func:`pack_qconv_sdot`).
 
 Direct and dense weights may also be stored as IEEE half precision (dtype "float16", for the
 _f16 kernels): half the bytes for layers bound by streaming their weights; the arithmetic stays
@@ -164,14 +166,32 @@ def pack_qconv_vnni(w_oihw: np.ndarray, w_zp: int) -> tuple[np.ndarray, int]:
     each kernel row flattened as [kw][Ci] and cut in groups of 4, zero past Co and kw Ci; d =
     b - w_zp) for ec_qconv_pointwise_vnni / _direct_vnni: VPDPBUSD takes 4 bytes of a window
     row of 16 output channels per instruction, the weights as its signed operand."""
+    return _pack_qconv_dot(w_oihw, w_zp, VNNI_NB)
+
+
+def _pack_qconv_dot(w_oihw: np.ndarray, w_zp: int, lanes: int) -> tuple[np.ndarray, int]:
+    """((ceil(Co/lanes), kh, ceil(kw Ci / 4), lanes, 4) int8 q = w - b, d = b - w_zp): blocks
+    of ``lanes`` output channels, each int32 lane the dot product of 4 bytes."""
     w = np.asarray(w_oihw, np.int64)
     b = qconv_vnni_offset(w, w_zp)
-    q = _pad_rows(w - b, VNNI_NB)  # (Co', Ci, kh, kw)
+    q = _pad_rows(w - b, lanes)  # (Co', Ci, kh, kw)
     co, ci, kh, kw = q.shape
     q = q.transpose(0, 2, 3, 1).reshape(co, kh, kw * ci)  # a kernel row as [kx][c]
     q = np.concatenate([q, np.zeros((co, kh, -(kw * ci) % 4), q.dtype)], axis=2)
-    q = q.reshape(co // VNNI_NB, VNNI_NB, kh, -1, 4).transpose(0, 2, 3, 1, 4)
+    q = q.reshape(co // lanes, lanes, kh, -1, 4).transpose(0, 2, 3, 1, 4)
     return np.ascontiguousarray(q, np.int8), b - w_zp
+
+
+SDOT_NB = 4  # ec_qconv_sdot.c: 4 int32 lanes (one NEON register), each the dot product of 4 bytes
+
+
+def pack_qconv_sdot(w_oihw: np.ndarray, w_zp: int) -> tuple[np.ndarray, int]:
+    """Integer (Co, Ci, kh, kw) -> ((ceil(Co/4), kh, ceil(kw Ci / 4), 4, 4) int8 q = w - b,
+    each kernel row flattened as [kw][Ci] and cut in groups of 4, zero past Co and kw Ci; d =
+    b - w_zp, b as :func:`qconv_vnni_offset`) for ec_qconv_pointwise_sdot / _direct_sdot: an
+    SDOT takes 4 bytes of 4 output channels (one 16-byte vector) per instruction, the
+    activations' 4 bytes from one lane of a pixel's vector."""
+    return _pack_qconv_dot(w_oihw, w_zp, SDOT_NB)
 
 
 def qconv_vnni_scratch_bytes(geometry: tuple) -> int:
@@ -179,6 +199,13 @@ def qconv_vnni_scratch_bytes(geometry: tuple) -> int:
     of 4, then an int32 sum per pixel; ``geometry`` as :func:`qconv_scratch_bytes`'s."""
     oh, ow, c = geometry[3], geometry[4], geometry[2]
     return -(-oh * ow * -(-c // 4) * 4 // 64) * 64 + oh * ow * 4
+
+
+def qconv_sdot_scratch_bytes(geometry: tuple) -> int:
+    """ec_qconv_sdot_scratch_bytes: the input as signed bytes in the layout of
+    :func:`qconv_vnni_scratch_bytes` (channels padded to a multiple of 4, then an int32 sum per
+    pixel)."""
+    return qconv_vnni_scratch_bytes(geometry)
 
 
 def qconv_vnni_direct_scratch_bytes(geometry: tuple) -> int:
@@ -190,6 +217,12 @@ def qconv_vnni_direct_scratch_bytes(geometry: tuple) -> int:
     wp = max((ow - 1) * sw + (kw - 1) * dw + 1, w + pl)
     rs = -(-wp * c // 4) * 4 + 4
     return -(-hp * rs // 64) * 64 + (oh * ow + wp * c + 1) * 4
+
+
+def qconv_sdot_direct_scratch_bytes(geometry: tuple) -> int:
+    """ec_qconv_sdot_direct_scratch_bytes: the padded input as signed bytes in the layout of
+    :func:`qconv_vnni_direct_scratch_bytes`, window sums and running sum as there."""
+    return qconv_vnni_direct_scratch_bytes(geometry)
 
 
 def qconv_folded_bias(w_oihw: np.ndarray, bias: np.ndarray, in_zp: int, w_zp: int) -> np.ndarray:

@@ -105,6 +105,10 @@ X86_LEVELS = {
 # AVX-512 VNNI (VPDPBUSD, 8-bit dot products; Ice Lake, Zen 4 and later) is no psABI level's:
 # a flag on top of x86-64-v4, enabled where the CPU has it (kernels.features: "avx512vnni")
 X86_VNNI = ("-mavx512vnni", ("avx512_vnni",))
+# The ARMv8.2 dot product (SDOT/UDOT; Cortex-A76 and later, optional from ARMv8.2-A): AArch64
+# targets whose -mcpu has it list its flag in `needs` (kernels.features: "dotprod"), and gcc
+# defines __ARM_FEATURE_DOTPROD for them
+ARM_DOTPROD = ("asimddp",)
 _O3 = ("-O3", "-ffp-contract=fast")
 # 32-bit ARM: gcc vectorizes float arithmetic with NEON only when allowed to ignore IEEE
 # denormals (NEON flushes them to zero); without this flag the kernels compile to scalar VFP.

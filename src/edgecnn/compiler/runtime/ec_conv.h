@@ -7,7 +7,8 @@
  *    ec_vec_fast.h for how they build);
  *  - ec_qconv2d: the portable integer convolution (ec_int8.c, TFLite's arithmetic);
  *  - ec_qconv_pointwise / _direct / _depthwise: the fast integer ones (ec_qconv_direct.c,
- *    ec_qconv_depthwise.c), and their AVX-512 VNNI forms (ec_qconv_vnni.c).
+ *    ec_qconv_depthwise.c), and their AVX-512 VNNI (ec_qconv_vnni.c) and AArch64 dot product
+ *    (ec_qconv_sdot.c) forms.
  *
  * Float kernels read and write NHWC ec_tensor views (batch 1) and touch only the logical
  * interior of `out`: borders are the caller's business (see ec_zero_border). Integer tensors
@@ -117,6 +118,21 @@ long ec_qconv_vnni_direct_scratch_bytes(const ec_qconv_params *p);
 void ec_qconv_direct_vnni_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
                              const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
 void ec_qconv_direct_vnni_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, int8_t *y);
+/* The pointwise convolution with the AArch64 dot product (ec_qconv_sdot.c, built with EC_NB = 4
+ * where __ARM_FEATURE_DOTPROD is defined, e.g. -mcpu=cortex-a76): int8 weights
+ * (packing.pack_qconv_sdot), d the weight offset of their packing,
+ * ec_qconv_sdot_scratch_bytes(p) bytes of scratch (64-byte aligned). */
+long ec_qconv_sdot_scratch_bytes(const ec_qconv_params *p);
+void ec_qconv_pointwise_sdot_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                                const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
+void ec_qconv_pointwise_sdot_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
+                                const int32_t *rq, int32_t d, void *scratch, int8_t *y);
+/* ... and the direct one (any kernel and stride, dilation 1 along x), the same arguments */
+long ec_qconv_sdot_direct_scratch_bytes(const ec_qconv_params *p);
+void ec_qconv_direct_sdot_u8(const ec_qconv_params *p, const uint8_t *x, const int8_t *w,
+                             const int32_t *rq, int32_t d, void *scratch, uint8_t *y);
+void ec_qconv_direct_sdot_i8(const ec_qconv_params *p, const int8_t *x, const int8_t *w,
                              const int32_t *rq, int32_t d, void *scratch, int8_t *y);
 void ec_qconv_depthwise_u8(const ec_qconv_params *p, const uint8_t *x, const int32_t *w,
                            const int32_t *rq, uint8_t *y);
