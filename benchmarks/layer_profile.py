@@ -76,7 +76,8 @@ def _ort_layers(trace: str, layers: list[str], frames: int) -> dict[str, float]:
     """ms per frame of each edgecnn layer: its nodes' kernel times over the last `frames` runs
     (ORT names fused nodes after their first node; a node is matched to the longest layer
     name it starts with)."""
-    events = json.load(open(trace))
+    with open(trace) as f:
+        events = json.load(f)
     runs = [e for e in events if e.get("name") == "model_run"]
     start = runs[-frames]["ts"] if len(runs) >= frames else 0
     by_len = sorted(layers, key=len, reverse=True)
