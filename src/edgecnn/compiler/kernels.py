@@ -170,6 +170,12 @@ def _conv_as_dense_call(op: Op, c) -> str:
             f"{c.fused_act(op, slope=False)});")
 
 
+def _lrn_fast_serves(op: Op, prog: Program, t: Target) -> bool:
+    """ec_lrn_fast calls libm's sqrtf and powf and keeps two rows of channels on the stack: not
+    in the portable builds (expf is their only libm call) nor on microcontrollers."""
+    return not t.board and "EC_PORTABLE" not in t.defines
+
+
 BINARY_MAX_CELLS = 121  # EC_BINARY_MAX_CELLS in ec_binary.c: up to an 11x11 window
 
 
@@ -404,10 +410,8 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("dense_fast", frozenset({"dense"}), "ec_dense_fast.c", _VEC, _always,
            _dense_fast_call, scratch=_dense_gather,
            pack=_packer("dense", packing.pack_dense), fast=True),
-    # not on microcontrollers: two rows of channels on the stack (ec_norm_fast.c)
-    Kernel("lrn_fast", frozenset({"lrn"}), "ec_norm_fast.c", _VEC,
-           lambda op, prog, t: not t.board, lambda op, c: c_lrn_call("ec_lrn_fast", op, c),
-           fast=True),
+    Kernel("lrn_fast", frozenset({"lrn"}), "ec_norm_fast.c", _VEC, _lrn_fast_serves,
+           lambda op, c: c_lrn_call("ec_lrn_fast", op, c), fast=True),
     Kernel("add_fast", frozenset({"add"}), "ec_add_fast.c", _VEC, _always,
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
     # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest

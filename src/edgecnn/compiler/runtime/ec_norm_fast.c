@@ -10,9 +10,17 @@
  * other exponents call powf per channel. Pixels with more than EC_LRN_MAX_C channels take the
  * reference kernel.
  */
-#include <math.h>
-
 #include "ec_norm.h"
+
+#ifdef EC_PORTABLE
+/* The portable builds (libm's expf only) never choose this kernel (kernels._lrn_fast_serves)
+ * but compile every fast source: this keeps sqrtf and powf out of them. */
+void ec_lrn_fast(const ec_tensor *in, ec_tensor *out, int size, float alpha, float beta, float k)
+{
+    ec_lrn_ref(in, out, size, alpha, beta, k);
+}
+#else
+#include <math.h>
 
 #ifndef EC_LRN_MAX_C
 #define EC_LRN_MAX_C 2048
@@ -52,3 +60,4 @@ void ec_lrn_fast(const ec_tensor *in, ec_tensor *out, int size, float alpha, flo
             ec_lrn_pixel(EC_AT(in, y, x), EC_AT(out, y, x), in->c, size, (size - 1) / 2, scale,
                          beta, k);
 }
+#endif /* EC_PORTABLE */
