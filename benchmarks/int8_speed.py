@@ -11,7 +11,14 @@ needs (measured: 0.5 ms frames becoming 130 ms). Our models take the uint8 input
 (predict_quantized, as LiteRT's interpreter does) and are built for `host` in a fresh cache;
 "portable" is the same build with the reference kernels (every integer layer on ec_int8.c, the
 code before the fast integer kernels), timed at one thread. LiteRT runs with num_threads equal
-to ours and its default delegate (XNNPACK).
+to ours and its default delegate (XNNPACK). ONNX Runtime, when installed (the `bench` extra),
+runs two int8 models with intra-op threads equal to ours: "ORT QDQ export", edgecnn's integer
+graph exported as QDQ ONNX (`edgecnn export`), and "ORT quantize_static", the float graph of
+the same .tflite exported to ONNX and quantized by onnxruntime.quantization.quantize_static
+(QDQ, per-channel int8 weights, uint8 activations, MinMax calibration on 8 random inputs: a
+speed figure, its accuracy is not measured). Both take the float input (NCHW) and quantize it
+themselves, which our uint8-input timings do not include: about 0.01 ms of MobileNet v1's and
+0.03 ms of v2's frame, at our kernels' speed.
 
     python benchmarks/int8_speed.py [--rounds 25] [--repeats 4] [--threads 1,2]
         [--models A.tflite,B.tflite] [--data DIR] [--out benchmarks/int8.md]
@@ -37,7 +44,8 @@ from edgecnn.core import reference
 from edgecnn.formats.importers import import_model
 
 MODELS = ["mobilenet_v1_0.25_128_quant.tflite", "mobilenet_v2_1.0_224_quant.tflite"]
-ENGINES = ["portable INT8", "fast int8", "LiteRT XNNPACK"]
+ENGINES = ["portable INT8", "fast int8", "LiteRT XNNPACK", "ORT QDQ export", "ORT quantize_static"]
+ORT_ENGINES = ENGINES[3:]
 
 
 def default_data() -> Path:
@@ -77,6 +85,63 @@ def litert(path: Path, threads: int):
     return run
 
 
+def onnxruntime_int8(path: Path, g, engine: str, threads: int, tmp: Path):
+    """ONNX Runtime on edgecnn's QDQ export of the integer graph, or on its own quantize_static
+    of the float graph; both take float NCHW input."""
+    import onnxruntime as ort
+
+    from edgecnn.formats.onnx_export import export
+
+    if engine == "ORT QDQ export":
+        onnx_path = export(g, tmp / "qdq.onnx")
+    else:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        float_path = export(import_model(path, as_float=True), tmp / "float.onnx")
+        name = ort.InferenceSession(str(float_path)).get_inputs()[0].name
+        rng = np.random.default_rng(1)
+        h, w, c = g.input_shape
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.left = [rng.uniform(-1, 1, (1, c, h, w)).astype(np.float32)
+                             for _ in range(8)]
+
+            def get_next(self):
+                return {name: self.left.pop()} if self.left else None
+
+        onnx_path = tmp / "ort_static.onnx"
+        quantize_static(str(float_path), str(onnx_path), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    first = g.layers[1].attrs  # the input's quantize: its scale and zero point
+    feeds: dict = {}  # the float input of each uint8 input, converted once (not timed)
+
+    def run(q: np.ndarray) -> np.ndarray:
+        if id(q) not in feeds:
+            x = (q.astype(np.float32) - first["zero_point"]) * first["scale"]
+            feeds[id(q)] = {name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])}
+        return sess.run(None, feeds[id(q)])[0]
+    return run
+
+
+def ort_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def time_frames(fn, q: np.ndarray, repeats: int) -> float:
     """Seconds per frame over ``repeats`` back-to-back frames."""
     t0 = time.perf_counter()
@@ -94,6 +159,10 @@ def worker(conn, path: Path, engine: str, threads: int, cache: Path) -> None:
     g = import_model(path)
     if engine == "LiteRT XNNPACK":
         fn = litert(path, threads)
+    elif engine in ORT_ENGINES:
+        work = cache / f"{engine.replace(' ', '_')}-{threads}"
+        work.mkdir(exist_ok=True)
+        fn = onnxruntime_int8(path, g, engine, threads, work)
     else:
         fn = compiled(g, threads, cache, engine == "portable INT8").predict_quantized
     q = np.random.default_rng(0).integers(0, 256, g.input_shape, dtype=np.uint8)
@@ -128,6 +197,8 @@ def bench(path: Path, threads: list[int], rounds: int, repeats: int, cache: Path
         for e in ENGINES:
             if e == "portable INT8" and t != 1:
                 continue  # the baseline of the fast kernels: one thread is enough
+            if e in ORT_ENGINES and not ort_available():
+                continue
             parent, child = ctx.Pipe()
             p = ctx.Process(target=worker, args=(child, path, e, t, cache), daemon=True)
             p.start()
