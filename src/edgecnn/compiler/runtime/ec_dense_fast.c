@@ -40,11 +40,12 @@ EC_INLINE void ec_dense_blocks(const int HALF, const int NS, int b0, int in_feat
     }
 }
 
-/* One job: EC_DENSE_STREAMS blocks from b0, or the last 1 .. 3 (EC_DENSE_STREAMS is 4). */
-EC_INLINE void ec_dense_job(const int HALF, int b0, int nblk, int in_features, int units,
+/* Job j: EC_DENSE_STREAMS blocks, or the last 1 .. 3 (EC_DENSE_STREAMS is 4). */
+EC_INLINE void ec_dense_job(const int HALF, int j, int nblk, int in_features, int units,
                             const float *x, float *y, const void *w, const float *bias, int act,
                             float alpha)
 {
+    const int b0 = j * EC_DENSE_STREAMS;
     switch (nblk - b0) {
     case 1: ec_dense_blocks(HALF, 1, b0, in_features, units, x, y, w, bias, act, alpha); break;
     case 2: ec_dense_blocks(HALF, 2, b0, in_features, units, x, y, w, bias, act, alpha); break;
@@ -61,8 +62,7 @@ EC_INLINE void ec_dense_job(const int HALF, int b0, int nblk, int in_features, i
     const int njob = (nblk + EC_DENSE_STREAMS - 1) / EC_DENSE_STREAMS;                             \
     EC_OMP_FOR                                                                                     \
     for (int j = 0; j < njob; j++)                                                                 \
-        ec_dense_job(HALF, j * EC_DENSE_STREAMS, nblk, in_features, units, x, y, w_packed, bias,   \
-                     act, alpha);
+        ec_dense_job(HALF, j, nblk, in_features, units, x, y, w_packed, bias, act, alpha);
 
 void ec_dense_fast(int in_features, int units, const float *x, float *y, const float *w_packed,
                    const float *bias, int act, float alpha)

@@ -60,4 +60,5 @@ void ec_lrn_fast(const ec_tensor *in, ec_tensor *out, int size, float alpha, flo
             ec_lrn_pixel(EC_AT(in, y, x), EC_AT(out, y, x), in->c, size, (size - 1) / 2, scale,
                          beta, k);
 }
+
 #endif /* EC_PORTABLE */
