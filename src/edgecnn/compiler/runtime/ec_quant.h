@@ -20,6 +20,10 @@ void ec_quantize_i8(const ec_tensor *x, int8_t *y, float scale, int32_t zero_poi
 /* the same from n contiguous floats (the caller's input, read in place) */
 void ec_quantize_flat_u8(const float *x, long n, uint8_t *y, float scale, int32_t zero_point);
 void ec_quantize_flat_i8(const float *x, long n, int8_t *y, float scale, int32_t zero_point);
+/* the same on vectors (ec_qelt_fast.c) */
+void ec_quantize_flat_fast_u8(const float *x, long n, uint8_t *y, float scale,
+                              int32_t zero_point);
+void ec_quantize_flat_fast_i8(const float *x, long n, int8_t *y, float scale, int32_t zero_point);
 void ec_dequantize_u8(const uint8_t *x, ec_tensor *y, float scale, int32_t zero_point);
 void ec_dequantize_i8(const int8_t *x, ec_tensor *y, float scale, int32_t zero_point);
 
