@@ -116,7 +116,7 @@ def runs(programs, tmp_path_factory):
 
 
 FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add", "int8_maxpool",
-            "int8_quantize"}
+            "int8_lut", "int8_quantize"}
 
 
 def expected_kernel(layer, in_channels: int, vnni: bool = False, sdot: bool = False,
@@ -124,9 +124,9 @@ def expected_kernel(layer, in_channels: int, vnni: bool = False, sdot: bool = Fa
     """The integer kernel a layer must get on a vector target: the fast convolutions for
     groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense; direct: the rest; both with
     VPDPBUSD where the target has AVX-512 VNNI, SDOT where it has the AArch64 dot product,
-    direct then for dilation 1 along x) and depthwise with multiplier 1, the fast
-    add and max pool, the fast quantization of the model's input (``first``), the portable
-    INT8 row for the rest."""
+    direct then for dilation 1 along x) and depthwise with multiplier 1, the fast add, max
+    pool and activation table, the fast quantization of the model's input (``first``), the
+    portable INT8 row for the rest."""
     a = layer.attrs
     pointwise = ("int8_pointwise_vnni" if vnni else "int8_pointwise_sdot" if sdot else
                  "int8_pointwise")
@@ -134,6 +134,8 @@ def expected_kernel(layer, in_channels: int, vnni: bool = False, sdot: bool = Fa
         return "int8_add"
     if layer.kind == "qmaxpool":
         return "int8_maxpool"
+    if layer.kind == "qactivation":
+        return "int8_lut"
     if layer.kind == "quantize" and first:
         return "int8_quantize"
     if layer.kind == "qdense":

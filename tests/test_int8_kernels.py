@@ -26,6 +26,7 @@ from edgecnn.compiler import kernels as kernel_table
 from edgecnn.compiler import packing, targets
 from edgecnn.compiler.build import RUNTIME_DIR
 from edgecnn.layers import get_kind
+from edgecnn.layers.qactivation import activation_params
 
 I32 = ctypes.c_int32
 WARN = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
@@ -442,6 +443,35 @@ def test_fast_quantize_bit_exact(fast_lib, scale, zp, dtype):
             f(x.ctypes.data_as(ctypes.c_void_p), ctypes.c_long(n),
               got.ctypes.data_as(ctypes.c_void_p), ctypes.c_float(scale), I32(zp))
             np.testing.assert_array_equal(got, want[:n], err_msg=f"{fn}, n={n}")
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("function", ["relu", "relu6", "leaky_relu"])
+def test_fast_activation_table_bit_exact(fast_lib, function, dtype):
+    """ec_qlut_fast with the table the compiler emits for a qactivation equals its reference on
+    every 8-bit value, shuffled, at lengths with and without a ragged tail."""
+    lo, hi = quant.qrange(dtype)
+    kind = get_kind("qactivation")
+    a = kind.normalize_attrs(dict(function=function, slope=0.1 if function == "leaky_relu" else 0,
+                                  dtype=dtype, input_scale=0.05, input_zero_point=lo + 100,
+                                  output_scale=0.04, output_zero_point=lo + 90,
+                                  act_min=lo + (function != "leaky_relu") * 90,
+                                  act_max=hi - (function == "relu6") * 5,
+                                  **activation_params(0.1 if function == "leaky_relu" else 0,
+                                                      0.05, 0.04)), "t")
+    table = kind.forward(a, [np.arange(lo, hi + 1).astype(dtype).reshape(1, 1, 1, -1)], {})
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.permutation(np.arange(lo, hi + 1)) for _ in range(5)]).astype(dtype)
+    want = kind.forward(a, [x.reshape(1, 1, 1, -1)], {}).ravel()
+    assert len(np.unique(want)) > 100
+    f = getattr(fast_lib[0], f"ec_qlut_fast_{SUFFIX[dtype]}")
+    f.restype = None
+    for n in (len(x), len(x) - 1, 200, 64, 63, 17, 1):
+        got = np.zeros(n, dtype)
+        f(x.ctypes.data_as(ctypes.c_void_p), ctypes.c_long(n),
+          np.ascontiguousarray(table.ravel()).ctypes.data_as(ctypes.c_void_p),
+          got.ctypes.data_as(ctypes.c_void_p))
+        np.testing.assert_array_equal(got, want[:n], err_msg=f"n={n}")
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from ..layers.conv2d import c_conv_params
 from ..layers.lrn import c_lrn_call
 from ..layers.merge import c_add_calls
 from ..layers.pool import c_pool_call
+from ..layers.qactivation import c_qlut_call
 from ..layers.qconv2d import C_SUFFIX, c_qconv_params
 from ..layers.qmerge import c_qadd_call
 from ..layers.qpool import c_qpool_call
@@ -446,6 +447,8 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("int8_maxpool", frozenset({"qmaxpool"}), "ec_qelt_fast.c", _VEC,
            lambda op, prog, t: not t.board,
            lambda op, c: c_qpool_call(op, c, "ec_qmaxpool_fast")),
+    Kernel("int8_lut", frozenset({"qactivation"}), "ec_qelt_fast.c", _VEC,
+           lambda op, prog, t: not t.board, lambda op, c: c_qlut_call(op, c, "ec_qlut_fast")),
     Kernel("int8_quantize", frozenset({"quantize"}), "ec_qelt_fast.c", _VEC,
            _quantize_flat_serves, lambda op, c: c_quantize_flat_call(op, c,
                                                                     "ec_quantize_flat_fast")),

@@ -1,7 +1,9 @@
-/* Fast integer kernels around the convolutions (ec_pool.h, ec_quant.h): max pooling and the
- * model's float input quantized, bit for bit the portable ones of ec_int8.c (and the numpy
- * reference: edgecnn/layers/qpool.py, quant.quantize). Max pooling compares 8-bit lanes of
- * whole registers; the quantization divides, rounds and clamps EC_NB float lanes (ec_qvec.h).
+/* Fast integer kernels around the convolutions (ec_pool.h, ec_quant.h): max pooling, the
+ * activations' tables and the model's float input quantized, bit for bit the portable ones of
+ * ec_int8.c (and the numpy reference: edgecnn/layers/qpool.py, qactivation.py,
+ * quant.quantize). Max pooling compares 8-bit lanes of whole registers; the tables translate
+ * registers of bytes where the instruction set has a byte permute; the quantization divides,
+ * rounds and clamps EC_NB float lanes (ec_qvec.h).
  * Not on microcontrollers (kernels.py), which keep ec_int8.c. */
 
 /* x / scale must be the correctly rounded float32 quotient, as in ec_int8.c: the ARMv7 targets'
@@ -27,7 +29,7 @@ typedef int8_t qbs_16 __attribute__((vector_size(16), aligned(1), may_alias));
  * (rows ky0..ky1, columns kx0..kx1 of the input), clamped to [lo, hi]; returns the next c0.
  * Lanes compare to masks of -1 / 0 that select (max, then the clamp's max and min). */
 #define EC_QMAX_LANES(NAME, V, T)                                                                  \
-    EC_QINLINE int NAME(const ec_qpool_params *p, const T *x, T *dst, int c0, int ky0, int ky1,   \
+    EC_QINLINE int NAME(const ec_qpool_params *p, const T *x, T *dst, int c0, int ky0, int ky1,    \
                         int kx0, int kx1, T lo, T hi)                                              \
     {                                                                                              \
         const V vlo = (V){0} + lo, vhi = (V){0} + hi;                                              \
@@ -105,6 +107,71 @@ void ec_qmaxpool_fast_i8(const ec_qpool_params *p, const int8_t *x, int8_t *y)
     for (int oy = 0; oy < p->oh; oy++) qmaxpool_row_i8(p, x, y, oy);
 }
 
+/* ---- relu, relu6, leaky relu: their 256-entry table, looked up in vectors ------------------ */
+
+/* ec_qlut's y[i] = lut[x[i]] (int8: lut[x[i] + 128], the index x ^ 0x80): the table the
+ * reference computed (qactivation.py), so exact by construction. The table is four registers
+ * of 64 entries; an instruction set with a 128-entry byte permute (AVX-512 VBMI's VPERMI2B:
+ * two, then the index's top bit picks one) or a 64-entry lookup (AArch64's TBL / TBX: four)
+ * translates a register of bytes at a time. Elsewhere one byte at a time, as ec_qlut. The two
+ * fixed-point multiplies per value on int32 lanes cost more than the byte loads: the
+ * requantization itself does not pay as a vector kernel. */
+#if defined(__AVX512VBMI__) && defined(__AVX512BW__) && !defined(EC_NO_VECTOR_EXT)
+#include <immintrin.h>
+#define EC_QLUT_BLOCK 64
+EC_QINLINE void qlut_block(const uint8_t *x, const uint8_t *lut, uint8_t flip, uint8_t *y)
+{
+    const __m512i i = _mm512_xor_si512(_mm512_loadu_si512(x), _mm512_set1_epi8((char)flip));
+    const __m512i lo =
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(lut), i, _mm512_loadu_si512(lut + 64));
+    const __m512i hi =
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(lut + 128), i, _mm512_loadu_si512(lut + 192));
+    _mm512_storeu_si512(y, _mm512_mask_blend_epi8(_mm512_movepi8_mask(i), lo, hi));
+}
+#elif defined(__aarch64__) && defined(__ARM_NEON) && !defined(EC_NO_VECTOR_EXT)
+#define EC_QLUT_BLOCK 16
+EC_QINLINE uint8x16x4_t qlut_quarter(const uint8_t *t)
+{
+    uint8x16x4_t q;
+    q.val[0] = vld1q_u8(t), q.val[1] = vld1q_u8(t + 16);
+    q.val[2] = vld1q_u8(t + 32), q.val[3] = vld1q_u8(t + 48);
+    return q;
+}
+/* TBX leaves lanes whose index is out of its 64 entries: i - 64 k wraps above 63 elsewhere */
+EC_QINLINE void qlut_block(const uint8_t *x, const uint8_t *lut, uint8_t flip, uint8_t *y)
+{
+    const uint8x16_t i = veorq_u8(vld1q_u8(x), vdupq_n_u8(flip));
+    uint8x16_t r = vqtbl4q_u8(qlut_quarter(lut), i);
+    r = vqtbx4q_u8(r, qlut_quarter(lut + 64), vsubq_u8(i, vdupq_n_u8(64)));
+    r = vqtbx4q_u8(r, qlut_quarter(lut + 128), vsubq_u8(i, vdupq_n_u8(128)));
+    vst1q_u8(y, vqtbx4q_u8(r, qlut_quarter(lut + 192), vsubq_u8(i, vdupq_n_u8(192))));
+}
+#endif
+
+#ifdef EC_QLUT_BLOCK
+#define EC_QLUT_BLOCKS(FLIP)                                                                       \
+    const long nfull = n / EC_QLUT_BLOCK;                                                          \
+    EC_OMP_FOR_IF(n >= EC_PARALLEL_MIN_FLOATS)                                                     \
+    for (long k = 0; k < nfull; k++)                                                               \
+        qlut_block((const uint8_t *)x + k * EC_QLUT_BLOCK, (const uint8_t *)lut, FLIP,             \
+                   (uint8_t *)y + k * EC_QLUT_BLOCK);                                              \
+    const long i0 = nfull * EC_QLUT_BLOCK;
+#else
+#define EC_QLUT_BLOCKS(FLIP) const long i0 = 0;
+#endif
+
+void ec_qlut_fast_u8(const uint8_t *x, long n, const uint8_t *lut, uint8_t *y)
+{
+    EC_QLUT_BLOCKS(0)
+    for (long i = i0; i < n; i++) y[i] = lut[x[i]];
+}
+
+void ec_qlut_fast_i8(const int8_t *x, long n, const int8_t *lut, int8_t *y)
+{
+    EC_QLUT_BLOCKS(0x80)
+    for (long i = i0; i < n; i++) y[i] = lut[(int)x[i] + 128];
+}
+
 /* ---- the float input quantized ------------------------------------------------------------- */
 
 /* round_clamped (ec_int8.c) of x / scale, plus the zero point, clamped to [lo, hi]. Clamping to
@@ -119,8 +186,8 @@ EC_QINLINE ec_qv quantize_block(ec_qf x, float scale, int32_t zp, int32_t lo, in
 {
     const ec_qf q = x / scale, big = (ec_qf){0} + 1e6f;
     const ec_qv keep = q > -big, above = q > big;
-    const ec_qf v = (ec_qf)((((ec_qv)q & keep) | ((ec_qv)-big & ~keep)) & ~above)
-                    + (ec_qf)((ec_qv)big & above);
+    const ec_qf v =
+        (ec_qf)((((ec_qv)q & keep) | ((ec_qv)-big & ~keep)) & ~above) + (ec_qf)((ec_qv)big & above);
     const ec_qv t = __builtin_convertvector(v, ec_qv);
     const ec_qf frac = v - __builtin_convertvector(t, ec_qf);
     const ec_qv r = t - (frac >= 0.5f) + (frac <= -0.5f); /* the masks are -1 where true */
@@ -137,7 +204,7 @@ EC_QINLINE ec_qv quantize_block(ec_qf x, float scale, int32_t zp, int32_t lo, in
         const long i = nfull * EC_NB;                                                              \
         float in[EC_NB] = {0};                                                                     \
         uint8_t out[EC_NB];                                                                        \
-        memcpy(in, x + i, (size_t)(n - i) * sizeof(float));                                       \
+        memcpy(in, x + i, (size_t)(n - i) * sizeof(float));                                        \
         ec_qstorex(S, out, quantize_block(*(const ec_qfu *)in, scale, zero_point, LO, HI));        \
         memcpy((uint8_t *)y + i, out, (size_t)(n - i));                                            \
     }
