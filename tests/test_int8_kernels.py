@@ -219,6 +219,58 @@ def test_kernels_bit_exact_on_arm_under_qemu(target, tmp_path):
         np.testing.assert_array_equal(got, case.want, err_msg=f"{target} {case.symbol}")
 
 
+class QQuantize(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("zp", I32)]
+
+
+class NoParams(ctypes.Structure):
+    _fields_ = []
+
+
+def qelt_fast_cases() -> list[Case]:
+    """ec_qelt_fast.c's kernels on the inputs of the host tests: every pool geometry, tricky
+    quantization inputs, activation tables over every 8-bit value (kernel ids 8-13)."""
+    out = []
+    for dtype in ("uint8", "int8"):
+        s8 = int(dtype == "int8")
+        for geometry in FAST_POOLS:
+            case = fast_pool_case(geometry, dtype)
+            case.kid = 8 + s8
+            out.append(case)
+        for scale, zp in QUANTIZE_PARAMS[:3]:
+            x = tricky_floats(scale)
+            out.append(Case(f"ec_quantize_flat_fast_{SUFFIX[dtype]}", 10 + s8,
+                            QQuantize(scale, zp), [x], quant.quantize(x, scale, zp, dtype),
+                            len(x)))
+        for function in ("relu6", "leaky_relu"):
+            table, x, want = activation_table_case(function, dtype)
+            out.append(Case(f"ec_qlut_fast_{SUFFIX[dtype]}", 12 + s8, NoParams(),
+                            [x, table], want, len(x)))
+    return out
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("target", ["pi3", "aarch64", "pi5"])
+def test_fast_elementwise_kernels_bit_exact_on_arm_under_qemu(target, tmp_path):
+    """ec_qelt_fast.c as each ARM target builds it (its flags, its EC_NB; one thread)."""
+    from edgecnn.compiler import build as cbuild
+
+    t = replace(targets.get(target), openmp=False)
+    need("cross", t.compiler_path() is not None and shutil.which(t.qemu) is not None,
+         f"needs {t.cc} and {t.qemu} (apt install {t.debian_package} qemu-user)")
+    exe = tmp_path / "int8_check"
+    subprocess.run([t.compiler_path(), *cbuild.cflags(t), "-Werror", "-DEC_QELT_FAST",
+                    "-static", f"-I{RUNTIME_DIR}", "-o", str(exe), str(CHECK_MAIN),
+                    str(RUNTIME_DIR / "ec_int8.c"), str(RUNTIME_DIR / "ec_qelt_fast.c"), "-lm"],
+                   check=True)
+    for case in qelt_fast_cases():
+        r = subprocess.run([t.qemu, "-L", t.sysroot, str(exe)], input=stream(case),
+                           capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr.decode()
+        got = np.frombuffer(r.stdout, case.want.dtype).reshape(case.want.shape)
+        np.testing.assert_array_equal(got, case.want, err_msg=f"{target} {case.symbol}")
+
+
 # ---- the fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c) at every vector width ------
 
 FAST_SOURCES = ("ec_int8.c", "ec_qconv_direct.c", "ec_qconv_depthwise.c", "ec_qadd_fast.c",
@@ -445,32 +497,38 @@ def test_fast_quantize_bit_exact(fast_lib, scale, zp, dtype):
             np.testing.assert_array_equal(got, want[:n], err_msg=f"{fn}, n={n}")
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8"])
-@pytest.mark.parametrize("function", ["relu", "relu6", "leaky_relu"])
-def test_fast_activation_table_bit_exact(fast_lib, function, dtype):
-    """ec_qlut_fast with the table the compiler emits for a qactivation equals its reference on
-    every 8-bit value, shuffled, at lengths with and without a ragged tail."""
+def activation_table_case(function: str, dtype: str):
+    """(the table the compiler emits for a qactivation, every 8-bit value 5 times shuffled,
+    the reference's output on them)"""
     lo, hi = quant.qrange(dtype)
     kind = get_kind("qactivation")
-    a = kind.normalize_attrs(dict(function=function, slope=0.1 if function == "leaky_relu" else 0,
-                                  dtype=dtype, input_scale=0.05, input_zero_point=lo + 100,
+    slope = 0.1 if function == "leaky_relu" else 0
+    a = kind.normalize_attrs(dict(function=function, slope=slope, dtype=dtype,
+                                  input_scale=0.05, input_zero_point=lo + 100,
                                   output_scale=0.04, output_zero_point=lo + 90,
                                   act_min=lo + (function != "leaky_relu") * 90,
                                   act_max=hi - (function == "relu6") * 5,
-                                  **activation_params(0.1 if function == "leaky_relu" else 0,
-                                                      0.05, 0.04)), "t")
+                                  **activation_params(slope, 0.05, 0.04)), "t")
     table = kind.forward(a, [np.arange(lo, hi + 1).astype(dtype).reshape(1, 1, 1, -1)], {})
     rng = np.random.default_rng(4)
     x = np.concatenate([rng.permutation(np.arange(lo, hi + 1)) for _ in range(5)]).astype(dtype)
     want = kind.forward(a, [x.reshape(1, 1, 1, -1)], {}).ravel()
     assert len(np.unique(want)) > 100
+    return np.ascontiguousarray(table.ravel()), x, want
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("function", ["relu", "relu6", "leaky_relu"])
+def test_fast_activation_table_bit_exact(fast_lib, function, dtype):
+    """ec_qlut_fast with the table the compiler emits for a qactivation equals its reference on
+    every 8-bit value, shuffled, at lengths with and without a ragged tail."""
+    table, x, want = activation_table_case(function, dtype)
     f = getattr(fast_lib[0], f"ec_qlut_fast_{SUFFIX[dtype]}")
     f.restype = None
     for n in (len(x), len(x) - 1, 200, 64, 63, 17, 1):
         got = np.zeros(n, dtype)
         f(x.ctypes.data_as(ctypes.c_void_p), ctypes.c_long(n),
-          np.ascontiguousarray(table.ravel()).ctypes.data_as(ctypes.c_void_p),
-          got.ctypes.data_as(ctypes.c_void_p))
+          table.ctypes.data_as(ctypes.c_void_p), got.ctypes.data_as(ctypes.c_void_p))
         np.testing.assert_array_equal(got, want[:n], err_msg=f"n={n}")
 
 
