@@ -89,6 +89,10 @@ for _f in ("relu", "relu6", "leaky_relu"):
 _add("qsoftmax", "qsoftmax", ((1, 1, 37),))
 _add("qsoftmax-pixels", "qsoftmax", ((3, 2, 10),))
 _add("quantize-dequantize", "quantize", ((6, 7, 9),))
+# max pools over whole vectors of channels and a ragged rest (ec_qelt_fast.c)
+_add("qmaxpool-2x2-c17", "qmaxpool", ((8, 6, 17),), {"kernel": 2})
+_add("qmaxpool-3x3-c100-ceil", "qmaxpool", ((7, 6, 100),),
+     {"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True})
 
 
 # ---- building a case ----------------------------------------------------------------------------

@@ -115,20 +115,29 @@ def runs(programs, tmp_path_factory):
     return cached_runs(tmp_path_factory, "int", programs)
 
 
-FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add"}
+FAST_INT = {"int8_pointwise", "int8_direct", "int8_depthwise", "int8_add", "int8_maxpool",
+            "int8_lut", "int8_quantize"}
 
 
-def expected_kernel(layer, in_channels: int, vnni: bool = False, sdot: bool = False) -> str:
+def expected_kernel(layer, in_channels: int, vnni: bool = False, sdot: bool = False,
+                    first: bool = False) -> str:
     """The integer kernel a layer must get on a vector target: the fast convolutions for
     groups 1 (pointwise: 1x1, stride 1, unpadded, and every qdense; direct: the rest; both with
     VPDPBUSD where the target has AVX-512 VNNI, SDOT where it has the AArch64 dot product,
-    direct then for dilation 1 along x) and depthwise with multiplier 1, the fast
-    add, the portable INT8 row for the rest."""
+    direct then for dilation 1 along x) and depthwise with multiplier 1, the fast add, max
+    pool and activation table, the fast quantization of the model's input (``first``), the
+    portable INT8 row for the rest."""
     a = layer.attrs
     pointwise = ("int8_pointwise_vnni" if vnni else "int8_pointwise_sdot" if sdot else
                  "int8_pointwise")
     if layer.kind == "qadd":
         return "int8_add"
+    if layer.kind == "qmaxpool":
+        return "int8_maxpool"
+    if layer.kind == "qactivation":
+        return "int8_lut"
+    if layer.kind == "quantize" and first:
+        return "int8_quantize"
     if layer.kind == "qdense":
         return pointwise
     if layer.kind != "qconv2d":
@@ -151,7 +160,8 @@ def test_integer_graphs_bit_exact_on_target(target, runs, programs, expected):
     for pid, g, _, _ in programs:  # every integer layer ran on the integer kernels
         for layer in g.layers[1:]:
             if layer.spec.integer:
-                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2], vnni, sdot)
+                want = expected_kernel(layer, g.shapes[layer.inputs[0]][2], vnni, sdot,
+                                       layer.inputs[0] == g.layers[0].name)
                 assert algos[pid][layer.name] == want, (pid, layer.name, algos[pid])
                 used.add(want)
     vnni_rows = {"int8_pointwise_vnni", "int8_direct_vnni"}

@@ -2,9 +2,9 @@
 (the q* layer kinds), bit for bit: built with gcc and clang as C99 with -Wall -Wextra -Werror
 and called through ctypes, and cross-built for ARM (armhf, aarch64) and run under qemu-user
 through tests/c/int8_check.c. The fast kernels (ec_qconv_direct.c, ec_qconv_depthwise.c,
-ec_qadd_fast.c) are built at every vector width (explicit -march, run where this CPU can) and
-as portable C99, and called on the weights as the compiler packs them; on ARM,
-test_int8_compile.py runs them in whole graphs under qemu."""
+ec_qadd_fast.c, ec_qelt_fast.c) are built at every vector width (explicit -march, run where
+this CPU can) and as portable C99, and called on the weights as the compiler packs them; on
+ARM, test_int8_compile.py and test_int_conformance.py run them in whole graphs under qemu."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from edgecnn.compiler import kernels as kernel_table
 from edgecnn.compiler import packing, targets
 from edgecnn.compiler.build import RUNTIME_DIR
 from edgecnn.layers import get_kind
+from edgecnn.layers.qactivation import activation_params
 
 I32 = ctypes.c_int32
 WARN = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
@@ -218,9 +219,62 @@ def test_kernels_bit_exact_on_arm_under_qemu(target, tmp_path):
         np.testing.assert_array_equal(got, case.want, err_msg=f"{target} {case.symbol}")
 
 
+class QQuantize(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("zp", I32)]
+
+
+class NoParams(ctypes.Structure):
+    _fields_ = []
+
+
+def qelt_fast_cases() -> list[Case]:
+    """ec_qelt_fast.c's kernels on the inputs of the host tests: every pool geometry, tricky
+    quantization inputs, activation tables over every 8-bit value (kernel ids 8-13)."""
+    out = []
+    for dtype in ("uint8", "int8"):
+        s8 = int(dtype == "int8")
+        for geometry in FAST_POOLS:
+            case = fast_pool_case(geometry, dtype)
+            case.kid = 8 + s8
+            out.append(case)
+        for scale, zp in QUANTIZE_PARAMS[:3]:
+            x = tricky_floats(scale)
+            out.append(Case(f"ec_quantize_flat_fast_{SUFFIX[dtype]}", 10 + s8,
+                            QQuantize(scale, zp), [x], quant.quantize(x, scale, zp, dtype),
+                            len(x)))
+        for function in ("relu6", "leaky_relu"):
+            table, x, want = activation_table_case(function, dtype)
+            out.append(Case(f"ec_qlut_fast_{SUFFIX[dtype]}", 12 + s8, NoParams(),
+                            [x, table], want, len(x)))
+    return out
+
+
+@pytest.mark.cross
+@pytest.mark.parametrize("target", ["pi3", "aarch64", "pi5"])
+def test_fast_elementwise_kernels_bit_exact_on_arm_under_qemu(target, tmp_path):
+    """ec_qelt_fast.c as each ARM target builds it (its flags, its EC_NB; one thread)."""
+    from edgecnn.compiler import build as cbuild
+
+    t = replace(targets.get(target), openmp=False)
+    need("cross", t.compiler_path() is not None and shutil.which(t.qemu) is not None,
+         f"needs {t.cc} and {t.qemu} (apt install {t.debian_package} qemu-user)")
+    exe = tmp_path / "int8_check"
+    subprocess.run([t.compiler_path(), *cbuild.cflags(t), "-Werror", "-DEC_QELT_FAST",
+                    "-static", f"-I{RUNTIME_DIR}", "-o", str(exe), str(CHECK_MAIN),
+                    str(RUNTIME_DIR / "ec_int8.c"), str(RUNTIME_DIR / "ec_qelt_fast.c"), "-lm"],
+                   check=True)
+    for case in qelt_fast_cases():
+        r = subprocess.run([t.qemu, "-L", t.sysroot, str(exe)], input=stream(case),
+                           capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr.decode()
+        got = np.frombuffer(r.stdout, case.want.dtype).reshape(case.want.shape)
+        np.testing.assert_array_equal(got, case.want, err_msg=f"{target} {case.symbol}")
+
+
 # ---- the fast convolutions (ec_qconv_direct.c, ec_qconv_depthwise.c) at every vector width ------
 
-FAST_SOURCES = ("ec_int8.c", "ec_qconv_direct.c", "ec_qconv_depthwise.c", "ec_qadd_fast.c")
+FAST_SOURCES = ("ec_int8.c", "ec_qconv_direct.c", "ec_qconv_depthwise.c", "ec_qadd_fast.c",
+                "ec_qelt_fast.c")
 FAST_CONVS = [  # (h, w, c, filters, kernel, stride, padding (t, l, b, r), dilation, groups)
     (5, 7, 16, 9, 1, 1, (0, 0, 0, 0), 1, 1),     # pointwise
     (6, 5, 37, 40, 1, 1, (0, 0, 0, 0), 1, 1),    # pointwise, ragged channels, 30 pixels
@@ -361,6 +415,156 @@ def test_fast_add_bit_exact(fast_lib, dtype):
     case.symbol = case.symbol.replace("ec_qadd", "ec_qadd_fast")
     case.arrays, case.want, case.count = [v[:4999] for v in case.arrays], case.want[:4999], 4999
     np.testing.assert_array_equal(run_ctypes(fast_lib[0], case), case.want)
+
+
+# ---- max pooling and the input's quantization on vectors (ec_qelt_fast.c) ------------------------
+
+FAST_POOLS = [  # (h, w, c, kernel, stride, padding (t, l, b, r), ceil_mode)
+    (8, 8, 16, 2, 2, (0, 0, 0, 0), False),     # the seed model's 2x2/2 on 16 channels
+    (7, 9, 3, 2, 2, (0, 0, 0, 0), True),       # RGB; ceil mode's partial windows
+    (9, 8, 17, 3, 2, (1, 1, 1, 1), False),     # padded; 17 channels: a vector and one more
+    (6, 7, 100, 3, 1, (1, 1, 1, 1), True),     # 100 channels: whole registers, 16, a ragged rest
+    (5, 5, 64, 2, 2, (0, 0, 0, 0), True),      # whole registers at every width; ceil mode
+    (6, 5, 80, 3, 3, (1, 0, 1, 1), True),      # asymmetric padding, stride = kernel
+    (4, 4, 33, 4, 1, (2, 2, 2, 2), False),     # windows of one real row or column
+]
+
+
+def fast_pool_case(geometry, dtype) -> Case:
+    """ec_qmaxpool_fast on one geometry, clamps that bite, against the reference."""
+    h, w, c, k, s, pad, ceil = geometry
+    rng = np.random.default_rng(zlib.crc32(repr((geometry, dtype)).encode()))
+    lo, hi = quant.qrange(dtype)
+    kind = get_kind("qmaxpool")
+    a = kind.normalize_attrs(dict(kernel=k, stride=s, padding=pad, ceil_mode=ceil, dtype=dtype,
+                                  scale=0.1, zero_point=0, act_min=lo + 20, act_max=hi - 30),
+                             "t")
+    oh, ow, _ = kind.output_shape(a, [(h, w, c)])
+    x = rng.integers(lo, hi + 1, (1, h, w, c)).astype(dtype)
+    return Case(f"ec_qmaxpool_fast_{SUFFIX[dtype]}", -1,
+                QPool(h, w, c, oh, ow, k, k, s, s, pad[0], pad[1], lo + 20, hi - 30), [x[0]],
+                kind.forward(a, [x], {})[0])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("geometry", FAST_POOLS, ids=lambda g: "x".join(map(str, g[:5])))
+def test_fast_maxpool_bit_exact(fast_lib, geometry, dtype):
+    """ec_qmaxpool_fast equals the reference and the portable ec_qmaxpool."""
+    case = fast_pool_case(geometry, dtype)
+    np.testing.assert_array_equal(run_ctypes(fast_lib[0], case), case.want)
+    case.symbol = case.symbol.replace("_fast", "")
+    np.testing.assert_array_equal(run_ctypes(fast_lib[0], case), case.want)
+
+
+def tricky_floats(scale: float) -> np.ndarray:
+    """Inputs whose quotient by ``scale`` is a rounding tie (+-k.5), near one, huge (+-1e7,
+    +-2^23 and around, +-1e6 +- 0.5), infinite, NaN, a signed zero or denormal, and random."""
+    s = np.float64(scale)
+    ties = (np.arange(-300, 300) + 0.5) * s
+    t = ties[::7].astype(np.float32)
+    inf = np.float32(np.inf)
+    near = np.concatenate([np.nextafter(t, -inf), np.nextafter(t, inf)])
+    big = np.array([1e7, 2.0 ** 23, 2.0 ** 23 - 1, 2.0 ** 23 + 2, 2.0 ** 24 + 1, 1e6 - 0.5,
+                    1e6 + 0.5, 1e6 + 0.25, 3e38]) * s
+    special = [np.inf, np.nan, 0.0, 1e-40, 1e-45]
+    rng = np.random.default_rng(3)
+    x = np.concatenate([ties, near, big, -big, special, [-v for v in special],
+                        rng.normal(0, 200 * s, 1000)])
+    return x.astype(np.float32)
+
+
+QUANTIZE_PARAMS = [(0.5, 3), (0.25, -7), (0.0173, 0), (1 / 255, -128), (2.0 ** -10, 130)]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("scale,zp", QUANTIZE_PARAMS)
+def test_fast_quantize_bit_exact(fast_lib, scale, zp, dtype):
+    """ec_quantize_flat_fast equals quant.quantize and the portable ec_quantize_flat on tricky
+    inputs, at every length up to two vectors and one ragged (the tail's lanes)."""
+    lo, hi = quant.qrange(dtype)
+    zp = min(max(zp, lo), hi)
+    x = tricky_floats(scale)
+    want = quant.quantize(x, scale, zp, dtype)
+    assert {lo, hi} <= set(want.tolist()) and len(np.unique(want)) > 200
+    lib = fast_lib[0]
+    for fn in ("ec_quantize_flat_fast", "ec_quantize_flat"):
+        f = getattr(lib, f"{fn}_{SUFFIX[dtype]}")
+        f.restype = None
+        for n in (len(x), len(x) - 1, 33, 17, 16, 5, 1):
+            got = np.zeros(n, dtype)
+            f(x.ctypes.data_as(ctypes.c_void_p), ctypes.c_long(n),
+              got.ctypes.data_as(ctypes.c_void_p), ctypes.c_float(scale), I32(zp))
+            np.testing.assert_array_equal(got, want[:n], err_msg=f"{fn}, n={n}")
+
+
+def activation_table_case(function: str, dtype: str):
+    """(the table the compiler emits for a qactivation, every 8-bit value 5 times shuffled,
+    the reference's output on them)"""
+    lo, hi = quant.qrange(dtype)
+    kind = get_kind("qactivation")
+    slope = 0.1 if function == "leaky_relu" else 0
+    a = kind.normalize_attrs(dict(function=function, slope=slope, dtype=dtype,
+                                  input_scale=0.05, input_zero_point=lo + 100,
+                                  output_scale=0.04, output_zero_point=lo + 90,
+                                  act_min=lo + (function != "leaky_relu") * 90,
+                                  act_max=hi - (function == "relu6") * 5,
+                                  **activation_params(slope, 0.05, 0.04)), "t")
+    table = kind.forward(a, [np.arange(lo, hi + 1).astype(dtype).reshape(1, 1, 1, -1)], {})
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.permutation(np.arange(lo, hi + 1)) for _ in range(5)]).astype(dtype)
+    want = kind.forward(a, [x.reshape(1, 1, 1, -1)], {}).ravel()
+    assert len(np.unique(want)) > 100
+    return np.ascontiguousarray(table.ravel()), x, want
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize("function", ["relu", "relu6", "leaky_relu"])
+def test_fast_activation_table_bit_exact(fast_lib, function, dtype):
+    """ec_qlut_fast with the table the compiler emits for a qactivation equals its reference on
+    every 8-bit value, shuffled, at lengths with and without a ragged tail."""
+    table, x, want = activation_table_case(function, dtype)
+    f = getattr(fast_lib[0], f"ec_qlut_fast_{SUFFIX[dtype]}")
+    f.restype = None
+    for n in (len(x), len(x) - 1, 200, 64, 63, 17, 1):
+        got = np.zeros(n, dtype)
+        f(x.ctypes.data_as(ctypes.c_void_p), ctypes.c_long(n),
+          table.ctypes.data_as(ctypes.c_void_p), got.ctypes.data_as(ctypes.c_void_p))
+        np.testing.assert_array_equal(got, want[:n], err_msg=f"n={n}")
+
+
+@pytest.fixture(scope="module")
+def omp_lib(tmp_path_factory):
+    """The fast integer kernels for this machine with OpenMP (gcc, libgomp)."""
+    from edgecnn.compiler import build as cbuild
+
+    t = targets.get("host")
+    need("cc", shutil.which("gcc") is not None and targets.loadable(t), "needs gcc")
+    out = tmp_path_factory.mktemp("qomp") / "libec_qomp.so"
+    cmd = ["gcc", *cbuild.cflags(t), "-shared", "-fPIC", "-o", str(out),
+           *[str(RUNTIME_DIR / f) for f in FAST_SOURCES]]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"$ {' '.join(cmd)}\n{r.stderr}"
+    lib = ctypes.CDLL(str(out))
+    return lib, ctypes.CDLL("libgomp.so.1")
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_fast_maxpool_and_quantize_threads(omp_lib, dtype):
+    """Rows of a pool and blocks of the quantization large enough to split over 2 threads give
+    what 1 thread gives: the reference."""
+    lib, gomp = omp_lib
+    pool = fast_pool_case((64, 66, 67, 2, 2, (0, 0, 0, 0), True), dtype)
+    x = np.random.default_rng(5).normal(0, 40, 100_003).astype(np.float32)
+    want = quant.quantize(x, 0.3, 2, dtype)
+    f = getattr(lib, f"ec_quantize_flat_fast_{SUFFIX[dtype]}")
+    f.restype = None
+    for n in (1, 2):
+        gomp.omp_set_num_threads(n)
+        np.testing.assert_array_equal(run_ctypes(lib, pool), pool.want, err_msg=f"{n} threads")
+        got = np.zeros_like(want)
+        f(x.ctypes.data_as(ctypes.c_void_p), ctypes.c_long(len(x)),
+          got.ctypes.data_as(ctypes.c_void_p), ctypes.c_float(0.3), I32(2))
+        np.testing.assert_array_equal(got, want, err_msg=f"{n} threads")
 
 
 # ---- the AVX-512 VNNI pointwise kernel (ec_qconv_vnni.c) ----------------------------------------

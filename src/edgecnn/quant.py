@@ -185,7 +185,11 @@ def requantize(acc: np.ndarray, multiplier, shift, zero_point: int, lo: int, hi:
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
     """float → integer as TFLite's QUANTIZE: round(x / scale) (float32, half away) + zp."""
     lo, hi = qrange(dtype)
-    r = round_half_away(np.asarray(x, np.float32) / np.float32(scale))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN: clamped below
+        r = round_half_away(np.asarray(x, np.float32) / np.float32(scale))
+    # clamped to +-1e6 before the integer cast, NaN to -1e6 (the type's minimum), as the C
+    # runtime's round_clamped: +inf saturates to the maximum
+    r = np.nan_to_num(np.clip(r, -1e6, 1e6), nan=-1e6)
     return np.clip(r.astype(np.int64) + zero_point, lo, hi).astype(DTYPES[dtype])
 
 

@@ -9,6 +9,7 @@
 #include "ec_conv.h"
 #include "ec_eltwise.h"
 #include "ec_pool.h"
+#include "ec_quant.h"
 
 static void read_exact(void *p, size_t n)
 {
@@ -72,6 +73,42 @@ int main(void)
         if (id == 6) ec_qadd_u8(&p, a, b, (long)n, y);
         else ec_qadd_i8(&p, a, b, (long)n, y);
         write_out(y, (size_t)n);
+#ifdef EC_QELT_FAST /* the fast kernels of ec_qelt_fast.c, built with it */
+    } else if (id == 8 || id == 9) { /* fast max u8, i8 */
+        ec_qpool_params p;
+        void *x, *y;
+        size_t n;
+        read_exact(&p, sizeof p);
+        x = blob();
+        n = (size_t)p.oh * p.ow * p.c;
+        y = malloc(n);
+        if (id == 8) ec_qmaxpool_fast_u8(&p, x, y);
+        else ec_qmaxpool_fast_i8(&p, x, y);
+        write_out(y, n);
+    } else if (id == 10 || id == 11) { /* fast quantize u8, i8: {scale, zero point}, n, x */
+        struct {
+            float scale;
+            int32_t zp;
+        } p;
+        int64_t n;
+        void *x, *y;
+        read_exact(&p, sizeof p);
+        read_exact(&n, sizeof n);
+        x = blob();
+        y = malloc((size_t)n + 1);
+        if (id == 10) ec_quantize_flat_fast_u8(x, (long)n, y, p.scale, p.zp);
+        else ec_quantize_flat_fast_i8(x, (long)n, y, p.scale, p.zp);
+        write_out(y, (size_t)n);
+    } else if (id == 12 || id == 13) { /* fast table u8, i8: n, x, lut */
+        int64_t n;
+        void *x, *lut, *y;
+        read_exact(&n, sizeof n);
+        x = blob(); lut = blob();
+        y = malloc((size_t)n + 1);
+        if (id == 12) ec_qlut_fast_u8(x, (long)n, lut, y);
+        else ec_qlut_fast_i8(x, (long)n, lut, y);
+        write_out(y, (size_t)n);
+#endif
     } else {
         fprintf(stderr, "int8_check: unknown kernel %d\n", (int)id);
         return 2;

@@ -28,7 +28,7 @@ FAST_SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_
                 "ec_dense_fast.c", "ec_norm_fast.c")  # the fast float kernels
 INT_SOURCE = "ec_int8.c"  # the integer kernels, built into models with integer layers
 INT_FAST_SOURCES = ("ec_qconv_direct.c", "ec_qconv_depthwise.c", "ec_qadd_fast.c",
-                    "ec_qconv_vnni.c", "ec_qconv_sdot.c")  # if chosen
+                    "ec_qconv_vnni.c", "ec_qconv_sdot.c", "ec_qelt_fast.c")  # if chosen
 WARNINGS = ("-Wall", "-Wextra")
 # Warnings are errors where EDGECNN_WERROR=1 (the test suite sets it: the generated C and the
 # runtime must stay warning-free), never in what users build: a newer compiler's new warning

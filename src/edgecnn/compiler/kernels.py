@@ -22,8 +22,11 @@ from ..layers.conv2d import c_conv_params
 from ..layers.lrn import c_lrn_call
 from ..layers.merge import c_add_calls
 from ..layers.pool import c_pool_call
+from ..layers.qactivation import c_qlut_call
 from ..layers.qconv2d import C_SUFFIX, c_qconv_params
 from ..layers.qmerge import c_qadd_call
+from ..layers.qpool import c_qpool_call
+from ..layers.quantize import c_quantize_flat_call
 from . import packing, targets
 from .passes import Op, Program
 from .targets import Target
@@ -388,6 +391,12 @@ def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
     return not t.board and all(-31 <= s <= 30 for s in shifts) and min(mults) >= 0
 
 
+def _quantize_flat_serves(op: Op, prog: Program, t: Target) -> bool:
+    """ec_quantize_flat_fast: the caller's float input, read in place; not on
+    microcontrollers."""
+    return not t.board and prog.external_input and op.inputs[0] == prog.input
+
+
 _VEC = frozenset({"vector"})
 _C99 = frozenset({"c99"})
 _QCONV = frozenset({"qconv2d", "qdense"})
@@ -438,6 +447,15 @@ KERNELS: tuple[Kernel, ...] = (
            pack=_qconv_pack(True)),
     Kernel("int8_add", frozenset({"qadd"}), "ec_qadd_fast.c", _VEC, _qadd_serves,
            lambda op, c: c_qadd_call(op, c, "ec_qadd_fast")),
+    # the 8-bit kernels around the convolutions (ec_qelt_fast.c), not on microcontrollers
+    Kernel("int8_maxpool", frozenset({"qmaxpool"}), "ec_qelt_fast.c", _VEC,
+           lambda op, prog, t: not t.board,
+           lambda op, c: c_qpool_call(op, c, "ec_qmaxpool_fast")),
+    Kernel("int8_lut", frozenset({"qactivation"}), "ec_qelt_fast.c", _VEC,
+           lambda op, prog, t: not t.board, lambda op, c: c_qlut_call(op, c, "ec_qlut_fast")),
+    Kernel("int8_quantize", frozenset({"quantize"}), "ec_qelt_fast.c", _VEC,
+           _quantize_flat_serves, lambda op, c: c_quantize_flat_call(op, c,
+                                                                    "ec_quantize_flat_fast")),
     # pooling with vectorizable loops over channels (ec_pool.c: built into every model)
     Kernel("vector", frozenset({"maxpool", "avgpool"}), "ec_pool.c", _C99, _always,
            lambda op, c: c_pool_call(f"ec_{op.kind}", op, c)),

@@ -9,7 +9,7 @@ slope x input_scale / output_scale (edgecnn.quant.quantize_multiplier).
 import numpy as np
 
 from .. import quant
-from .base import Attr, LayerKind, register
+from .base import Attr, LayerKind, get_kind, register
 from .qconv2d import QATTRS, check_qattrs
 
 _PARAMS = ("identity_multiplier", "identity_shift", "slope_multiplier", "slope_shift")
@@ -48,13 +48,7 @@ class QActivation(LayerKind):
     def c_call(self, op, c):
         """A table of the 256 outputs, made by this kind's own forward: exact by construction,
         and one load per value in C (the two fixed-point multiplies per value cost 10x)."""
-        a = op.attrs
-        lo, hi = quant.qrange(a["dtype"])
-        x = np.arange(lo, hi + 1).astype(quant.DTYPES[a["dtype"]]).reshape(1, 1, 1, -1)
-        lut = self.forward(a, [x], {}).ravel()
-        n = int(np.prod(c.shape(op.output)))
-        sfx = "u8" if a["dtype"] == "uint8" else "i8"
-        return f"    ec_qlut_{sfx}({c.ins[0]}, {n}, {c.ptr(lut)}, {c.out});"
+        return c_qlut_call(op, c, "ec_qlut")
 
     def forward(self, a, xs, w):
         x = xs[0].astype(np.int64) - a["input_zero_point"]
@@ -63,6 +57,18 @@ class QActivation(LayerKind):
         neg = quant.multiply_by_quantized_multiplier(x, a["slope_multiplier"], a["slope_shift"])
         out = np.where(x >= 0, pos, neg) + a["output_zero_point"]
         return np.clip(out, a["act_min"], a["act_max"]).astype(quant.DTYPES[a["dtype"]])
+
+
+def c_qlut_call(op, c, fn: str) -> str:
+    """``<fn>_<u8|i8>`` (ec_quant.h: ec_qlut, or the compiler's ec_qlut_fast) on the table of
+    the 256 outputs of ``op``'s kind."""
+    a = op.attrs
+    lo, hi = quant.qrange(a["dtype"])
+    x = np.arange(lo, hi + 1).astype(quant.DTYPES[a["dtype"]]).reshape(1, 1, 1, -1)
+    lut = get_kind(op.kind).forward(a, [x], {}).ravel()
+    n = int(np.prod(c.shape(op.output)))
+    sfx = "u8" if a["dtype"] == "uint8" else "i8"
+    return f"    {fn}_{sfx}({c.ins[0]}, {n}, {c.ptr(lut)}, {c.out});"
 
 
 def activation_params(slope: float, input_scale: float, output_scale: float) -> dict:

@@ -42,15 +42,16 @@ def onnx_qpool(b, l, ins, out) -> str:
     return _qdq.quantize(b, l, y, a["scale"], a["zero_point"], a["dtype"], out)
 
 
-def c_qpool_call(op, c) -> str:
-    """``ec_q<max|avg>pool_<u8|i8>``: cells outside the input (padding, ceil mode's partial
-    windows) are skipped, as the reference does."""
+def c_qpool_call(op, c, fn: str | None = None) -> str:
+    """``ec_q<max|avg>pool_<u8|i8>`` (or ``<fn>_<u8|i8>``, the compiler's ec_qmaxpool_fast):
+    cells outside the input (padding, ceil mode's partial windows) are skipped, as the
+    reference does."""
     a = op.attrs
     h, w, ch = c.shape(op.inputs[0])
     oh, ow, _ = c.shape(op.output)
     fields = (h, w, ch, oh, ow, *a["kernel"], *a["stride"], a["padding"][0], a["padding"][1],
               a["act_min"], a["act_max"])
-    fn = f"ec_{op.kind}_{'u8' if a['dtype'] == 'uint8' else 'i8'}"
+    fn = f"{fn or 'ec_' + op.kind}_{'u8' if a['dtype'] == 'uint8' else 'i8'}"
     return c.block("{" + ", ".join(map(str, fields)) + "}", f"{fn}(&p, {c.ins[0]}, {c.out});",
                    ctype="ec_qpool_params")
 

@@ -8,6 +8,17 @@ from .. import quant
 from .base import Attr, LayerKind, register
 
 
+def c_quantize_flat_call(op, c, fn: str) -> str:
+    """``<fn>_<u8|i8>`` (ec_quant.h: ec_quantize_flat, or the compiler's ec_quantize_flat_fast)
+    on the caller's contiguous floats."""
+    sfx = "u8" if op.attrs["dtype"] == "uint8" else "i8"
+    q = f"{c.flt(op.attrs['scale'])}, {op.attrs['zero_point']}"
+    n = 1
+    for d in c.shape(op.inputs[0]):
+        n *= d
+    return f"    {fn}_{sfx}({c.external[op.inputs[0]]}, {n}, {c.out}, {q});"
+
+
 @register
 class Quantize(LayerKind):
     kind = "quantize"
@@ -30,10 +41,7 @@ class Quantize(LayerKind):
         sfx = "u8" if op.attrs["dtype"] == "uint8" else "i8"
         q = f"{c.flt(op.attrs['scale'])}, {op.attrs['zero_point']}"
         if op.inputs[0] in c.external:  # the caller's contiguous floats
-            n = 1
-            for d in c.shape(op.inputs[0]):
-                n *= d
-            return f"    ec_quantize_flat_{sfx}({c.external[op.inputs[0]]}, {n}, {c.out}, {q});"
+            return c_quantize_flat_call(op, c, "ec_quantize_flat")
         return f"    ec_quantize_{sfx}(&{c.ins[0]}, {c.out}, {q});"
 
     def forward(self, a, xs, w):

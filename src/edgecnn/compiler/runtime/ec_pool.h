@@ -45,5 +45,8 @@ void ec_qavgpool_u8(const ec_qpool_params *p, const uint8_t *x, uint8_t *y);
 void ec_qavgpool_i8(const ec_qpool_params *p, const int8_t *x, int8_t *y);
 void ec_qmaxpool_u8(const ec_qpool_params *p, const uint8_t *x, uint8_t *y);
 void ec_qmaxpool_i8(const ec_qpool_params *p, const int8_t *x, int8_t *y);
+/* the same max, 8-bit lanes of whole registers, parallel over rows (ec_qelt_fast.c) */
+void ec_qmaxpool_fast_u8(const ec_qpool_params *p, const uint8_t *x, uint8_t *y);
+void ec_qmaxpool_fast_i8(const ec_qpool_params *p, const int8_t *x, int8_t *y);
 
 #endif /* EC_POOL_H */

@@ -20,6 +20,9 @@ void ec_quantize_i8(const ec_tensor *x, int8_t *y, float scale, int32_t zero_poi
 /* the same from n contiguous floats (the caller's input, read in place) */
 void ec_quantize_flat_u8(const float *x, long n, uint8_t *y, float scale, int32_t zero_point);
 void ec_quantize_flat_i8(const float *x, long n, int8_t *y, float scale, int32_t zero_point);
+/* the same on vectors (ec_qelt_fast.c) */
+void ec_quantize_flat_fast_u8(const float *x, long n, uint8_t *y, float scale, int32_t zero_point);
+void ec_quantize_flat_fast_i8(const float *x, long n, int8_t *y, float scale, int32_t zero_point);
 void ec_dequantize_u8(const uint8_t *x, ec_tensor *y, float scale, int32_t zero_point);
 void ec_dequantize_i8(const int8_t *x, ec_tensor *y, float scale, int32_t zero_point);
 
@@ -33,5 +36,9 @@ void ec_fake_quant_ref(const ec_tensor *in, ec_tensor *out, double scale, int ze
  * computed at compile time by the reference itself. */
 void ec_qlut_u8(const uint8_t *x, long n, const uint8_t *lut, uint8_t *y);
 void ec_qlut_i8(const int8_t *x, long n, const int8_t *lut, int8_t *y);
+/* the same, a register of bytes at a time with AVX-512 VBMI or AArch64 NEON, parallel over
+ * blocks (ec_qelt_fast.c) */
+void ec_qlut_fast_u8(const uint8_t *x, long n, const uint8_t *lut, uint8_t *y);
+void ec_qlut_fast_i8(const int8_t *x, long n, const int8_t *lut, int8_t *y);
 
 #endif /* EC_QUANT_H */

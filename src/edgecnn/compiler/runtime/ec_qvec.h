@@ -1,5 +1,5 @@
 /* edgecnn runtime: the int32 vector of EC_NB lanes the fast integer kernels compute with
- * (private header of ec_qconv_direct.c and ec_qconv_depthwise.c).
+ * (private header of the fast integer kernels: ec_qconv_*.c, ec_qadd_fast.c, ec_qelt_fast.c).
  *
  * With GCC or clang it is a vector-extension type (AVX-512, AVX2, NEON from one source);
  * elsewhere, or with -DEC_NO_VECTOR_EXT, a struct of EC_NB int32 with loops, plain C99.
