@@ -120,7 +120,7 @@ def _conv_block(fn: str, weights: str):
 
 def _winograd_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
     return int(packing.winograd_scratch_floats(prog.shapes[op.inputs[0]], prog.shapes[op.output],
-                                               t.nb, t.openmp))
+                                               t.nb, t.openmp, op.attrs["kernel"][0]))
 
 
 def _winograd_call(op: Op, c) -> str:
@@ -128,10 +128,11 @@ def _winograd_call(op: Op, c) -> str:
     params = c_conv_params(op, c)
     bias = c.ptr(op.weights.get("bias"))
     w = c.ptr(c.packed(op)["winograd"])
+    k = op.attrs["kernel"][0]
     # the planned scratch must match the kernel's own count (else: error 3, no overrun)
     return c.block(params,
                    f"if (ec_winograd_scratch_floats(&p, &{c.ins[0]}, &{c.out}) > {n}u) return 3;",
-                   f"ec_conv3x3_winograd(&p, &{c.ins[0]}, &{c.out}, {w}, {bias}, A + {off});")
+                   f"ec_conv{k}x{k}_winograd(&p, &{c.ins[0]}, &{c.out}, {w}, {bias}, A + {off});")
 
 
 def _dense_fast_call(op: Op, c) -> str:
@@ -425,14 +426,17 @@ def conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
         if groups == cin and cout % cin == 0:
             return "depthwise"
         return "ref"
-    three = tuple(attrs["kernel"]) == (3, 3) and tuple(attrs.get("stride", (1, 1))) == (1, 1)
-    plain = tuple(attrs.get("dilation", (1, 1))) == (1, 1)
-    if three and plain and cin >= WINOGRAD_MIN_CIN and _winograd_pays(cin, cout, out_shape):
+    k = tuple(attrs["kernel"])
+    square = k[0] == k[1] and k[0] in packing.WINOGRAD_FORMS
+    plain = (tuple(attrs.get("stride", (1, 1))) == (1, 1)
+             and tuple(attrs.get("dilation", (1, 1))) == (1, 1))
+    if (square and plain and cin >= WINOGRAD_MIN_CIN
+            and _winograd_pays(cin, cout, out_shape, k[0])):
         return "winograd"
     return "direct"
 
 
-def _winograd_pays(cin: int, cout: int, out_shape: tuple[int, int, int]) -> bool:
-    tiles = packing.winograd_tiles(out_shape)
+def _winograd_pays(cin: int, cout: int, out_shape: tuple[int, int, int], kernel: int) -> bool:
+    tiles = packing.winograd_tiles(out_shape, kernel)
     u_floats = 36 * cin * cout
     return tiles >= WINOGRAD_MIN_TILES and u_floats <= WINOGRAD_MAX_U_PER_TILE * tiles
