@@ -208,6 +208,15 @@ def kernels(request, tmp_path_factory):
     return k
 
 
+@pytest.fixture(scope="module")
+def openmp_kernels(tmp_path_factory):
+    """The host OpenMP build alone (2 threads), for the tests of thread counts."""
+    cc, t, extra = BUILDS["host-openmp"]
+    k = Kernels(build(tmp_path_factory.mktemp("k"), cc, t, extra), t.nb, t.openmp)
+    k.lib.omp_set_num_threads(2)
+    return k
+
+
 @pytest.mark.parametrize("build_id", list(BUILDS))
 def test_every_build_compiles(build_id, tmp_path):
     """Each vector width and tile setting compiles here with -Werror, runnable or not."""
@@ -307,6 +316,7 @@ WINOGRAD_CASES = [
     (9, 9, 8, 5, 0, "none", (2, 2)),         # no padding (valid conv)
     (6, 13, 3, 16, 1, "prelu", (0, 0)),      # Cin = 3 still correct (though direct is faster)
     (40, 36, 16, 24, 1, "tanh", (0, 0)),     # several chunks of tiles
+    (13, 13, 64, 96, 1, "relu", (1, 1)),     # one chunk (shared by the threads), AlexNet-like
 ]
 
 
@@ -337,7 +347,26 @@ WINOGRAD5_CASES = [
     (9, 11, 8, 5, 0, "none", (2, 2)),        # no padding (valid conv)
     (12, 10, 10, 17, (2, 1, 1, 2), "relu6", (0, 0)),  # asymmetric padding
     (44, 40, 16, 24, 2, "tanh", (0, 0)),     # several chunks of tiles
+    (6, 6, 64, 70, 2, "relu6", (1, 1)),      # one chunk (shared by the threads)
 ]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(13, 13, 64, 96, 3), (27, 27, 24, 40, 5), (6, 6, 64, 70, 5),
+                                   (20, 20, 16, 24, 3)], ids=lambda s: "x".join(map(str, s)))
+def test_winograd_thread_counts(openmp_kernels, shape, threads):
+    """The OpenMP build with one thread, two and more threads than chunks: one chunk's steps
+    split between the threads, or whole chunks per thread."""
+    kernels = openmp_kernels
+    h, w, cin, cout, k = shape
+    a = conv_attrs(cin, cout, k, 1, k // 2)
+    x, wt, bias, slope = case_data(seed_of(shape), h, w, cin, cout, k)
+    kernels.lib.omp_set_num_threads(threads)
+    try:
+        dst = kernels.conv("winograd", a, x, wt, bias, "relu", 0.1, slope)
+    finally:
+        kernels.lib.omp_set_num_threads(2)
+    check(dst, reference(a, x, wt, bias, "relu", 0.1, slope), TOL_WINOGRAD, (0, 0))
 
 
 @pytest.mark.parametrize("case", WINOGRAD5_CASES, ids=lambda c: "x".join(map(str, c[:4])))

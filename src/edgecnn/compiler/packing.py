@@ -308,12 +308,16 @@ def winograd_scratch_floats(in_shape: tuple[int, int, int], out_shape: tuple[int
     """Floats of scratch ec_conv3x3_winograd (``kernel`` 3) or ec_conv5x5_winograd (5) needs;
     equals ec_winograd_scratch_floats.
 
-    Tiles are transformed in chunks of `tc` (a multiple of 8 sized to stay in L2), each chunk
-    holding V [36][tc][Ci] and M [36][tc][Co rounded up to nb]; an OpenMP build keeps one chunk
-    per thread, for up to WINOGRAD_MAX_THREADS threads.
+    Tiles are transformed in chunks of `tc` (a multiple of 8 sized to stay in L2; all tiles when
+    the whole map's V and M are no larger than U, which every chunk reads), each chunk holding
+    V [36][tc][Ci] and M [36][tc][Co rounded up to nb]; an OpenMP build keeps one chunk per
+    thread, for up to WINOGRAD_MAX_THREADS threads (a single chunk is shared).
     """
     cin, coutp = in_shape[2], _blocks(out_shape[2], nb) * nb
     tiles = winograd_tiles(out_shape, kernel)
-    tc = min(max(8, WINOGRAD_CHUNK_FLOATS // (36 * (cin + coutp)) // 8 * 8), tiles)
+    if tiles * (cin + coutp) <= cin * coutp:
+        tc = tiles
+    else:
+        tc = min(max(8, WINOGRAD_CHUNK_FLOATS // (36 * (cin + coutp)) // 8 * 8), tiles)
     threads = min(_blocks(tiles, tc), WINOGRAD_MAX_THREADS if openmp else 1)
     return threads * 36 * tc * (cin + coutp)

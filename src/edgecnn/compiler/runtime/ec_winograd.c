@@ -15,7 +15,9 @@
  *   2. 36 GEMMs         M[e][k][co] = sum_ci V[e][k][ci] U[e][ci][co]   (register tiles of
  *                       EC_TW tiles x 2 vectors of EC_NB output channels, as in direct conv)
  *   3. output transform out[4x4 of tile k] = act(A^T M_k A + bias)        (vectors over co)
- * With OpenMP every thread works on its own chunks in its own part of the scratch.
+ * With OpenMP every thread works on its own chunks in its own part of the scratch; a map of one
+ * chunk is shared instead: the threads split each step (the GEMMs by element and pair of output
+ * channel blocks, so each reads its own part of U).
  */
 #include "ec_conv.h"
 #include "ec_vec_fast.h"
@@ -44,11 +46,14 @@
 
 static int ec_blocks(int n, int b) { return (n + b - 1) / b; }
 
-/* Tiles per chunk: a multiple of 8, at least 8, at most all tiles. The same formula is in
- * edgecnn.compiler.packing.winograd_scratch_floats (the memory planner sizes the scratch). */
+/* Tiles per chunk: a multiple of 8, at least 8, at most all tiles; all of them when the whole
+ * map's V and M are no larger than U, since every chunk reads all of U (few tiles of many
+ * channels, e.g. 13x13 maps of 256-384 channels: one pass over U, not two). The same formula is
+ * in edgecnn.compiler.packing.winograd_scratch_floats (the memory planner sizes the scratch). */
 static int ec_wino_chunk_tiles(int cin, int cout, int ntiles)
 {
     const int coutp = ec_blocks(cout, EC_NB) * EC_NB;
+    if ((size_t)ntiles * (size_t)(cin + coutp) <= (size_t)cin * coutp) return ntiles;
     int tc = EC_WINO_CHUNK_FLOATS / (36 * (cin + coutp)) / 8 * 8;
     if (tc < 8) tc = 8;
     return tc < ntiles ? tc : ntiles;
@@ -168,29 +173,30 @@ EC_INLINE void ec_wino_gemm_tile(const int TW, const int TV, const float *const 
         for (int v = 0; v < TV; v++) ec_vstore(mrow[i] + v * EC_NB, acc[i][v]);
 }
 
+/* Items [lo, hi) of the 36 x ceil(nblk / 2) GEMM parts: item i is element e = i / npair and the
+ * output blocks b, b + 1 with b = 2 (i % npair). */
 static void ec_wino_gemm(int tc, int cin, int nblk, const float *u_all, const float *vbuf,
-                         float *mbuf, int tcap)
+                         float *mbuf, int tcap, int lo, int hi)
 {
-    const int coutp = nblk * EC_NB;
+    const int coutp = nblk * EC_NB, npair = ec_blocks(nblk, 2);
     const size_t ublock = (size_t)cin * EC_NB;
-    for (int e = 0; e < 36; e++) {
+    for (int item = lo; item < hi; item++) {
+        const int e = item / npair, b = 2 * (item % npair);
         const float *u = u_all + (size_t)e * nblk * ublock;
         const float *ve = vbuf + (size_t)e * tcap * cin;
         float *me = mbuf + (size_t)e * tcap * coutp;
-        for (int b = 0; b < nblk; b += 2) {
-            for (int k0 = 0; k0 < tc; k0 += EC_TW) {
-                const float *vrow[EC_TW];
-                float *mrow[EC_TW];
-                for (int i = 0; i < EC_TW; i++) {
-                    const int k = k0 + i < tc ? k0 + i : tc - 1;
-                    vrow[i] = ve + (size_t)k * cin;
-                    mrow[i] = me + (size_t)k * coutp + (size_t)b * EC_NB;
-                }
-                if (b + 1 < nblk)
-                    ec_wino_gemm_tile(EC_TW, 2, vrow, mrow, cin, u + b * ublock, ublock);
-                else
-                    ec_wino_gemm_tile(EC_TW, 1, vrow, mrow, cin, u + b * ublock, ublock);
+        for (int k0 = 0; k0 < tc; k0 += EC_TW) {
+            const float *vrow[EC_TW];
+            float *mrow[EC_TW];
+            for (int i = 0; i < EC_TW; i++) {
+                const int k = k0 + i < tc ? k0 + i : tc - 1;
+                vrow[i] = ve + (size_t)k * cin;
+                mrow[i] = me + (size_t)k * coutp + (size_t)b * EC_NB;
             }
+            if (b + 1 < nblk)
+                ec_wino_gemm_tile(EC_TW, 2, vrow, mrow, cin, u + b * ublock, ublock);
+            else
+                ec_wino_gemm_tile(EC_TW, 1, vrow, mrow, cin, u + b * ublock, ublock);
         }
     }
 }
@@ -272,29 +278,47 @@ EC_INLINE void ec_wino_output_tile(const int M, const ec_conv_params *p, ec_tens
 
 /* ---- driver ---------------------------------------------------------------------------- */
 
+/* Part `id` of `nthr` equal parts of [0, n): its first item. */
+static int ec_part(int n, int id, int nthr) { return (int)((long long)n * id / nthr); }
+
+/* All threads of the team wait here (a chunk shared by nthr > 1 threads). */
+static void ec_wino_sync(int nthr)
+{
+#ifdef EC_OPENMP
+    if (nthr > 1) {
+#pragma omp barrier
+    }
+#else
+    (void)nthr;
+#endif
+}
+
+/* Tiles t0 .. t0 + tc of the map; thread `id` of the `nthr` sharing this chunk does its part of
+ * each step (nthr = 1: a chunk of one thread). */
 EC_INLINE void ec_wino_chunk(const int M, const ec_conv_params *p, const ec_tensor *in,
                              ec_tensor *out, const float *u, const float *bias, int t0, int tc,
-                             int tcap, float *scratch)
+                             int tcap, float *scratch, int id, int nthr)
 {
     const int cin = in->c, nblk = ec_blocks(out->c, EC_NB), coutp = nblk * EC_NB;
-    const int tiles_x = ec_blocks(out->w, M);
+    const int tiles_x = ec_blocks(out->w, M), ncb = ec_blocks(cin, EC_NB);
     float *vbuf = scratch;                           /* [36][tcap][cin] */
     float *mbuf = scratch + (size_t)36 * tcap * cin; /* [36][tcap][coutp] */
-    for (int k = 0; k < tc; k++) {
-        const int t = t0 + k;
-        for (int c0 = 0; c0 < cin; c0 += EC_NB) {
-            const int n = cin - c0 < EC_NB ? cin - c0 : EC_NB;
-            ec_wino_input_tile(M, p, in, t / tiles_x, t % tiles_x, c0, n, vbuf + (size_t)k * cin + c0,
-                               (size_t)tcap * cin);
-        }
+    const int nin = tc * ncb, ngemm = 36 * ec_blocks(nblk, 2), nout = tc * nblk;
+    for (int i = ec_part(nin, id, nthr); i < ec_part(nin, id + 1, nthr); i++) {
+        const int k = i / ncb, t = t0 + k, c0 = i % ncb * EC_NB;
+        const int n = cin - c0 < EC_NB ? cin - c0 : EC_NB;
+        ec_wino_input_tile(M, p, in, t / tiles_x, t % tiles_x, c0, n, vbuf + (size_t)k * cin + c0,
+                           (size_t)tcap * cin);
     }
-    ec_wino_gemm(tc, cin, nblk, u, vbuf, mbuf, tcap);
-    for (int k = 0; k < tc; k++) {
-        const int t = t0 + k;
-        for (int b = 0; b < nblk; b++)
-            ec_wino_output_tile(M, p, out, t / tiles_x, t % tiles_x, b * EC_NB,
-                                mbuf + (size_t)k * coutp + (size_t)b * EC_NB, (size_t)tcap * coutp,
-                                bias);
+    ec_wino_sync(nthr);
+    ec_wino_gemm(tc, cin, nblk, u, vbuf, mbuf, tcap, ec_part(ngemm, id, nthr),
+                 ec_part(ngemm, id + 1, nthr));
+    ec_wino_sync(nthr);
+    for (int i = ec_part(nout, id, nthr); i < ec_part(nout, id + 1, nthr); i++) {
+        const int k = i / nblk, t = t0 + k, b = i % nblk;
+        ec_wino_output_tile(M, p, out, t / tiles_x, t % tiles_x, b * EC_NB,
+                            mbuf + (size_t)k * coutp + (size_t)b * EC_NB, (size_t)tcap * coutp,
+                            bias);
     }
 }
 
@@ -309,6 +333,12 @@ EC_INLINE void ec_wino_run(const int M, const ec_conv_params *p, const ec_tensor
     const size_t per = ec_wino_chunk_floats(in->c, out->c, tcap);
     int nt = omp_get_max_threads();
     nt = nt < EC_MAX_THREADS ? nt : EC_MAX_THREADS;
+    if (nchunk == 1 && nt > 1) { /* one chunk in one scratch: the threads share its steps */
+#pragma omp parallel num_threads(nt)
+        ec_wino_chunk(M, p, in, out, w_transformed, bias, 0, ntiles, tcap, scratch,
+                      omp_get_thread_num(), omp_get_num_threads());
+        return;
+    }
     nt = nt < nchunk ? nt : nchunk;
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif
@@ -320,7 +350,7 @@ EC_INLINE void ec_wino_run(const int M, const ec_conv_params *p, const ec_tensor
 #endif
         const int t0 = c * tcap;
         const int tc = ntiles - t0 < tcap ? ntiles - t0 : tcap;
-        ec_wino_chunk(M, p, in, out, w_transformed, bias, t0, tc, tcap, s);
+        ec_wino_chunk(M, p, in, out, w_transformed, bias, t0, tc, tcap, s, 0, 1);
     }
 }
 
