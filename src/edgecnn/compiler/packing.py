@@ -311,7 +311,8 @@ def winograd_scratch_floats(in_shape: tuple[int, int, int], out_shape: tuple[int
     Tiles are transformed in chunks of `tc` (a multiple of 8 sized to stay in L2; all tiles when
     the whole map's V and M are no larger than U, which every chunk reads), each chunk holding
     V [36][tc][Ci] and M [36][tc][Co rounded up to nb]; an OpenMP build keeps one chunk per
-    thread, for up to WINOGRAD_MAX_THREADS threads (a single chunk is shared).
+    thread, for up to WINOGRAD_MAX_THREADS threads: one per chunk, or for a map of one chunk,
+    one per pair of output channel blocks (the threads split those, each with its own chunk).
     """
     cin, coutp = in_shape[2], _blocks(out_shape[2], nb) * nb
     tiles = winograd_tiles(out_shape, kernel)
@@ -319,5 +320,6 @@ def winograd_scratch_floats(in_shape: tuple[int, int, int], out_shape: tuple[int
         tc = tiles
     else:
         tc = min(max(8, WINOGRAD_CHUNK_FLOATS // (36 * (cin + coutp)) // 8 * 8), tiles)
-    threads = min(_blocks(tiles, tc), WINOGRAD_MAX_THREADS if openmp else 1)
+    nchunk, npair = _blocks(tiles, tc), _blocks(_blocks(out_shape[2], nb), 2)
+    threads = min(nchunk if nchunk > 1 else npair, WINOGRAD_MAX_THREADS if openmp else 1)
     return threads * 36 * tc * (cin + coutp)

@@ -15,9 +15,9 @@
  *   2. 36 GEMMs         M[e][k][co] = sum_ci V[e][k][ci] U[e][ci][co]   (register tiles of
  *                       EC_TW tiles x 2 vectors of EC_NB output channels, as in direct conv)
  *   3. output transform out[4x4 of tile k] = act(A^T M_k A + bias)        (vectors over co)
- * With OpenMP every thread works on its own chunks in its own part of the scratch; a map of one
- * chunk is shared instead: the threads split each step (the GEMMs by element and pair of output
- * channel blocks, so each reads its own part of U).
+ * With OpenMP every thread works on its own chunks in its own part of the scratch; the threads
+ * of a map of one chunk split its pairs of output channel blocks instead (each transforms all
+ * input tiles into its own scratch, then reads only its part of U: no barrier between steps).
  */
 #include "ec_conv.h"
 #include "ec_vec_fast.h"
@@ -73,8 +73,9 @@ size_t ec_winograd_scratch_floats(const ec_conv_params *p, const ec_tensor *in,
     const int m = ec_wino_tile(p);
     const int ntiles = ec_blocks(out->h, m) * ec_blocks(out->w, m);
     const int tc = ec_wino_chunk_tiles(in->c, out->c, ntiles);
-    const int nchunk = ec_blocks(ntiles, tc);
-    const int nt = nchunk < EC_MAX_THREADS ? nchunk : EC_MAX_THREADS;
+    const int nchunk = ec_blocks(ntiles, tc), npair = ec_blocks(ec_blocks(out->c, EC_NB), 2);
+    const int ways = nchunk > 1 ? nchunk : npair; /* chunks, or pairs of blocks of one chunk */
+    const int nt = ways < EC_MAX_THREADS ? ways : EC_MAX_THREADS;
     return (size_t)nt * ec_wino_chunk_floats(in->c, out->c, tc);
 }
 
@@ -173,15 +174,15 @@ EC_INLINE void ec_wino_gemm_tile(const int TW, const int TV, const float *const 
         for (int v = 0; v < TV; v++) ec_vstore(mrow[i] + v * EC_NB, acc[i][v]);
 }
 
-/* Items [lo, hi) of the 36 x ceil(nblk / 2) GEMM parts: item i is element e = i / npair and the
- * output blocks b, b + 1 with b = 2 (i % npair). */
+/* The GEMMs of output blocks b0 .. b1 (b0 even; pairs b, b + 1) for the 36 elements. */
 static void ec_wino_gemm(int tc, int cin, int nblk, const float *u_all, const float *vbuf,
-                         float *mbuf, int tcap, int lo, int hi)
+                         float *mbuf, int tcap, int b0, int b1)
 {
-    const int coutp = nblk * EC_NB, npair = ec_blocks(nblk, 2);
+    const int coutp = nblk * EC_NB;
     const size_t ublock = (size_t)cin * EC_NB;
-    for (int item = lo; item < hi; item++) {
-        const int e = item / npair, b = 2 * (item % npair);
+    const int npair = ec_blocks(b1 - b0, 2);
+    for (int item = 0; item < 36 * npair; item++) { /* e-major: V_e stays in L1 */
+        const int e = item / npair, b = b0 + 2 * (item % npair);
         const float *u = u_all + (size_t)e * nblk * ublock;
         const float *ve = vbuf + (size_t)e * tcap * cin;
         float *me = mbuf + (size_t)e * tcap * coutp;
@@ -193,7 +194,7 @@ static void ec_wino_gemm(int tc, int cin, int nblk, const float *u_all, const fl
                 vrow[i] = ve + (size_t)k * cin;
                 mrow[i] = me + (size_t)k * coutp + (size_t)b * EC_NB;
             }
-            if (b + 1 < nblk)
+            if (b + 1 < b1)
                 ec_wino_gemm_tile(EC_TW, 2, vrow, mrow, cin, u + b * ublock, ublock);
             else
                 ec_wino_gemm_tile(EC_TW, 1, vrow, mrow, cin, u + b * ublock, ublock);
@@ -278,47 +279,31 @@ EC_INLINE void ec_wino_output_tile(const int M, const ec_conv_params *p, ec_tens
 
 /* ---- driver ---------------------------------------------------------------------------- */
 
-/* Part `id` of `nthr` equal parts of [0, n): its first item. */
-static int ec_part(int n, int id, int nthr) { return (int)((long long)n * id / nthr); }
-
-/* All threads of the team wait here (a chunk shared by nthr > 1 threads). */
-static void ec_wino_sync(int nthr)
-{
-#ifdef EC_OPENMP
-    if (nthr > 1) {
-#pragma omp barrier
-    }
-#else
-    (void)nthr;
-#endif
-}
-
-/* Tiles t0 .. t0 + tc of the map; thread `id` of the `nthr` sharing this chunk does its part of
- * each step (nthr = 1: a chunk of one thread). */
+/* Tiles t0 .. t0 + tc of the map, output blocks b0 .. b1 (b0 even; all blocks but for a chunk
+ * whose blocks are split between threads), in a scratch of tcap tiles. */
 EC_INLINE void ec_wino_chunk(const int M, const ec_conv_params *p, const ec_tensor *in,
                              ec_tensor *out, const float *u, const float *bias, int t0, int tc,
-                             int tcap, float *scratch, int id, int nthr)
+                             int tcap, float *scratch, int b0, int b1)
 {
     const int cin = in->c, nblk = ec_blocks(out->c, EC_NB), coutp = nblk * EC_NB;
-    const int tiles_x = ec_blocks(out->w, M), ncb = ec_blocks(cin, EC_NB);
+    const int tiles_x = ec_blocks(out->w, M);
     float *vbuf = scratch;                           /* [36][tcap][cin] */
     float *mbuf = scratch + (size_t)36 * tcap * cin; /* [36][tcap][coutp] */
-    const int nin = tc * ncb, ngemm = 36 * ec_blocks(nblk, 2), nout = tc * nblk;
-    for (int i = ec_part(nin, id, nthr); i < ec_part(nin, id + 1, nthr); i++) {
-        const int k = i / ncb, t = t0 + k, c0 = i % ncb * EC_NB;
-        const int n = cin - c0 < EC_NB ? cin - c0 : EC_NB;
-        ec_wino_input_tile(M, p, in, t / tiles_x, t % tiles_x, c0, n, vbuf + (size_t)k * cin + c0,
-                           (size_t)tcap * cin);
+    for (int k = 0; k < tc; k++) {
+        const int t = t0 + k;
+        for (int c0 = 0; c0 < cin; c0 += EC_NB) {
+            const int n = cin - c0 < EC_NB ? cin - c0 : EC_NB;
+            ec_wino_input_tile(M, p, in, t / tiles_x, t % tiles_x, c0, n, vbuf + (size_t)k * cin + c0,
+                               (size_t)tcap * cin);
+        }
     }
-    ec_wino_sync(nthr);
-    ec_wino_gemm(tc, cin, nblk, u, vbuf, mbuf, tcap, ec_part(ngemm, id, nthr),
-                 ec_part(ngemm, id + 1, nthr));
-    ec_wino_sync(nthr);
-    for (int i = ec_part(nout, id, nthr); i < ec_part(nout, id + 1, nthr); i++) {
-        const int k = i / nblk, t = t0 + k, b = i % nblk;
-        ec_wino_output_tile(M, p, out, t / tiles_x, t % tiles_x, b * EC_NB,
-                            mbuf + (size_t)k * coutp + (size_t)b * EC_NB, (size_t)tcap * coutp,
-                            bias);
+    ec_wino_gemm(tc, cin, nblk, u, vbuf, mbuf, tcap, b0, b1);
+    for (int k = 0; k < tc; k++) {
+        const int t = t0 + k;
+        for (int b = b0; b < b1; b++)
+            ec_wino_output_tile(M, p, out, t / tiles_x, t % tiles_x, b * EC_NB,
+                                mbuf + (size_t)k * coutp + (size_t)b * EC_NB, (size_t)tcap * coutp,
+                                bias);
     }
 }
 
@@ -333,10 +318,16 @@ EC_INLINE void ec_wino_run(const int M, const ec_conv_params *p, const ec_tensor
     const size_t per = ec_wino_chunk_floats(in->c, out->c, tcap);
     int nt = omp_get_max_threads();
     nt = nt < EC_MAX_THREADS ? nt : EC_MAX_THREADS;
-    if (nchunk == 1 && nt > 1) { /* one chunk in one scratch: the threads share its steps */
+    const int nblk = ec_blocks(out->c, EC_NB), npair = ec_blocks(nblk, 2);
+    if (nchunk == 1 && nt > 1 && npair > 1) { /* one chunk: the threads split its blocks */
+        nt = nt < npair ? nt : npair;
 #pragma omp parallel num_threads(nt)
-        ec_wino_chunk(M, p, in, out, w_transformed, bias, 0, ntiles, tcap, scratch,
-                      omp_get_thread_num(), omp_get_num_threads());
+        {
+            const int id = omp_get_thread_num(), n = omp_get_num_threads();
+            const int b0 = 2 * (npair * id / n), b1 = 2 * (npair * (id + 1) / n);
+            ec_wino_chunk(M, p, in, out, w_transformed, bias, 0, ntiles, tcap,
+                          scratch + (size_t)id * per, b0, b1 < nblk ? b1 : nblk);
+        }
         return;
     }
     nt = nt < nchunk ? nt : nchunk;
@@ -350,7 +341,8 @@ EC_INLINE void ec_wino_run(const int M, const ec_conv_params *p, const ec_tensor
 #endif
         const int t0 = c * tcap;
         const int tc = ntiles - t0 < tcap ? ntiles - t0 : tcap;
-        ec_wino_chunk(M, p, in, out, w_transformed, bias, t0, tc, tcap, s, 0, 1);
+        ec_wino_chunk(M, p, in, out, w_transformed, bias, t0, tc, tcap, s, 0,
+                      ec_blocks(out->c, EC_NB));
     }
 }
 
