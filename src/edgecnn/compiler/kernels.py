@@ -417,10 +417,10 @@ def conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
     enough tiles to reuse the transformed weights, 4x larger than the direct ones (an 8x8
     map has 4 tiles for 18.9 MB of weights at 256->512 channels: no faster than direct in
     cache and slower once the weights come from DRAM). A map small enough to be one chunk of
-    tiles reads them once: AlexNet's 13x13 layers (16 tiles, 14-21 MB of them) run 1.35-1.9x
-    faster than direct on a Zen 4 core, caches cold or warm, EC_NB = 16, 8 or 4.
-    Winograd F(2x2, 5x5) serves 5x5 layers under the same rules (AlexNet's conv2 27x27x96->256:
-    2.1x at EC_NB=16, 1.4x at 8 and 4).
+    tiles reads them once: AlexNet's 13x13 layers (16 tiles, 14-21 MB of them) run faster than
+    direct on a Zen 4 core, 1.35-2.2x at EC_NB=16 (1 or 2 threads, caches cold or warm) and
+    1.1-1.6x at EC_NB=8 and 4. Winograd F(2x2, 5x5) serves 5x5 layers under the same rules
+    (AlexNet's conv2 27x27x96->256: 2.0x at EC_NB=16, 1.4x at 8 and 4).
     """
     target_nb = getattr(target_nb, "nb", target_nb)  # an EC_NB or a compile target
     if target_nb not in packing.VECTOR_WIDTHS:
