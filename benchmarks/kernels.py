@@ -2,7 +2,8 @@
 
 Seed model dr_I256x256x3CMCMCMCMCMCMCMC1AS: 3x3 stride-1 pad-1 convolutions 256x256x3->16,
 128x128x16->32, ..., 4x4x512->1024, then a 1x1 conv 2x2x1024->1000 (485 M MACs). For each
-layer and each kernel that applies (direct; Winograd F(4x4, 3x3) for 3x3 layers) it prints
+layer and each kernel that applies (direct; Winograd F(4x4, 3x3) for 3x3 layers, F(2x2, 5x5)
+for 5x5 ones) it prints
 the best time over several repeats, GFLOP/s = 2 * MACs / time and the share of the peak
 (default 238 GFLOP/s per core: 2 FMA units x 16 floats x 2 flops x 3.7 GHz on a Zen 5 core),
 with 1 and 2 threads, then the sum over the layers. direct_f16 is the direct kernel with
@@ -10,6 +11,7 @@ half-precision weights (half the weight bytes). Each layer runs alone, so its we
 in the last-level cache, unlike in a whole model whose weights exceed it.
 
     python benchmarks/kernels.py [--threads 1 2] [--nb 16] [--repeats 30] [--rounds 3] [--cc gcc]
+                                 [--net seed|alexnet] [--layers 0 1 ...]
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ SOURCES = ("ec_conv_direct.c", "ec_conv_depthwise.c", "ec_add_fast.c", "ec_winog
 SEED_CONVS = [(256, 256, 3, 16, 3, 1), (128, 128, 16, 32, 3, 1), (64, 64, 32, 64, 3, 1),
               (32, 32, 64, 128, 3, 1), (16, 16, 128, 256, 3, 1), (8, 8, 256, 512, 3, 1),
               (4, 4, 512, 1024, 3, 1), (2, 2, 1024, 1000, 1, 0)]
+# AlexNet's stride-1 convolutions (conv2 5x5 on 27x27, conv3-5 3x3 on 13x13): --net alexnet
+ALEXNET_CONVS = [(27, 27, 96, 256, 5, 2), (13, 13, 256, 384, 3, 1), (13, 13, 384, 384, 3, 1),
+                 (13, 13, 384, 256, 3, 1)]
+NETS = {"seed": SEED_CONVS, "alexnet": ALEXNET_CONVS}
 EC_ACT_RELU = 1
 
 
@@ -121,7 +127,8 @@ def layer_runner(lib, nb, layer, algo, rng):
     wp = packing.pack_winograd(wt, nb)
     scratch = np.zeros(lib.ec_winograd_scratch_floats(*args), np.float32)
     keep += [wp, scratch]
-    return keep, lambda: lib.ec_conv3x3_winograd(
+    wino = getattr(lib, f"ec_conv{k}x{k}_winograd")
+    return keep, lambda: wino(
         *args, ctypes.c_void_p(wp.ctypes.data), ctypes.c_void_p(bias.ctypes.data),
         ctypes.c_void_p(scratch.ctypes.data))
 
@@ -136,7 +143,8 @@ ALGOS = ("direct", "winograd", "direct_f16")  # the table's columns for each thr
 
 def algorithms(layer, f16: bool = True) -> list[str]:
     """Kernels timed on a layer (direct_f16: half-precision weights, other numerics)."""
-    return [a for a in ALGOS if (a != "winograd" or layer[4] == 3) and (f16 or a != "direct_f16")]
+    return [a for a in ALGOS if (a != "winograd" or layer[4] in packing.WINOGRAD_FORMS)
+            and (f16 or a != "direct_f16")]
 
 
 def measure(lib, args, layers, rng) -> dict:
@@ -200,14 +208,16 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="passes over the table (best kept)")
     ap.add_argument("--cc", default="gcc")
     ap.add_argument("--cflags", default="", help="extra compiler flags, e.g. -DEC_TW=12")
-    ap.add_argument("--layers", type=int, nargs="+", help="indices into the seed layers (0-7)")
+    ap.add_argument("--net", choices=sorted(NETS), default="seed", help="the layers' network")
+    ap.add_argument("--layers", type=int, nargs="+", help="indices into the network's layers")
     ap.add_argument("--cold", action="store_true",
                     help="evict the caches (64 MB written) before every timed call")
     ap.add_argument("--no-f16", dest="f16", action="store_false",
                     help="skip the direct kernel with half-precision weights")
     ap.add_argument("--peak", type=float, default=238.0, help="GFLOP/s of one core")
     args = ap.parse_args(argv)
-    layers = [SEED_CONVS[i] for i in args.layers] if args.layers else SEED_CONVS
+    net = NETS[args.net]
+    layers = [net[i] for i in args.layers] if args.layers else net
     with tempfile.TemporaryDirectory() as tmp:
         lib = build(args.cc, args.nb, Path(tmp), args.cflags.split())
         print(f"EC_NB={args.nb}, {args.cc}; peak {args.peak:.0f} GFLOP/s per core; best of "

@@ -189,6 +189,8 @@ def test_winograd_sized_layers_match_reference(cache):
     b.add("conv2d", filters=16, kernel=3, padding=(1, 2, 0, 1))
     b.add("batchnorm")
     b.add("activation", function="relu6")
+    b.add("conv2d", filters=24, kernel=5, padding=2)  # F(2x2, 5x5)
+    b.add("activation", function="relu")
     b.add("global_avgpool")
     g = _random(b.build(), 9)
     x = _inputs(g, 2)
@@ -380,16 +382,20 @@ def test_predict_program_on_ppm(weights, arena, tmp_path, capsys):
 # ---- the planner's Winograd scratch (packing.winograd_scratch_floats) against the kernel's -------
 
 WINO_SHAPES = [(16, 128, 128, 32), (32, 64, 64, 64), (64, 32, 32, 128), (8, 9, 13, 5),
-               (256, 16, 16, 512), (3, 4, 4, 1000)]  # (cin, out h, out w, cout)
+               (256, 16, 16, 512), (3, 4, 4, 1000), (96, 27, 27, 256), (256, 13, 13, 384),
+               (384, 13, 13, 384)]  # (cin, out h, out w, cout)
 
 
+@pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("target", ["host", "c99"])
-def test_winograd_scratch_bound_covers_the_kernel(target, tmp_path):
+def test_winograd_scratch_bound_covers_the_kernel(target, kernel, tmp_path):
     from edgecnn.compiler import packing
 
     t = targets.get(target)
+    k, pad = kernel, kernel // 2
     prog = ["#include <stdio.h>", '#include "ec_conv.h"', "int main(void) {",
-            "    ec_conv_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0.0f, 0};",
+            f"    ec_conv_params p = {{{k}, {k}, 1, 1, 1, 1, {pad}, {pad}, {pad}, {pad}, 1, 0, "
+            "0.0f, 0};",
             "    ec_tensor a, b;"]
     for cin, h, w, cout in WINO_SHAPES:
         prog += [f"    a.h = {h}; a.w = {w}; a.c = {cin}; b.h = {h}; b.w = {w}; b.c = {cout};",
@@ -402,7 +408,7 @@ def test_winograd_scratch_bound_covers_the_kernel(target, tmp_path):
     c_counts = [int(v) for v in subprocess.run(["./probe"], cwd=tmp_path, capture_output=True,
                                                text=True, check=True).stdout.split()]
     for (cin, h, w, cout), c_count in zip(WINO_SHAPES, c_counts, strict=True):
-        py = packing.winograd_scratch_floats((h, w, cin), (h, w, cout), t.nb, t.openmp)
+        py = packing.winograd_scratch_floats((h, w, cin), (h, w, cout), t.nb, t.openmp, kernel)
         assert py == c_count, (cin, h, w, cout)
 
 

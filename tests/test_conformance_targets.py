@@ -105,12 +105,15 @@ def mobilenet_block():
 
 
 def winograd_layer():
-    """A 3x3 layer big enough for the compiler to pick Winograd, with a fused leaky ReLU."""
+    """A 3x3 layer big enough for the compiler to pick Winograd, with a fused leaky ReLU, then a
+    5x5 one (F(2x2, 5x5)) with a fused ReLU."""
     b = GraphBuilder("winograd", (24, 20, 16))
     b.add("conv2d", "conv", filters=32, kernel=3, padding=1, bias=False)
     b.add("batchnorm", "bn")
     b.add("activation", "leaky", function="leaky_relu", slope=0.1)
     b.add("maxpool", "pool", kernel=2)
+    b.add("conv2d", "conv5", filters=20, kernel=5, padding=2)
+    b.add("activation", "relu", function="relu")
     return b.build()
 
 
@@ -279,3 +282,4 @@ def test_fast_algorithms_are_exercised(target, runs):
     used = {a for prog in algos.values() for a in prog.values()}
     assert {"winograd", "depthwise", "direct"} <= used, used
     assert algos["winograd"]["conv"] == "winograd"
+    assert algos["winograd"]["conv5"] == "winograd"

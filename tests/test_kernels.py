@@ -5,8 +5,9 @@ Every kernel is built into a small shared library (gcc for EC_NB = 16, 8 and 4, 
 plain-C99 build without vector extensions and an OpenMP build) and called through ctypes on
 random data over a table of shapes. Tolerances, relative to the largest |output| of the case:
 direct, depthwise and dense 2e-5 (float32 sums in another order; measured 1e-7 to 2e-6);
-Winograd F(4x4, 3x3) 5e-5 (its transforms scale by up to 8 and 1/24: measured 1e-6 to 1e-5,
-about 5x direct's error, on these cases and on the seed model's layers at full size).
+Winograd F(4x4, 3x3) and F(2x2, 5x5) 5e-5 (their transforms scale by up to 8 and 1/24:
+measured 1e-6 to 1e-5, about 5x direct's error, on these cases and on the seed model's layers
+at full size; F(2x2, 5x5) 1e-6 to 6e-6, on AlexNet's conv2 5e-6).
 The cross test runs tests/c/kernels_check.c, a C driver with its own naive reference, under
 qemu-arm / qemu-aarch64 to check the NEON builds.
 """
@@ -116,12 +117,14 @@ class Kernels:
             wp = packing.pack_depthwise(w, self.nb)
             self.lib.ec_conv2d_depthwise(*args, fptr(wp), fptr(bias))
         else:
+            k = a["kernel"][0]
             wp = packing.pack_winograd(w, self.nb)
             n = self.lib.ec_winograd_scratch_floats(*args)
             assert n == packing.winograd_scratch_floats(x.shape, (oh, ow, co), self.nb,
-                                                        self.openmp)
+                                                        self.openmp, k)
             scratch = np.full(n + 16, np.nan, np.float32)  # NaN: reads of unwritten scratch show
-            self.lib.ec_conv3x3_winograd(*args, fptr(wp), fptr(bias), fptr(scratch))
+            fn = getattr(self.lib, f"ec_conv{k}x{k}_winograd")
+            fn(*args, fptr(wp), fptr(bias), fptr(scratch))
             assert np.isnan(scratch[n:]).all(), "wrote past the scratch size it asked for"
         return dst
 
@@ -202,6 +205,15 @@ def kernels(request, tmp_path_factory):
     k = Kernels(path, t.nb, t.openmp)
     if k.openmp:
         k.lib.omp_set_num_threads(2)
+    return k
+
+
+@pytest.fixture(scope="module")
+def openmp_kernels(tmp_path_factory):
+    """The host OpenMP build alone (2 threads), for the tests of thread counts."""
+    cc, t, extra = BUILDS["host-openmp"]
+    k = Kernels(build(tmp_path_factory.mktemp("k"), cc, t, extra), t.nb, t.openmp)
+    k.lib.omp_set_num_threads(2)
     return k
 
 
@@ -308,6 +320,7 @@ WINOGRAD_CASES = [
     (9, 9, 8, 5, 0, "none", (2, 2)),         # no padding (valid conv)
     (6, 13, 3, 16, 1, "prelu", (0, 0)),      # Cin = 3 still correct (though direct is faster)
     (40, 36, 16, 24, 1, "tanh", (0, 0)),     # several chunks of tiles
+    (13, 13, 64, 96, 1, "relu", (1, 1)),     # one chunk (shared by the threads), AlexNet-like
 ]
 
 
@@ -320,13 +333,53 @@ def test_winograd_matches_reference(kernels, case):
     check(dst, reference(a, x, wt, bias, act, 0.1, slope), TOL_WINOGRAD, border)
 
 
+@pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("act", list(ACTS))
-def test_winograd_every_activation(kernels, act):
-    a = conv_attrs(12, 20, 3, 1, 1)
-    x, wt, bias, slope = case_data(6, 9, 6, 12, 20, 3)
+def test_winograd_every_activation(kernels, act, k):
+    a = conv_attrs(12, 20, k, 1, k // 2)
+    x, wt, bias, slope = case_data(6, 9, 6, 12, 20, k)
     x *= 3
     dst = kernels.conv("winograd", a, x, wt, bias, act, 0.2, slope, (1, 1))
     check(dst, reference(a, x, wt, bias, act, 0.2, slope), TOL_WINOGRAD, (1, 1))
+
+
+# F(2x2, 5x5): (h, w, cin, cout, pad, activation, output border)
+WINOGRAD5_CASES = [
+    (27, 27, 24, 40, 2, "relu", (0, 0)),     # AlexNet conv2's map (fewer channels), ragged tiles
+    (5, 5, 16, 20, 2, "leaky_relu", (1, 1)),  # a map no larger than the filter
+    (7, 9, 13, 21, 2, "prelu", (0, 0)),      # odd sizes, Cin and Cout not multiples of NB
+    (9, 11, 8, 5, 0, "none", (2, 2)),        # no padding (valid conv)
+    (12, 10, 10, 17, (2, 1, 1, 2), "relu6", (0, 0)),  # asymmetric padding
+    (44, 40, 16, 24, 2, "tanh", (0, 0)),     # several chunks of tiles
+    (6, 6, 64, 70, 2, "relu6", (1, 1)),      # one chunk (shared by the threads)
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(13, 13, 64, 96, 3), (27, 27, 24, 40, 5), (6, 6, 64, 70, 5),
+                                   (20, 20, 16, 24, 3)], ids=lambda s: "x".join(map(str, s)))
+def test_winograd_thread_counts(openmp_kernels, shape, threads):
+    """The OpenMP build with one thread, two and more threads than chunks: one chunk's steps
+    split between the threads, or whole chunks per thread."""
+    kernels = openmp_kernels
+    h, w, cin, cout, k = shape
+    a = conv_attrs(cin, cout, k, 1, k // 2)
+    x, wt, bias, slope = case_data(seed_of(shape), h, w, cin, cout, k)
+    kernels.lib.omp_set_num_threads(threads)
+    try:
+        dst = kernels.conv("winograd", a, x, wt, bias, "relu", 0.1, slope)
+    finally:
+        kernels.lib.omp_set_num_threads(2)
+    check(dst, reference(a, x, wt, bias, "relu", 0.1, slope), TOL_WINOGRAD, (0, 0))
+
+
+@pytest.mark.parametrize("case", WINOGRAD5_CASES, ids=lambda c: "x".join(map(str, c[:4])))
+def test_winograd5_matches_reference(kernels, case):
+    h, w, cin, cout, pad, act, border = case
+    a = conv_attrs(cin, cout, 5, 1, pad)
+    x, wt, bias, slope = case_data(seed_of(case), h, w, cin, cout, 5)
+    dst = kernels.conv("winograd", a, x, wt, bias, act, 0.1, slope, border)
+    check(dst, reference(a, x, wt, bias, act, 0.1, slope), TOL_WINOGRAD, border)
 
 
 # (h, w, channels, multiplier, kernel, stride, pad, activation)
@@ -447,11 +500,31 @@ def test_pack_direct_layout(nb):
     assert (tail == 0).all()
 
 
-def test_winograd_filter_transform_is_exact_in_1d():
+@pytest.mark.parametrize("at, g_mat", [(packing.WINOGRAD_AT, packing.WINOGRAD_G),
+                                        (packing.WINOGRAD5_AT, packing.WINOGRAD5_G)],
+                         ids=["F(4,3)", "F(2,5)"])
+def test_winograd_filter_transform_is_exact_in_1d(at, g_mat):
     rng = np.random.default_rng(0)
-    d, g = rng.standard_normal(6), rng.standard_normal(3)
-    y = packing.WINOGRAD_AT @ ((packing.WINOGRAD_G @ g) * (packing.WINOGRAD_BT @ d))
+    d, g = rng.standard_normal(6), rng.standard_normal(g_mat.shape[1])
+    y = at @ ((g_mat @ g) * (packing.WINOGRAD_BT @ d))
     np.testing.assert_allclose(y, np.correlate(d, g, "valid"), atol=1e-12)
+
+
+def test_winograd_g_solver_finds_the_published_3x3_transform():
+    g = packing._solve_winograd_g(packing.WINOGRAD_AT, packing.WINOGRAD_BT, 3)
+    np.testing.assert_allclose(g, packing.WINOGRAD_G, atol=1e-12)
+
+
+def test_winograd5_g_closed_form():
+    g5 = np.array([[1 / 4, 0, 0, 0, 0], [-1 / 6] * 5, [-1 / 6, 1 / 6, -1 / 6, 1 / 6, -1 / 6],
+                   [1 / 24, 1 / 12, 1 / 6, 1 / 3, 2 / 3], [1 / 24, -1 / 12, 1 / 6, -1 / 3, 2 / 3],
+                   [0, 0, 0, 0, 1]])
+    np.testing.assert_allclose(packing.WINOGRAD5_G, g5, atol=1e-12)
+
+
+def test_winograd_rejects_other_kernel_sizes():
+    with pytest.raises(ValueError, match="3x3 or 5x5"):
+        packing.winograd_filter_transform(np.zeros((2, 2, 7, 7)))
 
 
 def test_choose_conv_algorithm():
@@ -463,6 +536,10 @@ def test_choose_conv_algorithm():
     assert choose(16, 32, 128) == "winograd"
     assert choose(128, 256, 16) == "winograd"
     assert choose(256, 512, 8) == "direct"         # few tiles for many transformed weights
+    assert choose(96, 256, 27, k=5) == "winograd"  # AlexNet conv2: F(2x2, 5x5)
+    assert choose(3, 16, 64, k=5) == "direct"
+    assert choose(96, 256, 27, k=5, s=2) == "direct"
+    assert choose(16, 32, 32, k=7) == "direct"
     assert choose(16, 32, 128, s=2) == "direct"
     assert choose(1024, 1000, 2, k=1) == "direct"
     assert choose(32, 32, 56, groups=32) == "depthwise"

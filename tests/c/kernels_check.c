@@ -89,22 +89,28 @@ static float *pack_direct(const float *w, int co, int ci, int kh, int kw)
     return p;
 }
 
-/* U = G g G^T, [36][blk][ci][NB] */
-static float *pack_winograd(const float *w, int co, int ci)
+/* U = G g G^T, [36][blk][ci][NB], for k x k filters (k = 3: F(4x4, 3x3); 5: F(2x2, 5x5)) */
+static float *pack_winograd(const float *w, int co, int ci, int k)
 {
-    static const double G[6][3] = {{0.25, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                   {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    static const double G3[6][5] = {{0.25, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    static const double G5[6][5] = {
+        {0.25, 0, 0, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+        {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+        {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+        {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3}, {0, 0, 0, 0, 1}};
+    const double(*G)[5] = k == 5 ? G5 : G3;
     const int nblk = (co + EC_NB - 1) / EC_NB;
     float *p = calloc((size_t)36 * nblk * ci * EC_NB, sizeof(float));
     for (int o = 0; o < co; o++)
         for (int i = 0; i < ci; i++) {
-            const float *g = w + ((size_t)o * ci + i) * 9;
+            const float *g = w + ((size_t)o * ci + i) * k * k;
             for (int a = 0; a < 6; a++)
                 for (int b = 0; b < 6; b++) {
                     double s = 0;
-                    for (int k = 0; k < 3; k++)
-                        for (int l = 0; l < 3; l++) s += G[a][k] * g[k * 3 + l] * G[b][l];
+                    for (int y = 0; y < k; y++)
+                        for (int x = 0; x < k; x++) s += G[a][y] * g[y * k + x] * G[b][x];
                     p[(((size_t)(a * 6 + b) * nblk + o / EC_NB) * ci + i) * EC_NB + o % EC_NB] =
                         (float)s;
                 }
@@ -153,9 +159,12 @@ static int conv_case(const char *name, int algo, int h, int w, int ci, int co, i
         packed = pack_blocks(wt, co, k * k);
         ec_conv2d_depthwise(&p, &in.t, &out.t, packed, bias);
     } else {
-        packed = pack_winograd(wt, co, ci);
+        packed = pack_winograd(wt, co, ci, k);
         float *scratch = malloc(sizeof(float) * ec_winograd_scratch_floats(&p, &in.t, &out.t));
-        ec_conv3x3_winograd(&p, &in.t, &out.t, packed, bias, scratch);
+        if (k == 5)
+            ec_conv5x5_winograd(&p, &in.t, &out.t, packed, bias, scratch);
+        else
+            ec_conv3x3_winograd(&p, &in.t, &out.t, packed, bias, scratch);
         free(scratch);
     }
     const int ok = compare(name, &out.t, ref, algo == WINOGRAD ? 5e-5f : 2e-5f);
@@ -234,6 +243,8 @@ int main(void)
                     EC_ACT_RELU);
     ok &= conv_case("winograd 16x16x16 -> 32, pad 1", WINOGRAD, 16, 16, 16, 32, 3, 1, 1,
                     EC_ACT_NONE);
+    ok &= conv_case("winograd 11x9x13 -> 21, 5x5 pad 2", WINOGRAD, 11, 9, 13, 21, 5, 1, 2,
+                    EC_ACT_RELU);
     ok &= conv_case("depthwise 9x8x20, 3x3 stride 2", DEPTHWISE, 9, 8, 20, 20, 3, 2, 1,
                     EC_ACT_RELU);
     ok &= conv_case("depthwise 6x6x8 x2, 3x3", DEPTHWISE, 6, 6, 8, 16, 3, 1, 1, EC_ACT_NONE);

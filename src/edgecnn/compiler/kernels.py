@@ -126,7 +126,7 @@ def _conv_block(fn: str, weights: str):
 
 def _winograd_scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
     return int(packing.winograd_scratch_floats(prog.shapes[op.inputs[0]], prog.shapes[op.output],
-                                               t.nb, t.openmp))
+                                               t.nb, t.openmp, op.attrs["kernel"][0]))
 
 
 def _winograd_call(op: Op, c) -> str:
@@ -134,10 +134,11 @@ def _winograd_call(op: Op, c) -> str:
     params = c_conv_params(op, c)
     bias = c.ptr(op.weights.get("bias"))
     w = c.ptr(c.packed(op)["winograd"])
+    k = op.attrs["kernel"][0]
     # the planned scratch must match the kernel's own count (else: error 3, no overrun)
     return c.block(params,
                    f"if (ec_winograd_scratch_floats(&p, &{c.ins[0]}, &{c.out}) > {n}u) return 3;",
-                   f"ec_conv3x3_winograd(&p, &{c.ins[0]}, &{c.out}, {w}, {bias}, A + {off});")
+                   f"ec_conv{k}x{k}_winograd(&p, &{c.ins[0]}, &{c.out}, {w}, {bias}, A + {off});")
 
 
 def _dense_fast_call(op: Op, c) -> str:
@@ -493,8 +494,8 @@ def pack_all(prog: Program, chosen: dict[str, Kernel], nb: int) -> dict[str, dic
 # ---- the convolution algorithm --------------------------------------------------------------
 
 WINOGRAD_MIN_CIN = 8     # below, the input transform costs more than the GEMMs save
-WINOGRAD_MIN_TILES = 16  # 4x4 output tiles: a 16x16 map or larger
-WINOGRAD_MAX_U_PER_TILE = 1 << 17  # transformed weight floats per tile (their reuse)
+WINOGRAD_MIN_TILES = 16  # output tiles (4x4 for 3x3, 2x2 for 5x5): a 13x13 map or larger
+WINOGRAD_MAX_U_PER_TILE = 1 << 19  # transformed weight floats per tile (their reuse)
 
 
 def conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
@@ -506,9 +507,13 @@ def conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
     stride-1 convolutions where it measured faster (benchmarks/kernels.py, one Zen 5 core,
     EC_NB=16: 1.7-2.8x on the seed model's 128x128 ... 16x16 layers): enough input channels
     that the transforms are cheap beside the 36 GEMMs (not the RGB first layer: 5x slower), and
-    enough 4x4 tiles to reuse the transformed weights, 4x larger than the direct ones (an 8x8
+    enough tiles to reuse the transformed weights, 4x larger than the direct ones (an 8x8
     map has 4 tiles for 18.9 MB of weights at 256->512 channels: no faster than direct in
-    cache and slower once the weights come from DRAM).
+    cache and slower once the weights come from DRAM). A map small enough to be one chunk of
+    tiles reads them once: AlexNet's 13x13 layers (16 tiles, 14-21 MB of them) run faster than
+    direct on a Zen 4 core, 1.35-2.2x at EC_NB=16 (1 or 2 threads, caches cold or warm) and
+    1.1-1.6x at EC_NB=8 and 4. Winograd F(2x2, 5x5) serves 5x5 layers under the same rules
+    (AlexNet's conv2 27x27x96->256: 2.0x at EC_NB=16, 1.4x at 8 and 4).
     """
     target_nb = getattr(target_nb, "nb", target_nb)  # an EC_NB or a compile target
     if target_nb not in packing.VECTOR_WIDTHS:
@@ -518,14 +523,17 @@ def conv_algorithm(attrs: dict, in_shape: tuple[int, int, int],
         if groups == cin and cout % cin == 0:
             return "depthwise"
         return "ref"
-    three = tuple(attrs["kernel"]) == (3, 3) and tuple(attrs.get("stride", (1, 1))) == (1, 1)
-    plain = tuple(attrs.get("dilation", (1, 1))) == (1, 1)
-    if three and plain and cin >= WINOGRAD_MIN_CIN and _winograd_pays(cin, cout, out_shape):
+    k = tuple(attrs["kernel"])
+    square = k[0] == k[1] and k[0] in packing.WINOGRAD_FORMS
+    plain = (tuple(attrs.get("stride", (1, 1))) == (1, 1)
+             and tuple(attrs.get("dilation", (1, 1))) == (1, 1))
+    if (square and plain and cin >= WINOGRAD_MIN_CIN
+            and _winograd_pays(cin, cout, out_shape, k[0])):
         return "winograd"
     return "direct"
 
 
-def _winograd_pays(cin: int, cout: int, out_shape: tuple[int, int, int]) -> bool:
-    tiles = packing.winograd_tiles(out_shape)
+def _winograd_pays(cin: int, cout: int, out_shape: tuple[int, int, int], kernel: int) -> bool:
+    tiles = packing.winograd_tiles(out_shape, kernel)
     u_floats = 36 * cin * cout
     return tiles >= WINOGRAD_MIN_TILES and u_floats <= WINOGRAD_MAX_U_PER_TILE * tiles

@@ -5,7 +5,7 @@ NEON/SSE/c99); output channels are split into blocks of ``nb``, zero-filled past
 kernel never needs a ragged load of weights:
 
 - direct conv:  OIHW (Co, Ci, kh, kw)          -> [ceil(Co/nb)][kh][kw][Ci][nb]
-- Winograd:     OIHW (Co, Ci, 3, 3)            -> [36][ceil(Co/nb)][Ci][nb], U = G g G^T (6x6)
+- Winograd:     OIHW (Co, Ci, r, r), r = 3, 5  -> [36][ceil(Co/nb)][Ci][nb], U = G g G^T (6x6)
 - depthwise:    OIHW (Co, 1, kh, kw)           -> [ceil(Co/nb)][kh][kw][nb]
 - dense:        (units, in_features)           -> [ceil(units/nb)][in_features][nb]
 
@@ -20,8 +20,10 @@ _f16 kernels): half the bytes for layers bound by streaming their weights; the a
 float32.
 
 Winograd F(4x4, 3x3) uses the transforms of Lavin & Gray, "Fast Algorithms for Convolutional
-Neural Networks" (2016), interpolation points 0, +-1, +-2, +-1/2 and infinity; the C side
-holds B^T and A^T (ec_winograd.c), this module G.
+Neural Networks" (2016), interpolation points 0, +-1, +-2 and infinity; the C side holds B^T
+and A^T (ec_winograd.c), this module G. F(2x2, 5x5) uses the same points, hence the same 6x6
+input tiles and B^T; its A^T (2x6) holds the powers 0 and 1 of the points, and its G (6x5) is
+the unique one that makes the 1-D algorithm exact (:func:`_solve_winograd_g`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,39 @@ WINOGRAD_AT = np.array([
     [0, 1, 1, 4, 4, 0],
     [0, 1, -1, 8, -8, 1],
 ], dtype=np.float64)
+
+# A^T (2x6) of F(2x2, 5x5): F(4x4, 3x3)'s first two rows, but infinity's column is 1 in the last
+# row (the degree-1 coefficient here, the degree-3 one there). Mirrored in ec_winograd.c.
+WINOGRAD5_AT = np.array([
+    [1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 1],
+], dtype=np.float64)
+
+
+def _solve_winograd_g(at: np.ndarray, bt: np.ndarray, r: int) -> np.ndarray:
+    """G (6 x r) such that at @ ((G g) * (bt @ d)) is the valid correlation of d (6) with g (r)
+    for every g and d: the linear system sum_e at[i, e] G[e, k] bt[e, j] = [j == i + k]."""
+    m, n = at.shape
+    coef = np.zeros((m, r, n, n, r))  # (i, k, j) equations over the unknowns G[e, k]
+    rhs = np.zeros((m, r, n))
+    for i in range(m):
+        for k in range(r):
+            rhs[i, k, i + k] = 1
+            coef[i, k, :, :, k] = (at[i][:, None] * bt).T  # [j, e] = at[i, e] bt[e, j]
+    a, b = coef.reshape(m * r * n, n * r), rhs.reshape(-1)
+    g = np.linalg.lstsq(a, b, rcond=None)[0]
+    residual = float(np.abs(a @ g - b).max())
+    if residual > 1e-12:
+        raise ValueError(f"no exact Winograd filter transform (residual {residual:g})")
+    return g.reshape(n, r)
+
+
+# G (6x5): the filter transform of F(2x2, 5x5), in closed form
+#   [1/4, 0, 0, 0, 0], [-1/6] * 5, [-1/6, 1/6, -1/6, 1/6, -1/6],
+#   [1/24, 1/12, 1/6, 1/3, 2/3], [1/24, -1/12, 1/6, -1/3, 2/3], [0, 0, 0, 0, 1].
+WINOGRAD5_G = _solve_winograd_g(WINOGRAD5_AT, WINOGRAD_BT, 5)
+# kernel size -> (G, output tile size M) of the Winograd kernels
+WINOGRAD_FORMS = {3: (WINOGRAD_G, 4), 5: (WINOGRAD5_G, 2)}
 
 VECTOR_WIDTHS = (1, 2, 4, 8, 16)  # EC_NB values the C kernels compile for
 
@@ -251,16 +286,26 @@ def pack_qrequant(folded_bias: np.ndarray, multiplier: np.ndarray, shift: np.nda
     return rows.astype(np.int32)
 
 
+def winograd_output_tile(kernel: int) -> int:
+    """M of the Winograd kernel for r x r filters: 4 for 3x3, 2 for 5x5."""
+    if kernel not in WINOGRAD_FORMS:
+        raise ValueError(f"no Winograd kernel for {kernel}x{kernel} filters (3x3 or 5x5)")
+    return WINOGRAD_FORMS[kernel][1]
+
+
 def winograd_filter_transform(w_oihw: np.ndarray) -> np.ndarray:
-    """U = G g G^T for every (o, i): (Co, Ci, 3, 3) -> (6, 6, Co, Ci), in float64."""
+    """U = G g G^T for every (o, i): (Co, Ci, r, r), r = 3 or 5 -> (6, 6, Co, Ci), in float64."""
     g = np.asarray(w_oihw, np.float64)
-    if g.shape[2:] != (3, 3):
-        raise ValueError(f"Winograd F(4x4, 3x3) needs 3x3 weights, got {g.shape}")
-    return np.einsum("ak,oikl,bl->aboi", WINOGRAD_G, g, WINOGRAD_G)
+    r = g.shape[2]
+    if g.shape[2:] != (r, r) or r not in WINOGRAD_FORMS:
+        raise ValueError(f"Winograd needs 3x3 or 5x5 weights, got {g.shape}")
+    gm = WINOGRAD_FORMS[r][0]
+    return np.einsum("ak,oikl,bl->aboi", gm, g, gm)
 
 
 def pack_winograd(w_oihw: np.ndarray, nb: int) -> np.ndarray:
-    """(Co, Ci, 3, 3) -> (36, ceil(Co/nb), Ci, nb) float32 for ec_conv3x3_winograd."""
+    """(Co, Ci, r, r) -> (36, ceil(Co/nb), Ci, nb) float32 for ec_conv3x3_winograd (r = 3) or
+    ec_conv5x5_winograd (r = 5)."""
     _check_nb(nb)
     u = winograd_filter_transform(w_oihw)  # (6, 6, Co, Ci)
     co, ci = u.shape[2:]
@@ -281,9 +326,10 @@ def pack_dense(w: np.ndarray, nb: int, dtype: str = "float32") -> np.ndarray:
     return _weights_as(w, dtype)
 
 
-def winograd_tiles(out_shape: tuple[int, int, int]) -> int:
-    """Number of 4x4 output tiles of a map."""
-    return _blocks(out_shape[0], 4) * _blocks(out_shape[1], 4)
+def winograd_tiles(out_shape: tuple[int, int, int], kernel: int = 3) -> int:
+    """Number of MxM output tiles of a map (4x4 for 3x3 filters, 2x2 for 5x5)."""
+    m = winograd_output_tile(kernel)
+    return _blocks(out_shape[0], m) * _blocks(out_shape[1], m)
 
 
 WINOGRAD_CHUNK_FLOATS = 96 * 1024  # EC_WINO_CHUNK_FLOATS in ec_winograd.c: one chunk's scratch
@@ -291,15 +337,22 @@ WINOGRAD_MAX_THREADS = 4  # EC_MAX_THREADS of an OpenMP build (1 without): the P
 
 
 def winograd_scratch_floats(in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
-                            nb: int, openmp: bool = False) -> int:
-    """Floats of scratch ec_conv3x3_winograd needs; equals ec_winograd_scratch_floats.
+                            nb: int, openmp: bool = False, kernel: int = 3) -> int:
+    """Floats of scratch ec_conv3x3_winograd (``kernel`` 3) or ec_conv5x5_winograd (5) needs;
+    equals ec_winograd_scratch_floats.
 
-    Tiles are transformed in chunks of `tc` (a multiple of 8 sized to stay in L2), each chunk
-    holding V [36][tc][Ci] and M [36][tc][Co rounded up to nb]; an OpenMP build keeps one chunk
-    per thread, for up to WINOGRAD_MAX_THREADS threads.
+    Tiles are transformed in chunks of `tc` (a multiple of 8 sized to stay in L2; all tiles when
+    the whole map's V and M are no larger than U, which every chunk reads), each chunk holding
+    V [36][tc][Ci] and M [36][tc][Co rounded up to nb]; an OpenMP build keeps one chunk per
+    thread, for up to WINOGRAD_MAX_THREADS threads: one per chunk, or for a map of one chunk,
+    one per pair of output channel blocks (the threads split those, each with its own chunk).
     """
     cin, coutp = in_shape[2], _blocks(out_shape[2], nb) * nb
-    tiles = winograd_tiles(out_shape)
-    tc = min(max(8, WINOGRAD_CHUNK_FLOATS // (36 * (cin + coutp)) // 8 * 8), tiles)
-    threads = min(_blocks(tiles, tc), WINOGRAD_MAX_THREADS if openmp else 1)
+    tiles = winograd_tiles(out_shape, kernel)
+    if tiles * (cin + coutp) <= cin * coutp:
+        tc = tiles
+    else:
+        tc = min(max(8, WINOGRAD_CHUNK_FLOATS // (36 * (cin + coutp)) // 8 * 8), tiles)
+    nchunk, npair = _blocks(tiles, tc), _blocks(_blocks(out_shape[2], nb), 2)
+    threads = min(nchunk if nchunk > 1 else npair, WINOGRAD_MAX_THREADS if openmp else 1)
     return threads * 36 * tc * (cin + coutp)

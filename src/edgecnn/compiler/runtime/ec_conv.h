@@ -63,12 +63,15 @@ void ec_conv2d_direct_f16(const ec_conv_params *p, const ec_tensor *in, ec_tenso
 void ec_conv2d_depthwise(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                          const float *w_packed, const float *bias);
 
-/* Winograd F(4x4, 3x3): 3x3, stride 1, dilation 1, groups 1; any padding within the input's
- * border. w_transformed: [36][ceil(Cout/EC_NB)][Cin][EC_NB] = G g G^T (from pack_winograd).
- * scratch: ec_winograd_scratch_floats(...) floats from the caller. */
+/* Winograd F(4x4, 3x3) and F(2x2, 5x5) (ec_winograd.c): 3x3 or 5x5, stride 1, dilation 1,
+ * groups 1; any padding within the input's border. w_transformed: [36][ceil(Cout/EC_NB)][Cin]
+ * [EC_NB] = G g G^T (from pack_winograd). scratch: ec_winograd_scratch_floats(...) floats from
+ * the caller (p->kh tells the two apart). */
 size_t ec_winograd_scratch_floats(const ec_conv_params *p, const ec_tensor *in,
                                   const ec_tensor *out);
 void ec_conv3x3_winograd(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
+                         const float *w_transformed, const float *bias, float *scratch);
+void ec_conv5x5_winograd(const ec_conv_params *p, const ec_tensor *in, ec_tensor *out,
                          const float *w_transformed, const float *bias, float *scratch);
 
 /* ---- integer (uint8 _u8 / int8 _i8 activations, weights of the same type, int32 sums) --- */
