@@ -97,8 +97,8 @@ EC_INLINE void ec_wino_bt(const ec_vf d[6], ec_vf t[6])
  * dropped) read as zero. FULL: the patch lies inside the buffer and n == EC_NB, so the loads
  * need no checks (every tile but the ragged last ones). */
 EC_INLINE void ec_wino_input_tile_impl(const int FULL, const int M, const ec_conv_params *p,
-                                       const ec_tensor *in, int ty, int tx, int c0, int n,
-                                       float *v, size_t estride)
+                                       const ec_tensor *in, int ty, int tx, int c0, int n, float *v,
+                                       size_t estride)
 {
     const int y0 = M * ty - p->pad_t, x0 = M * tx - p->pad_l;
     const float *org = in->data + (ptrdiff_t)y0 * in->row_stride + (ptrdiff_t)x0 * in->c + c0;
@@ -135,7 +135,7 @@ EC_INLINE void ec_wino_input_tile_impl(const int FULL, const int M, const ec_con
 }
 
 EC_INLINE void ec_wino_input_tile(const int M, const ec_conv_params *p, const ec_tensor *in, int ty,
-                               int tx, int c0, int n, float *v, size_t estride)
+                                  int tx, int c0, int n, float *v, size_t estride)
 {
     const int y0 = M * ty - p->pad_t, x0 = M * tx - p->pad_l;
     const int full = n == EC_NB && y0 >= -in->pad_h && y0 + 6 <= in->h + in->pad_h
@@ -264,7 +264,8 @@ EC_INLINE void ec_wino_output_tile_impl(const int ACT, const int FULL, const int
     } while (0)
 
 EC_INLINE void ec_wino_output_tile(const int M, const ec_conv_params *p, ec_tensor *out, int ty,
-                                int tx, int c0, const float *m, size_t estride, const float *bias)
+                                   int tx, int c0, const float *m, size_t estride,
+                                   const float *bias)
 {
     const int full = c0 + EC_NB <= out->c && M * ty + M <= out->h && M * tx + M <= out->w;
     switch (p->act) {
@@ -293,8 +294,8 @@ EC_INLINE void ec_wino_chunk(const int M, const ec_conv_params *p, const ec_tens
         const int t = t0 + k;
         for (int c0 = 0; c0 < cin; c0 += EC_NB) {
             const int n = cin - c0 < EC_NB ? cin - c0 : EC_NB;
-            ec_wino_input_tile(M, p, in, t / tiles_x, t % tiles_x, c0, n, vbuf + (size_t)k * cin + c0,
-                               (size_t)tcap * cin);
+            ec_wino_input_tile(M, p, in, t / tiles_x, t % tiles_x, c0, n,
+                               vbuf + (size_t)k * cin + c0, (size_t)tcap * cin);
         }
     }
     ec_wino_gemm(tc, cin, nblk, u, vbuf, mbuf, tcap, b0, b1);
