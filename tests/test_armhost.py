@@ -93,6 +93,23 @@ def test_host_target_on_a_pi4_armhf(monkeypatch):
     assert t.runs_on(targets.Machine("armv7", frozenset({"neon"})))
 
 
+def test_host_target_on_a_pi5_uses_the_dot_product(monkeypatch):
+    """A Pi 5 lists asimddp and gets -mcpu=cortex-a76: the integer kernels' SDOT rows; a Pi 4
+    (no asimddp) and an emulated AArch64 (generic -march=armv8-a) do not."""
+    from edgecnn.compiler import kernels
+
+    pi5 = PI5.replace("evtstrm crc32", "evtstrm crc32 atomics fphp asimdhp asimddp")
+    t = _host(monkeypatch, "aarch64", {"fp", "asimd", "asimddp"}, pi5,
+              "Raspberry Pi 5 Model B Rev 1.0")
+    assert t.cflags[0] == "-mcpu=cortex-a76" and "dotprod" in kernels.features(t)
+    assert t.runs_on(targets.Machine("aarch64", frozenset({"asimd", "asimddp"})))
+    t = _host(monkeypatch, "aarch64", {"fp", "asimd"}, PI3_ARM64.replace("0xd03", "0xd08"),
+              "Raspberry Pi 4 Model B Rev 1.4")
+    assert "dotprod" not in kernels.features(t)
+    t = _host(monkeypatch, "aarch64", {"avx2"}, X86)
+    assert "dotprod" not in kernels.features(t)
+
+
 def test_host_target_under_qemu_user_is_generic(monkeypatch):
     t = _host(monkeypatch, "aarch64", {"avx2"}, X86)
     assert t.cflags[0] == "-march=armv8-a" and "-mcpu=native" not in t.cflags

@@ -34,6 +34,9 @@ ARM_CPU_ENV = "EDGECNN_ARM_CPU"
 # ARM Ltd (implementer 0x41) part numbers → gcc -mcpu names
 ARM_PARTS = {0xC07: "cortex-a7", 0xD03: "cortex-a53", 0xD04: "cortex-a35", 0xD05: "cortex-a55",
              0xD07: "cortex-a57", 0xD08: "cortex-a72", 0xD09: "cortex-a73", 0xD0B: "cortex-a76"}
+# cores whose -mcpu enables the ARMv8.2 dot product (SDOT), and -mcpu=native on a CPU that
+# lists it
+DOTPROD_CORES = frozenset({"cortex-a55", "cortex-a76", "native"})
 BOARD_CORES = {"pi3": "cortex-a53", "pizero2": "cortex-a53", "pi4": "cortex-a72",
                "pi5": "cortex-a76"}
 # device-tree model text → board key (the Zero 2 before the Pi 3 rule's digits cannot clash)

@@ -195,19 +195,25 @@ def host_target(m: Machine) -> Target:
         # a real 32-bit ARM core without NEON gets the scalar build below; under emulation
         # (no ARM cpuinfo) qemu's CPU has NEON
         if m.arch == "aarch64" or "neon" in m.flags or arm.source in ("emulated", "override"):
-            return arm_host_target(m.arch, arm)
+            return arm_host_target(m.arch, arm, m.flags)
     # another architecture: plain optimized C, the portable kernels' scalar fallback
     return replace(base, cflags=_O3, nb=4, arch=m.arch, defines=("EC_NO_VECTOR_EXT",),
                    description=f"this machine ({m.arch}, no SIMD kernels)")
 
 
-def arm_host_target(arch: str, arm: armhost.ArmHost) -> Target:
-    """``host`` on an ARM machine: NEON, tuned for its core (see :mod:`.armhost`)."""
+def arm_host_target(arch: str, arm: armhost.ArmHost,
+                    flags: frozenset[str] = frozenset()) -> Target:
+    """``host`` on an ARM machine: NEON, tuned for its core (see :mod:`.armhost`). On AArch64
+    the dot product (the integer kernels' SDOT) where the CPU lists it (``flags``: the
+    Features of /proc/cpuinfo, a Pi 5's "asimddp") and the core the build targets has it."""
     extra = _ARMV7[3:] if arch == "armv7" else _O3  # armv7 keeps -funsafe-math (NEON floats)
     bits = "AArch64" if arch == "aarch64" else "32-bit ARM"
+    dot = (arch == "aarch64" and set(ARM_DOTPROD) <= flags
+           and arm.core in armhost.DOTPROD_CORES)
     return replace(TARGETS["host"], cflags=(*armhost.cflags(arch, arm), *extra), nb=4,
-                   arch=arch, description=f"this machine ({bits}, NEON, OpenMP; "
-                                          f"{armhost.describe(arm)})")
+                   arch=arch, needs=ARM_DOTPROD if dot else (),
+                   description=f"this machine ({bits}, NEON, OpenMP; "
+                               f"{armhost.describe(arm)})")
 
 
 def host_nb(m: Machine | None = None) -> int:
