@@ -304,12 +304,12 @@ def _qconv_pack(depthwise: bool):
     return pack
 
 
-def _qconv_vnni_scratch(direct: bool):
+def _qconv_dot_scratch(count: Callable[[tuple], int]):
+    """The arena of a dot-product kernel (VNNI, SDOT), in floats: ``count`` gives its bytes
+    (the input as bytes of one signedness, padded for direct, and its sums: per pixel, or per
+    window and a running sum)."""
     def scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
-        """Floats of arena for the input as unsigned bytes (padded, for direct) and its sums
-        (per pixel, or per window and a running sum)."""
-        fn = packing.qconv_vnni_direct_scratch_bytes if direct else packing.qconv_vnni_scratch_bytes
-        return -(-fn(_qconv_geometry(op, prog.shapes)) // 4)
+        return -(-count(_qconv_geometry(op, prog.shapes)) // 4)
     return scratch
 
 
@@ -321,20 +321,27 @@ def _qconv_dot_serves(name: str):
     return serves
 
 
-def _qconv_vnni_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
-    """int8 weights w - b and the requantization whose folded bias also takes the activations'
-    shift to unsigned (a = 128 for int8: x = u - 128), see ec_qconv_vnni.c; "d" (b - w_zp) is
-    a literal of the call, not in the weight blob."""
-    a, w = op.attrs, op.weights
-    wt = np.asarray(w["weight"])
-    wt = wt.reshape(*wt.shape, 1, 1) if wt.ndim == 2 else wt  # qdense: (units, n, 1, 1)
-    zp = a["weight_zero_point"]
-    shift = 128 if a["dtype"] == "int8" else 0
-    folded = packing.qconv_folded_bias(wt, w["bias"], a["input_zero_point"] + shift, zp)
-    qweight, d = packing.pack_qconv_vnni(wt, zp)
-    return {"qweight": qweight, "d": np.array([d], np.int32),
-            "requant": packing.pack_qrequant(folded, w["multiplier"], w["shift"],
-                                             packing.VNNI_NB)}
+def _qconv_dot_pack(signed: bool):
+    """int8 weights w - b and the requantization of a dot-product kernel, whose folded bias also
+    takes the activations' shift to the signedness the instruction wants: unsigned for VNNI's
+    VPDPBUSD (int8 input: x = u - 128, ec_qconv_vnni.c), signed for SDOT (uint8 input:
+    x = s + 128, ec_qconv_sdot.c); "d" (b - w_zp) is a literal of the call, not in the weight
+    blob."""
+    pack_weights, nb = ((packing.pack_qconv_sdot, packing.SDOT_NB) if signed else
+                        (packing.pack_qconv_vnni, packing.VNNI_NB))
+
+    def pack(op: Op, _nb: int) -> dict[str, np.ndarray]:
+        a, w = op.attrs, op.weights
+        wt = np.asarray(w["weight"])
+        wt = wt.reshape(*wt.shape, 1, 1) if wt.ndim == 2 else wt  # qdense: (units, n, 1, 1)
+        zp = a["weight_zero_point"]
+        shift = ((-128 if a["dtype"] == "uint8" else 0) if signed else
+                 (128 if a["dtype"] == "int8" else 0))
+        folded = packing.qconv_folded_bias(wt, w["bias"], a["input_zero_point"] + shift, zp)
+        qweight, d = pack_weights(wt, zp)
+        return {"qweight": qweight, "d": np.array([d], np.int32),
+                "requant": packing.pack_qrequant(folded, w["multiplier"], w["shift"], nb)}
+    return pack
 
 
 def _qconv_dot_call(fn: str, count: str):
@@ -350,37 +357,6 @@ def _qconv_dot_call(fn: str, count: str):
                        f"{fn}_{C_SUFFIX[op.attrs['dtype']]}(&p, {args}, A + {off}, {c.out});",
                        ctype="ec_qconv_params")
     return call
-
-
-def _qconv_vnni_call(direct: bool):
-    if direct:
-        return _qconv_dot_call("ec_qconv_direct_vnni", "ec_qconv_vnni_direct_scratch_bytes")
-    return _qconv_dot_call("ec_qconv_pointwise_vnni", "ec_qconv_vnni_scratch_bytes")
-
-
-def _qconv_sdot_scratch(direct: bool):
-    def scratch(op: Op, prog: Program, views: Views, t: Target) -> int:
-        """Floats of arena for the input as signed bytes (padded, for direct) and its sums
-        (per pixel, or per window and a running sum)."""
-        fn = packing.qconv_sdot_direct_scratch_bytes if direct else packing.qconv_sdot_scratch_bytes
-        return -(-fn(_qconv_geometry(op, prog.shapes)) // 4)
-    return scratch
-
-
-def _qconv_sdot_pack(op: Op, nb: int) -> dict[str, np.ndarray]:
-    """int8 weights w - b and the requantization whose folded bias also takes the activations'
-    shift to signed (a = 128 for uint8: x = s + 128), see ec_qconv_sdot.c; "d" (b - w_zp) is a
-    literal of the call, not in the weight blob."""
-    a, w = op.attrs, op.weights
-    wt = np.asarray(w["weight"])
-    wt = wt.reshape(*wt.shape, 1, 1) if wt.ndim == 2 else wt  # qdense: (units, n, 1, 1)
-    zp = a["weight_zero_point"]
-    shift = 128 if a["dtype"] == "uint8" else 0
-    folded = packing.qconv_folded_bias(wt, w["bias"], a["input_zero_point"] - shift, zp)
-    qweight, d = packing.pack_qconv_sdot(wt, zp)
-    return {"qweight": qweight, "d": np.array([d], np.int32),
-            "requant": packing.pack_qrequant(folded, w["multiplier"], w["shift"],
-                                             packing.SDOT_NB)}
 
 
 def _qadd_serves(op: Op, prog: Program, t: Target) -> bool:
@@ -429,19 +405,25 @@ KERNELS: tuple[Kernel, ...] = (
            lambda op, c: c_add_calls("ec_add_fast", op, c), fast=True),
     # integer convolutions: qconv_algorithm decides; the portable INT8 row takes the rest
     Kernel("int8_pointwise_vnni", _QCONV, "ec_qconv_vnni.c", _VNNI,
-           _qconv_serves("int8_pointwise"), _qconv_vnni_call(False),
-           scratch=_qconv_vnni_scratch(False), pack=_qconv_vnni_pack),
+           _qconv_serves("int8_pointwise"),
+           _qconv_dot_call("ec_qconv_pointwise_vnni", "ec_qconv_vnni_scratch_bytes"),
+           scratch=_qconv_dot_scratch(packing.qconv_vnni_scratch_bytes),
+           pack=_qconv_dot_pack(signed=False)),
     Kernel("int8_direct_vnni", _QCONV, "ec_qconv_vnni.c", _VNNI,
-           _qconv_dot_serves("int8_direct"), _qconv_vnni_call(True),
-           scratch=_qconv_vnni_scratch(True), pack=_qconv_vnni_pack),
+           _qconv_dot_serves("int8_direct"),
+           _qconv_dot_call("ec_qconv_direct_vnni", "ec_qconv_vnni_direct_scratch_bytes"),
+           scratch=_qconv_dot_scratch(packing.qconv_vnni_direct_scratch_bytes),
+           pack=_qconv_dot_pack(signed=False)),
     Kernel("int8_pointwise_sdot", _QCONV, "ec_qconv_sdot.c", _DOTPROD,
            _qconv_serves("int8_pointwise"),
            _qconv_dot_call("ec_qconv_pointwise_sdot", "ec_qconv_sdot_scratch_bytes"),
-           scratch=_qconv_sdot_scratch(False), pack=_qconv_sdot_pack),
+           scratch=_qconv_dot_scratch(packing.qconv_sdot_scratch_bytes),
+           pack=_qconv_dot_pack(signed=True)),
     Kernel("int8_direct_sdot", _QCONV, "ec_qconv_sdot.c", _DOTPROD,
            _qconv_dot_serves("int8_direct"),
            _qconv_dot_call("ec_qconv_direct_sdot", "ec_qconv_sdot_direct_scratch_bytes"),
-           scratch=_qconv_sdot_scratch(True), pack=_qconv_sdot_pack),
+           scratch=_qconv_dot_scratch(packing.qconv_sdot_direct_scratch_bytes),
+           pack=_qconv_dot_pack(signed=True)),
     Kernel("int8_pointwise", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_pointwise"),
            _qconv_call("ec_qconv_pointwise"), scratch=_qconv_scratch, pack=_qconv_pack(False)),
     Kernel("int8_direct", _QCONV, "ec_qconv_direct.c", _VEC, _qconv_serves("int8_direct"),
