@@ -22,6 +22,7 @@
  * rearranged sums give it exactly. Requantization and clamp as the other fast kernels
  * (ec_qvec.h). */
 #include "ec_conv.h"
+#include "ec_qdot.h"
 #include "ec_qvec.h"
 
 #if !defined(__aarch64__) || !defined(__ARM_FEATURE_DOTPROD) || EC_NB != 4                         \
@@ -230,56 +231,13 @@ EC_QINLINE void sconv(const int S, const ec_qconv_params *p, const void *x, cons
  * input rows summed byte by byte, their running sum, and a window's sum is the difference of
  * two of those. */
 
-/* the input rows and columns the windows span, padding included (as ec_qconv_direct.c) */
-static long sspan(int n, int pad, int on, int s, int k, int d)
-{
-    const long need = (long)(on - 1) * s + (long)(k - 1) * d + 1;
-    return need > (long)n + pad ? need : (long)n + pad;
-}
-
-typedef struct {
-    long hp, wp, rs, k4, sums; /* padded rows, columns, bytes a row, groups a window row, offset */
-} sgeom;
-
-static sgeom sdirect_geometry(const ec_qconv_params *p)
-{
-    sgeom g;
-    g.hp = sspan(p->h, p->pad_top, p->oh, p->sh, p->kh, p->dh);
-    g.wp = sspan(p->w, p->pad_left, p->ow, p->sw, p->kw, p->dw);
-    g.rs = (g.wp * p->c + 3) / 4 * 4 + 4; /* a window row's last group may read 3 bytes past */
-    g.k4 = ((long)p->kw * p->c + 3) / 4;
-    g.sums = (g.hp * g.rs + 63) / 64 * 64;
-    return g;
-}
-
-/* the padded input, one window sum per output pixel, a running sum of wp C + 1 int32 */
 long ec_qconv_sdot_direct_scratch_bytes(const ec_qconv_params *p)
 {
-    const sgeom g = sdirect_geometry(p);
-    return g.sums + ((long)p->oh * p->ow + g.wp * p->c + 1) * 4;
-}
-
-/* sums[oy][ox]: the sum of s over each window (mod 2^32, as every sum here); run: scratch */
-static void swindow_sums(const ec_qconv_params *p, const sgeom *g, const int8_t *xs, int32_t *sums,
-                         uint32_t *run)
-{
-    const long wc = g->wp * p->c, kc = (long)p->kw * p->c, step = (long)p->sw * p->c;
-    for (int oy = 0; oy < p->oh; oy++) {
-        const int8_t *r0 = xs + (long)oy * p->sh * g->rs;
-        for (long j = 0; j < wc; j++) run[j + 1] = (uint32_t)(int32_t)r0[j];
-        for (int ky = 1; ky < p->kh; ky++) {
-            const int8_t *r = r0 + (long)ky * p->dh * g->rs;
-            for (long j = 0; j < wc; j++) run[j + 1] += (uint32_t)(int32_t)r[j];
-        }
-        run[0] = 0;
-        for (long j = 1; j <= wc; j++) run[j] += run[j - 1];
-        for (int ox = 0; ox < p->ow; ox++)
-            sums[(long)oy * p->ow + ox] = (int32_t)(run[ox * step + kc] - run[ox * step]);
-    }
+    return ec_qdot_direct_scratch(p);
 }
 
 /* The padded copy of x as s */
-EC_QINLINE void spad(const int S, const ec_qconv_params *p, const uint8_t *x, const sgeom *g,
+EC_QINLINE void spad(const int S, const ec_qconv_params *p, const uint8_t *x, const ec_qdot_geom *g,
                      int8_t *xs)
 {
     const uint8_t flip = S ? 0 : 0x80;
@@ -301,7 +259,7 @@ EC_QINLINE void spad(const int S, const ec_qconv_params *p, const uint8_t *x, co
 }
 
 /* R output pixels from (oy, ox) along the row x V channel blocks from ob */
-EC_QINLINE void dtile(const int R, const int V, const ec_qconv_params *p, const sgeom *g,
+EC_QINLINE void dtile(const int R, const int V, const ec_qconv_params *p, const ec_qdot_geom *g,
                       const int8_t *xs, const int8_t *w, const int32_t *rq, long cpad,
                       const int32_t *sums, int32_t d, int oy, int ox, int ob, void *y)
 {
@@ -342,7 +300,7 @@ EC_QINLINE void dtile(const int R, const int V, const ec_qconv_params *p, const 
     sfinish(R, V, p, acc, rq, cpad, sums, d, pix, ob, y);
 }
 
-EC_QINLINE void dtile_nv(const int R, int nv, const ec_qconv_params *p, const sgeom *g,
+EC_QINLINE void dtile_nv(const int R, int nv, const ec_qconv_params *p, const ec_qdot_geom *g,
                          const int8_t *xs, const int8_t *w, const int32_t *rq, long cpad,
                          const int32_t *sums, int32_t d, int oy, int ox, int ob, void *y)
 {
@@ -359,13 +317,13 @@ EC_QINLINE void dtile_nv(const int R, int nv, const ec_qconv_params *p, const sg
 EC_QINLINE void dconv(const int S, const ec_qconv_params *p, const void *x, const int8_t *w,
                       const int32_t *rq, int32_t d, void *scratch, void *y)
 {
-    const sgeom g = sdirect_geometry(p);
+    const ec_qdot_geom g = ec_qdot_geometry(p);
     const int nblk = (p->o + 3) / 4, nq = (nblk + EC_SV - 1) / EC_SV;
     const long cpad = (long)nblk * 4, ntr = (p->ow + EC_SR - 1) / EC_SR;
     int8_t *xs = (int8_t *)scratch;
     int32_t *sums = d ? (int32_t *)(void *)(xs + g.sums) : NULL;
     spad(S, p, (const uint8_t *)x, &g, xs);
-    if (sums) swindow_sums(p, &g, xs, sums, (uint32_t *)(sums + (long)p->oh * p->ow));
+    if (sums) ec_qdot_window_sums(1, p, &g, xs, sums, (uint32_t *)(sums + (long)p->oh * p->ow));
     /* jobs: channel groups outer (their weights stay in cache), then rows, then tiles */
     EC_OMP_FOR_IF((long)p->oh * p->ow * p->kh * g.k4 * 4 * cpad >= EC_QPARALLEL_MIN_MACS)
     for (long job = 0; job < nq * p->oh * ntr; job++) {

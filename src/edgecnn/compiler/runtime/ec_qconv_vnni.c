@@ -20,6 +20,7 @@
  * rearranged sums give it exactly. Requantization and clamp as the other fast kernels
  * (ec_qvec.h). */
 #include "ec_conv.h"
+#include "ec_qdot.h"
 #include "ec_qvec.h"
 
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__) || EC_NB != 16 || defined(EC_NO_VECTOR_EXT)
@@ -234,56 +235,13 @@ EC_QINLINE void vconv(const int S, const ec_qconv_params *p, const void *x, cons
  * over each output pixel's window follows the rows: per output row, the kh input rows summed
  * byte by byte, their running sum, and a window's sum is the difference of two of those. */
 
-/* the input rows and columns the windows span, padding included (as ec_qconv_direct.c) */
-static long vspan(int n, int pad, int on, int s, int k, int d)
-{
-    const long need = (long)(on - 1) * s + (long)(k - 1) * d + 1;
-    return need > (long)n + pad ? need : (long)n + pad;
-}
-
-typedef struct {
-    long hp, wp, rs, k4, sums; /* padded rows, columns, bytes a row, groups a window row, offset */
-} vgeom;
-
-static vgeom vdirect_geometry(const ec_qconv_params *p)
-{
-    vgeom g;
-    g.hp = vspan(p->h, p->pad_top, p->oh, p->sh, p->kh, p->dh);
-    g.wp = vspan(p->w, p->pad_left, p->ow, p->sw, p->kw, p->dw);
-    g.rs = (g.wp * p->c + 3) / 4 * 4 + 4; /* a window row's last group may read 3 bytes past */
-    g.k4 = ((long)p->kw * p->c + 3) / 4;
-    g.sums = (g.hp * g.rs + 63) / 64 * 64;
-    return g;
-}
-
-/* the padded input, one window sum per output pixel, a running sum of wp C + 1 int32 */
 long ec_qconv_vnni_direct_scratch_bytes(const ec_qconv_params *p)
 {
-    const vgeom g = vdirect_geometry(p);
-    return g.sums + ((long)p->oh * p->ow + g.wp * p->c + 1) * 4;
-}
-
-/* sums[oy][ox]: the sum of u over each window (mod 2^32, as every sum here); run: scratch */
-static void vwindow_sums(const ec_qconv_params *p, const vgeom *g, const uint8_t *xs, int32_t *sums,
-                         uint32_t *run)
-{
-    const long wc = g->wp * p->c, kc = (long)p->kw * p->c, step = (long)p->sw * p->c;
-    for (int oy = 0; oy < p->oh; oy++) {
-        const uint8_t *r0 = xs + (long)oy * p->sh * g->rs;
-        for (long j = 0; j < wc; j++) run[j + 1] = r0[j];
-        for (int ky = 1; ky < p->kh; ky++) {
-            const uint8_t *r = r0 + (long)ky * p->dh * g->rs;
-            for (long j = 0; j < wc; j++) run[j + 1] += r[j];
-        }
-        run[0] = 0;
-        for (long j = 1; j <= wc; j++) run[j] += run[j - 1];
-        for (int ox = 0; ox < p->ow; ox++)
-            sums[(long)oy * p->ow + ox] = (int32_t)(run[ox * step + kc] - run[ox * step]);
-    }
+    return ec_qdot_direct_scratch(p);
 }
 
 /* The padded copy of x as u */
-EC_QINLINE void vpad(const int S, const ec_qconv_params *p, const uint8_t *x, const vgeom *g,
+EC_QINLINE void vpad(const int S, const ec_qconv_params *p, const uint8_t *x, const ec_qdot_geom *g,
                      uint8_t *xs)
 {
     const uint8_t flip = S ? 0x80 : 0, pad = (uint8_t)((uint8_t)p->in_zp ^ flip);
@@ -306,7 +264,7 @@ EC_QINLINE void vpad(const int S, const ec_qconv_params *p, const uint8_t *x, co
 
 /* R output pixels from (oy, ox) along the row x V channel blocks from ob */
 EC_QINLINE void dtile(const int R, const int V, const int S, const ec_qconv_params *p,
-                      const vgeom *g, const uint8_t *xs, const int8_t *w, const int32_t *rq,
+                      const ec_qdot_geom *g, const uint8_t *xs, const int8_t *w, const int32_t *rq,
                       long cpad, const int32_t *sums, int32_t d, int oy, int ox, int ob, void *y)
 {
     const long bstep = (long)p->kh * g->k4 * 64; /* bytes of one packed block */
@@ -345,9 +303,10 @@ EC_QINLINE void dtile(const int R, const int V, const int S, const ec_qconv_para
     }
 }
 
-EC_QINLINE void dtile_nv(const int R, int nv, const int S, const ec_qconv_params *p, const vgeom *g,
-                         const uint8_t *xs, const int8_t *w, const int32_t *rq, long cpad,
-                         const int32_t *sums, int32_t d, int oy, int ox, int ob, void *y)
+EC_QINLINE void dtile_nv(const int R, int nv, const int S, const ec_qconv_params *p,
+                         const ec_qdot_geom *g, const uint8_t *xs, const int8_t *w,
+                         const int32_t *rq, long cpad, const int32_t *sums, int32_t d, int oy,
+                         int ox, int ob, void *y)
 {
     if (nv == EC_VV)
         dtile(R, EC_VV, S, p, g, xs, w, rq, cpad, sums, d, oy, ox, ob, y);
@@ -362,13 +321,13 @@ EC_QINLINE void dtile_nv(const int R, int nv, const int S, const ec_qconv_params
 EC_QINLINE void dconv(const int S, const ec_qconv_params *p, const void *x, const int8_t *w,
                       const int32_t *rq, int32_t d, void *scratch, void *y)
 {
-    const vgeom g = vdirect_geometry(p);
+    const ec_qdot_geom g = ec_qdot_geometry(p);
     const int nblk = (p->o + 15) / 16, nq = (nblk + EC_VV - 1) / EC_VV;
     const long cpad = (long)nblk * 16, ntr = (p->ow + EC_VR - 1) / EC_VR;
     uint8_t *xs = (uint8_t *)scratch;
     int32_t *sums = d ? (int32_t *)(void *)(xs + g.sums) : NULL;
     vpad(S, p, (const uint8_t *)x, &g, xs);
-    if (sums) vwindow_sums(p, &g, xs, sums, (uint32_t *)(sums + (long)p->oh * p->ow));
+    if (sums) ec_qdot_window_sums(0, p, &g, xs, sums, (uint32_t *)(sums + (long)p->oh * p->ow));
     /* jobs: channel quads outer (their weights stay in cache), then rows, then tiles */
     EC_OMP_FOR_IF((long)p->oh * p->ow * p->kh * g.k4 * 4 * cpad >= EC_QPARALLEL_MIN_MACS)
     for (long job = 0; job < nq * p->oh * ntr; job++) {
