@@ -707,29 +707,38 @@ def test_vnni_requantization_bit_exact(vnni_lib, dtype):
     np.testing.assert_array_equal(got, want)
 
 
+def _extreme_pointwise(dtype: str, seed: int, in_zp: int, w_zp: int, span: int, corner: int):
+    """A 1x1 layer (64 -> 48 channels, 7x6 pixels) whose activations and weights sit at the ends
+    of their range, the first pixel all ``corner`` (the extreme sum), scaled so that outputs span
+    about -100 .. 100 when the products reach ``span``: (attrs, weights, x, reference, params)."""
+    lo, hi = quant.qrange(dtype)
+    o, c = 48, 64
+    rng = np.random.default_rng(seed)
+    kind = get_kind("qconv2d")
+    a = kind.normalize_attrs(dict(
+        filters=o, kernel=1, dtype=dtype, input_scale=1.0, input_zero_point=in_zp,
+        output_scale=1.0, output_zero_point=lo + 128, act_min=lo, act_max=hi,
+        weight_zero_point=w_zp, per_channel=False), "t")
+    m, e = quant.quantize_multiplier(100 / (c * span))
+    wts = {"weight": rng.choice([lo, hi], (o, c, 1, 1)).astype(dtype),
+           "bias": np.zeros(o, np.int32), "weight_scale": np.ones(1, np.float32),
+           "multiplier": np.array([m], np.int32), "shift": np.array([e], np.int32)}
+    x = rng.choice([lo, hi], (1, 7, 6, c)).astype(dtype)
+    x[0, 0, 0] = corner
+    want = kind.forward(a, [x], wts)[0]
+    assert len(np.unique(want)) > 20
+    p = QConv(7, 6, c, 7, 6, o, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, in_zp, w_zp, lo + 128, lo, hi)
+    return a, wts, x, want, p
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "int8"])
 def test_vnni_extreme_products_do_not_saturate(vnni_lib, dtype):
     """Activations and weights at the ends of their range: products 255 x -128 four to an int32
     lane (VPMADDUBSW's int16 pair sums would saturate at 2 x 255 x 128; VPDPBUSD must not),
     the per-pixel sums at 64 x 255."""
     lo, hi = quant.qrange(dtype)
-    o, c = 48, 64
-    rng = np.random.default_rng(3)
-    kind = get_kind("qconv2d")
-    zp = 128 if dtype == "uint8" else 0
-    a = kind.normalize_attrs(dict(
-        filters=o, kernel=1, dtype=dtype, input_scale=1.0, input_zero_point=lo,
-        output_scale=1.0, output_zero_point=lo + 128, act_min=lo, act_max=hi,
-        weight_zero_point=zp, per_channel=False), "t")
-    m, e = quant.quantize_multiplier(100 / (c * 255 * 128))  # outputs about -100 .. 100
-    wts = {"weight": rng.choice([lo, hi], (o, c, 1, 1)).astype(dtype),
-           "bias": np.zeros(o, np.int32), "weight_scale": np.ones(1, np.float32),
-           "multiplier": np.array([m], np.int32), "shift": np.array([e], np.int32)}
-    x = rng.choice([lo, hi], (1, 7, 6, c)).astype(dtype)
-    x[0, 0, 0] = hi  # one pixel at the largest sum
-    want = kind.forward(a, [x], wts)[0]
-    assert len(np.unique(want)) > 20
-    p = QConv(7, 6, c, 7, 6, o, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, lo, zp, lo + 128, lo, hi)
+    a, wts, x, want, p = _extreme_pointwise(dtype, 3, lo, 128 if dtype == "uint8" else 0,
+                                            255 * 128, hi)
     got, _ = run_vnni(vnni_lib, a, wts, x, p, want.shape)
     np.testing.assert_array_equal(got, want)
 
@@ -820,23 +829,7 @@ def test_sdot_extreme_values_are_exact(sdot_exe, dtype):
     lane, uint8 weights 255 from a zero point of 0: w - w_zp beyond int8), the per-pixel sums
     at 64 x 128."""
     lo, hi = quant.qrange(dtype)
-    o, c = 48, 64
-    rng = np.random.default_rng(4)
-    kind = get_kind("qconv2d")
-    zp = 0
-    a = kind.normalize_attrs(dict(
-        filters=o, kernel=1, dtype=dtype, input_scale=1.0, input_zero_point=hi,
-        output_scale=1.0, output_zero_point=lo + 128, act_min=lo, act_max=hi,
-        weight_zero_point=zp, per_channel=False), "t")
-    m, e = quant.quantize_multiplier(100 / (c * 255 * 255))  # outputs about -100 .. 100
-    wts = {"weight": rng.choice([lo, hi], (o, c, 1, 1)).astype(dtype),
-           "bias": np.zeros(o, np.int32), "weight_scale": np.ones(1, np.float32),
-           "multiplier": np.array([m], np.int32), "shift": np.array([e], np.int32)}
-    x = rng.choice([lo, hi], (1, 7, 6, c)).astype(dtype)
-    x[0, 0, 0] = lo  # one pixel at the extreme sum
-    want = kind.forward(a, [x], wts)[0]
-    assert len(np.unique(want)) > 20
-    p = QConv(7, 6, c, 7, 6, o, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, hi, zp, lo + 128, lo, hi)
+    a, wts, x, want, p = _extreme_pointwise(dtype, 4, hi, 0, 255 * 255, lo)
     got, _ = run_sdot(sdot_exe, a, wts, x, p, want.shape)
     np.testing.assert_array_equal(got, want)
 

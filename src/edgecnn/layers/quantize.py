@@ -38,10 +38,10 @@ class Quantize(LayerKind):
         return _qdq.quantize(b, l, ins[0], a["scale"], a["zero_point"], a["dtype"], out)
 
     def c_call(self, op, c):
-        sfx = "u8" if op.attrs["dtype"] == "uint8" else "i8"
-        q = f"{c.flt(op.attrs['scale'])}, {op.attrs['zero_point']}"
         if op.inputs[0] in c.external:  # the caller's contiguous floats
             return c_quantize_flat_call(op, c, "ec_quantize_flat")
+        sfx = "u8" if op.attrs["dtype"] == "uint8" else "i8"
+        q = f"{c.flt(op.attrs['scale'])}, {op.attrs['zero_point']}"
         return f"    ec_quantize_{sfx}(&{c.ins[0]}, {c.out}, {q});"
 
     def forward(self, a, xs, w):
